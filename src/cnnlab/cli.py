@@ -1,0 +1,77 @@
+"""The ``cnnlab`` command: thin; it parses arguments and calls the library.
+
+Each sub-command lives in ``cnnlab/commands/<name>.py`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func``; the CLI
+finds the modules itself. Commands
+import torch and friends inside ``func`` so ``cnnlab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from cnnlab import __version__
+from cnnlab.errors import CnnlabError
+
+# Sub-commands listed first in ``--help``; any other module in cnnlab/commands
+# that has ``register`` follows alphabetically, so adding a command is adding a file.
+PREFERRED_ORDER = ("train", "eval", "predict", "presets", "models", "data", "profile", "scratch", "bench")
+
+
+def command_modules() -> list[str]:
+    """Names of the modules in ``cnnlab.commands`` that define a sub-command."""
+    import pkgutil
+
+    import cnnlab.commands
+
+    found = {m.name for m in pkgutil.iter_modules(cnnlab.commands.__path__) if m.name != "common"}
+    return [n for n in PREFERRED_ORDER if n in found] + sorted(found - set(PREFERRED_ORDER))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnlab",
+        description=(
+            "A laboratory for convolutional neural networks on images. "
+            "Train a preset with `cnnlab train mnist-fast`, then `cnnlab eval runs/<name>`."
+        ),
+        epilog="Run `cnnlab COMMAND --help` for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in command_modules():
+        module = importlib.import_module(f"cnnlab.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (0 ok, 1 failed run, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except (CnnlabError, FileNotFoundError, FileExistsError) as exc:
+        if args.debug:
+            raise
+        print(f"cnnlab: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if not isinstance(exc, FileNotFoundError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``cnnlab`` CLI, one module each (see ``cnnlab.cli``)."""

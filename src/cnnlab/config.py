@@ -1,0 +1,418 @@
+"""Typed configuration: dataclasses, YAML presets, ``key=value`` overrides, strict checks.
+
+A run is described by one :class:`Config`. Presets are YAML files shipped in
+``cnnlab/presets``; any key can be overridden on the command line:
+
+>>> cfg = load_config("mnist-fast", ["train.epochs=3", "optim.lr=0.01"])
+>>> cfg.train.epochs, cfg.optim.lr
+(3, 0.01)
+
+Unknown keys, values of the wrong type and values out of range are errors
+before any work starts, and an unknown key names the nearest valid one.
+Model options (``model.<option>``) are free-form here and checked against the
+chosen model's constructor by :func:`cnnlab.models.create_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from cnnlab.errors import CnnlabError, did_you_mean
+
+
+@dataclass
+class AugmentConfig:
+    """Batched on-device augmentation; every op is off (0) by default."""
+
+    crop_padding: int = 0  # pad then random-crop back to size, pixels per side
+    crop_mode: Literal["zero", "reflect"] = "zero"
+    hflip: float = 0.0  # probability of a horizontal flip
+    rotate: float = 0.0  # max rotation, degrees (uniform in [-rotate, rotate])
+    scale: float = 0.0  # max relative zoom (uniform in [1-scale, 1+scale])
+    shear: float = 0.0  # max shear, degrees
+    translate: float = 0.0  # max shift, fraction of the image size
+    brightness: float = 0.0  # factor uniform in [1-b, 1+b]
+    contrast: float = 0.0
+    saturation: float = 0.0
+    noise_std: float = 0.0  # Gaussian noise std on the [0, 1] pixel scale
+    erase_prob: float = 0.0  # probability of random erasing (cutout)
+    erase_size: float = 0.25  # side of the erased square, fraction of the image side
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are split and prepared."""
+
+    name: str = "mnist"  # mnist, fashion-mnist, cifar10, cifar10-jpeg, cifar100, imagenette-160, folder
+    root: Optional[str] = None  # an image folder (for name=folder): class per sub-folder
+    data_dir: Optional[str] = None  # explicit directory holding the datasets
+    download: bool = False  # opt-in torchvision download for online users
+    val: Literal["split", "test", "none"] = "split"  # a stratified split, the test set, or none
+    val_fraction: float = 0.1
+    final_fit: bool = False  # train on train+validation (no model selection on val)
+    test_fraction: float = 0.2  # for a folder with no test/ sub-folder: held-out fraction
+    image_size: Optional[int] = None  # folder images are resized to this (default: the first image's)
+    resize: Literal["resize", "center_crop", "pad"] = "resize"
+    channels: Optional[int] = None  # 1 or 3; folder default: 3 unless every image is greyscale
+    normalize: bool = True  # subtract the train split's per-channel mean, divide by std
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    strict: bool = False  # an unreadable image is fatal (else skipped and counted)
+    cache_dir: Optional[str] = None  # decoded-folder cache (default ~/.cache/cnnlab)
+    limit_train: Optional[int] = None  # use only the first N training images (quick experiments)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    """A registered model name plus its constructor options (checked by the registry)."""
+
+    name: str = "mnist_classic"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # SGD and RMSprop
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    amsgrad: bool = False
+    alpha: float = 0.99  # RMSprop smoothing constant
+    weight_decay: float = 0.0  # decoupled for AdamW, coupled (L2 in the update) for the others
+    decay_norm_and_bias: bool = False  # apply weight decay to norm weights and biases too
+    l1: float = 0.0  # explicit penalty l1 * sum|w| added to the loss (conv and linear weights)
+    l2: float = 0.0  # explicit penalty l2 * sum w^2 added to the loss
+
+
+@dataclass
+class ScheduleConfig:
+    name: Literal["constant", "onecycle", "plateau", "cosine", "step"] = "constant"
+    peak_lr: Optional[float] = None  # one-cycle peak (default optim.lr)
+    warmup_fraction: float = 0.25  # one-cycle: fraction of steps rising to the peak
+    initial_div: float = 25.0  # one-cycle: start at peak / initial_div
+    final_div: float = 1e4  # one-cycle: end at peak / final_div
+    warmup_epochs: float = 0.0  # cosine: linear warm-up length
+    min_lr: float = 0.0  # cosine floor and plateau floor
+    factor: float = 0.5  # plateau and step: multiply the lr by this
+    patience: int = 2  # plateau: epochs without improvement before cutting
+    threshold: float = 1e-4  # plateau: improvement smaller than this does not count
+    step_epochs: int = 10  # step: cut every this many epochs
+
+
+@dataclass
+class EarlyStopConfig:
+    patience: Optional[int] = None  # epochs without improvement; None disables
+    min_delta: float = 0.0
+    monitor: Literal["val_loss", "val_accuracy"] = "val_accuracy"
+    restore_best: bool = True
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
+    clip_value: Optional[float] = None
+    clip_norm: Optional[float] = None
+    label_smoothing: float = 0.0
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (GPU)
+    channels_last: bool = False
+    log_every: int = 50  # steps between per-step metric lines (and host syncs on GPU)
+    deterministic: bool = True  # deterministic algorithms where the device allows
+    threads: Optional[int] = None  # CPU intra-op threads (default: torch's choice)
+    checkpoint_every: int = 1  # epochs between last.pt saves
+    plots: bool = True  # draw curves.png at the end
+    early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Range checks: key -> (predicate, description of the valid range).
+_RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "data.val_fraction": (lambda v: 0.0 < v < 1.0, "a fraction in (0, 1)"),
+    "data.test_fraction": (lambda v: 0.0 < v < 1.0, "a fraction in (0, 1)"),
+    "data.batch_size": (lambda v: v >= 1, "a positive integer"),
+    "data.eval_batch_size": (lambda v: v >= 1, "a positive integer"),
+    "data.image_size": (lambda v: v is None or v >= 1, "a positive integer"),
+    "data.channels": (lambda v: v in (None, 1, 3), "1 or 3"),
+    "data.limit_train": (lambda v: v is None or v >= 1, "a positive integer"),
+    "data.augment.crop_padding": (lambda v: v >= 0, ">= 0"),
+    "data.augment.hflip": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
+    "data.augment.erase_prob": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
+    "data.augment.erase_size": (lambda v: 0.0 < v <= 1.0, "a fraction in (0, 1]"),
+    "data.augment.scale": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "data.augment.translate": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "data.augment.brightness": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "data.augment.contrast": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "data.augment.saturation": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "data.augment.noise_std": (lambda v: v >= 0.0, ">= 0"),
+    "data.augment.rotate": (lambda v: 0.0 <= v <= 180.0, "degrees in [0, 180]"),
+    "data.augment.shear": (lambda v: 0.0 <= v < 90.0, "degrees in [0, 90)"),
+    "optim.lr": (lambda v: v > 0, "> 0"),
+    "optim.momentum": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "optim.weight_decay": (lambda v: v >= 0, ">= 0"),
+    "optim.l1": (lambda v: v >= 0, ">= 0"),
+    "optim.l2": (lambda v: v >= 0, ">= 0"),
+    "optim.eps": (lambda v: v > 0, "> 0"),
+    "schedule.peak_lr": (lambda v: v is None or v > 0, "> 0"),
+    "schedule.warmup_fraction": (lambda v: 0.0 <= v < 1.0, "a fraction in [0, 1)"),
+    "schedule.factor": (lambda v: 0.0 < v < 1.0, "in (0, 1)"),
+    "schedule.initial_div": (lambda v: v >= 1.0, ">= 1"),
+    "schedule.final_div": (lambda v: v >= 1.0, ">= 1"),
+    "schedule.patience": (lambda v: v >= 0, ">= 0"),
+    "schedule.step_epochs": (lambda v: v >= 1, ">= 1"),
+    "train.epochs": (lambda v: v >= 1, "a positive integer"),
+    "train.clip_value": (lambda v: v is None or v > 0, "> 0"),
+    "train.clip_norm": (lambda v: v is None or v > 0, "> 0"),
+    "train.label_smoothing": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "train.log_every": (lambda v: v >= 1, "a positive integer"),
+    "train.threads": (lambda v: v is None or v >= 1, "a positive integer"),
+    "train.checkpoint_every": (lambda v: v >= 1, "a positive integer"),
+    "train.early_stopping.patience": (lambda v: v is None or v >= 1, "a positive integer"),
+}
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with cnnlab."""
+    folder = resources.files("cnnlab") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_text(name: str) -> str:
+    """The YAML text of a shipped preset."""
+    if name not in preset_names():
+        raise CnnlabError(
+            f"no preset or YAML file named '{name}'; {did_you_mean(name, preset_names())} "
+            "(run `cnnlab presets` to list them)"
+        )
+    return (resources.files("cnnlab") / "presets" / f"{name}.yaml").read_text()
+
+
+def _read_source(source: str) -> dict:
+    """A preset name or a YAML file path -> a plain dict."""
+    path = Path(source)
+    if source.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise CnnlabError(f"config file '{source}' does not exist")
+        text = path.read_text()
+    else:
+        text = preset_text(source)
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise CnnlabError(f"'{source}' is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(raw, dict):
+        raise CnnlabError(f"'{source}' must hold a YAML mapping at the top level")
+    return raw
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.epochs=3", "model.filters=[16,32]"]`` -> ``{"train.epochs": 3, ...}``.
+
+    Values are parsed as YAML, so ``3`` is an int, ``1e-3`` a float,
+    ``[16,32]`` a list and ``null`` is None.
+    """
+    parsed: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise CnnlabError(f"override '{item}' must look like key=value, e.g. train.epochs=3")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise CnnlabError(f"override '{item}' has no key before '='")
+        parsed[key] = _parse_value(text)
+    return parsed
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML 1.1 reads "1e-3" as a string; accept it as the float a user meant.
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in "eE.") else value
+        except ValueError:
+            return value
+    return value
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise CnnlabError(f"cannot set '{key}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def load_config(source: str | None = None, overrides: list[str] | dict | None = None) -> Config:
+    """Build a validated :class:`Config` from a preset name or YAML path plus overrides."""
+    raw = _read_source(source) if source else {}
+    items = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    for key, value in items.items():
+        _set_dotted(raw, key, value)
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict) -> Config:
+    """Strictly convert a nested dict (as in ``config.yaml``) into a :class:`Config`."""
+    raw = dict(raw)
+    model_raw = raw.pop("model", {}) or {}
+    if not isinstance(model_raw, dict):
+        raise CnnlabError("'model' must be a mapping with at least a 'name'")
+    model_raw = dict(model_raw)
+    options = model_raw.pop("options", {}) or {}
+    name = model_raw.pop("name", ModelConfig.name)
+    options.update(model_raw)  # model.<option> may be written flat, next to the name
+    cfg = _build(Config, raw, "")
+    cfg.model = ModelConfig(name=_check_type(name, str, "model.name"), options=options)
+    for key, (ok, desc) in _RANGES.items():
+        value = get_dotted(cfg, key)
+        if not ok(value):
+            raise CnnlabError(f"{key}={value!r} is out of range; expected {desc}")
+    return cfg
+
+
+def _build(cls, raw: dict, prefix: str):
+    if not isinstance(raw, dict):
+        raise CnnlabError(f"'{prefix.rstrip('.')}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            valid = [f"{prefix}{k}" for k in fields] + ([] if prefix else ["model"])
+            raise CnnlabError(f"unknown config key '{dotted}'; {did_you_mean(dotted, valid)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, dotted + ".")
+        else:
+            kwargs[key] = _check_type(value, hint, dotted)
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, hint: Any, key: str) -> Any:
+    """Return ``value`` converted to ``hint`` where lossless, else raise naming the key."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in [a for a in args if a is not type(None)]:
+            try:
+                return _check_type(value, option, key)
+            except CnnlabError as exc:
+                errors.append(str(exc))
+        raise CnnlabError(errors[0] if errors else f"{key} must not be null")
+    if origin is Literal:
+        if value not in args:
+            raise CnnlabError(f"{key}={value!r} is not valid; expected one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise CnnlabError(f"{key} must be a list, got {value!r}")
+        if origin is tuple and args and len(args) != len(value):
+            raise CnnlabError(f"{key} must have {len(args)} values, got {len(value)}")
+        items = [_check_type(v, args[i] if origin is tuple else (args[0] if args else Any), key)
+                 for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise CnnlabError(f"{key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise CnnlabError(f"{key} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CnnlabError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise CnnlabError(f"{key} must be a string, got {value!r}")
+        return value
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise CnnlabError(f"{key} must be a mapping, got {value!r}")
+        return value
+    return value
+
+
+def get_dotted(cfg: Any, key: str) -> Any:
+    """``get_dotted(cfg, "train.epochs")`` -> ``cfg.train.epochs``."""
+    node = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """A plain nested dict (model options flattened next to the name), YAML-ready."""
+    out = dataclasses.asdict(cfg)
+    model = {"name": cfg.model.name, **cfg.model.options}
+    out["model"] = model
+    return _plain(out)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def dump_config(cfg: Config) -> str:
+    """YAML text of a fully resolved config (what ``config.yaml`` in a run holds)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def all_keys(cls=Config, prefix: str = "") -> list[str]:
+    """Every dotted config key (model options excluded)."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += all_keys(hints[f.name], f"{prefix}{f.name}.")
+        elif not (cls is ModelConfig):
+            keys.append(f"{prefix}{f.name}")
+    return keys

@@ -1,0 +1,8 @@
+"""Imports every model family module so that each registers its models.
+
+Add a new family by creating ``models/<family>.py`` and importing it here.
+"""
+
+from cnnlab.models import simple  # noqa: F401
+from cnnlab.models import convnet  # noqa: F401
+from cnnlab.models import resnet9  # noqa: F401

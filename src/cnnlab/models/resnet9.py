@@ -1,0 +1,87 @@
+"""ResNet-9, the small residual network behind the fast CIFAR-10 training records.
+
+prep conv 64 -> conv 128 + pool + residual(128, 128) -> conv 256 + pool
+-> conv 512 + pool + residual(512, 512) -> global max pool -> fc.
+Each conv is 3x3 -> BatchNorm -> ReLU. ``width`` scales every channel count
+(64 is the published network); ``logit_scale`` multiplies the logits, which
+the original recipe uses to keep early softmax outputs soft.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnlab.models.base import ImageClassifier, check_input_channels
+from cnnlab.models.layers import get_activation, get_norm
+from cnnlab.models.registry import register_model
+from cnnlab.models.shapes import feature_shape
+
+
+def conv_bn(in_ch: int, out_ch: int, norm_layer, act_layer, pool: bool = False) -> nn.Sequential:
+    layers = [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), norm_layer(out_ch), act_layer()]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    """x + f(x): an identity shortcut around two conv-BN-ReLU layers."""
+
+    def __init__(self, channels: int, norm_layer, act_layer) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_bn(channels, channels, norm_layer, act_layer), conv_bn(channels, channels, norm_layer, act_layer)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Scale(nn.Module):
+    """Multiply by a constant (keeps early logits small)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
+
+
+@register_model("resnet9")
+class ResNet9(ImageClassifier):
+    """ResNet-9 for 32x32 (or larger) images; see the module docstring."""
+
+    default_input_size = (3, 32, 32)
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        image_size: int = 32,
+        width: int = 64,
+        norm: str = "batchnorm",
+        activation: str = "relu",
+        logit_scale: float = 0.125,
+    ) -> None:
+        super().__init__()
+        check_input_channels(in_channels, num_classes)
+        norm_layer, act = get_norm(norm), get_activation(activation)
+        w = width
+        self.default_input_size = (in_channels, image_size, image_size)
+        self.features = nn.Sequential(
+            conv_bn(in_channels, w, norm_layer, act),  # prep: (N, w, H, W)
+            conv_bn(w, 2 * w, norm_layer, act, pool=True),  # (N, 2w, H/2, W/2)
+            Residual(2 * w, norm_layer, act),
+            conv_bn(2 * w, 4 * w, norm_layer, act, pool=True),  # (N, 4w, H/4, W/4)
+            conv_bn(4 * w, 8 * w, norm_layer, act, pool=True),  # (N, 8w, H/8, W/8)
+            Residual(8 * w, norm_layer, act),
+        )
+        feature_shape(self.features, self.default_input_size, "resnet9")  # fail early on tiny inputs
+        self.head = nn.Sequential(
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8 * w, num_classes, bias=False), Scale(logit_scale)
+        )
