@@ -6,3 +6,4 @@ Add a new family by creating ``models/<family>.py`` and importing it here.
 from cnnlab.models import simple  # noqa: F401
 from cnnlab.models import convnet  # noqa: F401
 from cnnlab.models import resnet9  # noqa: F401
+from cnnlab.models import resnet  # noqa: F401
