@@ -1,0 +1,196 @@
+"""Image folders (one sub-folder per class) decoded once into a uint8 tensor cache.
+
+Layouts accepted under a root:
+
+- ``root/<class>/*.png|jpg|jpeg|bmp`` — one pool; a test split is held out;
+- ``root/train/<class>/...`` plus ``root/test/<class>/...`` (or ``val/``).
+
+Decoding thousands of JPEGs takes seconds to minutes, so the decoded arrays
+are saved under the cache directory, keyed by a hash of the folder's listing
+(relative paths, sizes, modification times) and the decode options. Adding,
+removing or touching any image changes the key and so invalidates the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+CACHE_FORMAT = 2  # bump when the decoding changes, so old caches are not reused
+
+
+@dataclass
+class FolderSplit:
+    """Decoded images of one split: ``images`` (N, C, H, W) uint8, ``labels`` (N,) int64."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    skipped: list[str] = field(default_factory=list)
+
+
+def list_classes(folder: Path) -> list[str]:
+    """Sorted names of sub-folders that contain at least one image (ImageFolder order)."""
+    return sorted(
+        d.name for d in folder.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and any(_is_image(p) for p in d.iterdir())
+    )
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    """(path, class index) of every image under ``folder/<class>/``, sorted for determinism."""
+    items = []
+    for index, name in enumerate(classes):
+        sub = folder / name
+        if sub.is_dir():
+            items += [(p, index) for p in sorted(sub.iterdir()) if _is_image(p)]
+    return items
+
+
+def split_folders(root: Path) -> tuple[Path, Path | None]:
+    """(train folder, test folder or None) for a dataset root."""
+    if (root / "train").is_dir():
+        for name in ("test", "val"):
+            if (root / name).is_dir():
+                return root / "train", root / name
+        return root / "train", None
+    return root, None
+
+
+def listing_key(items: list[tuple[Path, int]], root: Path, options: dict) -> str:
+    """Hash of the listing (relative path, size, mtime) and decode options: the cache key."""
+    digest = hashlib.sha256(repr(sorted(options.items())).encode())
+    digest.update(f"format={CACHE_FORMAT}".encode())
+    for path, label in items:
+        st = path.stat()
+        digest.update(f"{path.relative_to(root)}\t{label}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def decode_image(path: Path, size: int, policy: str, mode: str) -> np.ndarray:
+    """Decode one file to (C, size, size) uint8 following the resize ``policy``.
+
+    ``resize`` squashes to size x size; ``center_crop`` scales the short side
+    to ``size`` and crops the centre; ``pad`` scales the long side to ``size``
+    and pads the rest with black.
+    """
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert(mode)
+        w, h = img.size
+        if (w, h) != (size, size):
+            if policy == "resize":
+                img = img.resize((size, size), Image.BILINEAR)
+            elif policy == "center_crop":
+                scale = size / min(w, h)
+                img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+                left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
+                img = img.crop((left, top, left + size, top + size))
+            else:  # pad
+                scale = size / max(w, h)
+                img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+                canvas = Image.new(mode, (size, size))
+                canvas.paste(img, ((size - img.size[0]) // 2, (size - img.size[1]) // 2))
+                img = canvas
+        array = np.asarray(img, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
+
+
+def probe(items: list[tuple[Path, int]]) -> tuple[int, bool]:
+    """(side of the first readable image, whether the sampled images are all greyscale)."""
+    from PIL import Image
+
+    side, grey = None, True
+    for path, _ in items[:: max(1, len(items) // 64)]:  # sample up to ~64 files
+        try:
+            with Image.open(path) as img:
+                side = side or min(img.size)
+                grey = grey and img.mode in ("L", "1", "I", "I;16", "LA")
+        except OSError:
+            continue
+    if side is None:
+        raise CnnlabError("no readable image found in the folder; check the files are PNG/JPEG/BMP")
+    return side, grey
+
+
+def decode_all(items, size: int, policy: str, mode: str, strict: bool) -> FolderSplit:
+    """Decode every file with a thread pool (Pillow releases the GIL while decoding)."""
+    channels = 1 if mode == "L" else 3
+    images = np.zeros((len(items), channels, size, size), dtype=np.uint8)
+    ok = np.ones(len(items), dtype=bool)
+    skipped: list[str] = []
+
+    def work(i: int) -> None:
+        path = items[i][0]
+        try:
+            images[i] = decode_image(path, size, policy, mode)
+        except Exception as exc:  # Pillow raises many types for a broken file
+            if strict:
+                raise CnnlabError(
+                    f"cannot read image {path}: {exc}; remove or fix it, or set data.strict=false to skip it"
+                ) from None
+            ok[i] = False
+            skipped.append(str(path))
+
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        list(pool.map(work, range(len(items))))
+    for path in sorted(skipped)[:5]:
+        print(f"cnnlab: warning: skipped unreadable image {path}", file=sys.stderr)
+    if len(skipped) > 5:
+        print(f"cnnlab: warning: ... and {len(skipped) - 5} more unreadable images", file=sys.stderr)
+    labels = np.array([label for _, label in items], dtype=np.int64)
+    return FolderSplit(images[ok], labels[ok], sorted(skipped))
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "cnnlab"
+
+
+def load_folder_split(
+    folder: Path,
+    classes: list[str],
+    size: int,
+    policy: str,
+    mode: str,
+    strict: bool,
+    cache_dir: Path | None,
+) -> FolderSplit:
+    """Decode ``folder`` (or read its cache); the cache is written atomically."""
+    items = list_images(folder, classes)
+    if not items:
+        raise CnnlabError(f"no images (.png/.jpg/.jpeg/.bmp) found under {folder}/<class>/")
+    options = {"size": size, "policy": policy, "mode": mode, "classes": ",".join(classes)}
+    key = listing_key(items, folder, options)
+    cache = (cache_dir or default_cache_dir()) / "folders" / f"{key}.npz"
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as stored:
+                skipped = [str(s) for s in stored["skipped"]]
+                if strict and skipped:
+                    raise CnnlabError(f"cannot read image {skipped[0]}; remove or fix it, or set data.strict=false")
+                return FolderSplit(stored["images"], stored["labels"], skipped)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is rebuilt below
+    split = decode_all(items, size, policy, mode, strict)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, images=split.images, labels=split.labels, skipped=np.array(split.skipped, dtype=str))
+        os.replace(tmp, cache)
+    except OSError as exc:  # a read-only home is not fatal: we just decode again next time
+        print(f"cnnlab: warning: could not write the image cache {cache}: {exc}", file=sys.stderr)
+    return split
