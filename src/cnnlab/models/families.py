@@ -7,3 +7,4 @@ from cnnlab.models import simple  # noqa: F401
 from cnnlab.models import convnet  # noqa: F401
 from cnnlab.models import resnet9  # noqa: F401
 from cnnlab.models import resnet  # noqa: F401
+from cnnlab.models import mobilenet  # noqa: F401
