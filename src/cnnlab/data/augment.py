@@ -1,0 +1,130 @@
+"""Batched augmentation on the data's device: tensor ops only, no per-image Python.
+
+Every random choice for a batch is drawn at once from a ``torch.Generator``,
+so a batch of 512 images costs a handful of kernel launches. Inputs and
+outputs are float images in [0, 1] of shape (N, C, H, W), before
+normalisation.
+
+>>> import torch
+>>> from cnnlab.config import AugmentConfig
+>>> aug = BatchAugment(AugmentConfig(crop_padding=4, hflip=0.5))
+>>> out = aug(torch.rand(8, 3, 32, 32), torch.Generator().manual_seed(0))
+>>> out.shape
+torch.Size([8, 3, 32, 32])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.config import AugmentConfig
+
+
+def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> torch.Tensor:
+    return torch.rand(n, generator=gen, device=device) * (high - low) + low
+
+
+def random_crop(x: torch.Tensor, padding: int, mode: str, gen: torch.Generator) -> torch.Tensor:
+    """Pad by ``padding`` (zero or reflect) and cut a random H x W window per image."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4, mode="reflect" if mode == "reflect" else "constant")
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (N, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (N, 1, W)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    # Advanced indexing puts the indexed dims first: (N, H, W, C) -> (N, C, H, W).
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def random_hflip(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], generator=gen, device=x.device) < p
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Rotation, zoom, shear and shift in one ``affine_grid`` + ``grid_sample`` pass."""
+    n, dev = x.shape[0], x.device
+    angle = _uniform(n, -cfg.rotate, cfg.rotate, gen, dev) * (math.pi / 180)
+    scale = _uniform(n, 1 - cfg.scale, 1 + cfg.scale, gen, dev)
+    shear = torch.tan(_uniform(n, -cfg.shear, cfg.shear, gen, dev) * (math.pi / 180))
+    tx = _uniform(n, -cfg.translate, cfg.translate, gen, dev) * 2  # grid units span [-1, 1]
+    ty = _uniform(n, -cfg.translate, cfg.translate, gen, dev) * 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # theta maps output coords to input coords: (rotation @ shear) / scale, plus the shift.
+    theta = torch.stack(
+        [torch.stack([cos, cos * shear - sin, tx], 1), torch.stack([sin, sin * shear + cos, ty], 1)], 1
+    ) / torch.stack([scale, scale, torch.ones_like(scale)], 1)[:, None, :]  # (N, 2, 3)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    if x.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+        return (x * weights[None, :, None, None]).sum(1, keepdim=True)
+    return x.mean(1, keepdim=True)
+
+
+def color_jitter(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Brightness (scale), contrast (blend with the mean grey) and saturation (blend with grey)."""
+    n, dev = x.shape[0], x.device
+    if cfg.brightness > 0:
+        x = x * _uniform(n, 1 - cfg.brightness, 1 + cfg.brightness, gen, dev)[:, None, None, None]
+    if cfg.contrast > 0:
+        factor = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, gen, dev)[:, None, None, None]
+        mean = _grey(x).mean(dim=(2, 3), keepdim=True)
+        x = (x - mean) * factor + mean
+    if cfg.saturation > 0 and x.shape[1] == 3:
+        factor = _uniform(n, 1 - cfg.saturation, 1 + cfg.saturation, gen, dev)[:, None, None, None]
+        grey = _grey(x)
+        x = (x - grey) * factor + grey
+    return x.clamp_(0.0, 1.0)
+
+
+def random_erase(x: torch.Tensor, p: float, size: float, gen: torch.Generator) -> torch.Tensor:
+    """Cutout: zero a square of side ``size`` * H at a random place in a fraction ``p`` of images."""
+    n, _, h, w = x.shape
+    dev = x.device
+    side_h, side_w = max(1, round(size * h)), max(1, round(size * w))
+    cy = torch.randint(0, h, (n,), generator=gen, device=dev)[:, None, None]
+    cx = torch.randint(0, w, (n,), generator=gen, device=dev)[:, None, None]
+    on = (torch.rand(n, generator=gen, device=dev) < p)[:, None, None]
+    ys = torch.arange(h, device=dev)[None, :, None]
+    xs = torch.arange(w, device=dev)[None, None, :]
+    # The square is centred at (cy, cx) and may hang over the border, as in cutout.
+    inside = ((ys - cy).abs() * 2 < side_h) & ((xs - cx).abs() * 2 < side_w) & on  # (N, H, W)
+    return x.masked_fill(inside[:, None], 0.0)
+
+
+class BatchAugment:
+    """Applies the augmentations enabled in an :class:`AugmentConfig` to whole batches."""
+
+    def __init__(self, cfg: AugmentConfig) -> None:
+        self.cfg = cfg
+
+    @property
+    def active(self) -> bool:
+        c = self.cfg
+        return any([c.crop_padding, c.hflip, c.rotate, c.scale, c.shear, c.translate, c.brightness,
+                    c.contrast, c.saturation, c.noise_std, c.erase_prob])
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        c = self.cfg
+        if c.crop_padding:
+            x = random_crop(x, c.crop_padding, c.crop_mode, gen)
+        if c.hflip:
+            x = random_hflip(x, c.hflip, gen)
+        if c.rotate or c.scale or c.shear or c.translate:
+            x = random_affine(x, c, gen)
+        if c.brightness or c.contrast or c.saturation:
+            x = color_jitter(x, c, gen)
+        if c.noise_std:
+            noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+            x = (x + noise * c.noise_std).clamp_(0.0, 1.0)
+        if c.erase_prob:
+            x = random_erase(x, c.erase_prob, c.erase_size, gen)
+        return x
