@@ -8,3 +8,4 @@ from cnnlab.models import convnet  # noqa: F401
 from cnnlab.models import resnet9  # noqa: F401
 from cnnlab.models import resnet  # noqa: F401
 from cnnlab.models import mobilenet  # noqa: F401
+from cnnlab.models import vgg  # noqa: F401

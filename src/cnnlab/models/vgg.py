@@ -1,0 +1,119 @@
+"""VGG-11 and VGG-16 (Simonyan & Zisserman, 2014), with optional batch norm.
+
+Stacks of 3x3 convs (padding 1) separated by 2x2 max-pools: configurations A
+(VGG-11) and D (VGG-16) of the paper. ``norm="none"`` is the paper's network
+(``norm="batchnorm"`` is torchvision's ``vgg*_bn``; the conv biases are kept
+either way, as there).
+
+* ``variant=imagenet`` -- adaptive avg-pool to 7x7, then fc 4096 -> fc 4096 ->
+  fc classes with dropout: VGG-16 has 138,357,544 parameters and 15.47 G
+  multiply-adds at 3x224x224 with 1000 classes.
+* ``variant=cifar`` -- the five pools take 32x32 to 1x1x512; a global
+  avg-pool and one fc layer follow (the usual CIFAR head, 15M parameters
+  for VGG-16 instead of 134M in the three fc layers).
+
+>>> from cnnlab.models import create_model
+>>> net = create_model("vgg11", num_classes=10, norm="batchnorm")
+>>> sum(isinstance(m, nn.Conv2d) for m in net.features.modules())
+8
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models.base import ImageClassifier, check_input_channels
+from cnnlab.models.layers import NoNorm
+from cnnlab.models.registry import register_model
+from cnnlab.models.resnet import ActArg, NormArg, check_variant, layer_classes
+
+# Conv widths per layer, "M" a 2x2 max-pool (Table 1 of the paper).
+CONFIGS: dict[str, tuple[Union[int, str], ...]] = {
+    "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+}
+
+
+def vgg_features(config: Sequence[Union[int, str]], in_channels: int, norm_layer, act_layer) -> nn.Sequential:
+    """conv3x3 -> [norm] -> act for each width; a 2x2 max-pool for each "M" (halves H and W)."""
+    layers: list[nn.Module] = []
+    ch = in_channels
+    for item in config:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))  # (N, C, H/2, W/2)
+            continue
+        layers.append(nn.Conv2d(ch, int(item), 3, padding=1))
+        norm = norm_layer(int(item))
+        if not isinstance(norm, (NoNorm, nn.Identity)):
+            layers.append(norm)
+        layers.append(act_layer())
+        ch = int(item)
+    return nn.Sequential(*layers)
+
+
+class VGG(ImageClassifier):
+    """features (convs and pools) -> head (CIFAR: avg-pool + fc; ImageNet: 7x7 pool + 3 fc)."""
+
+    def __init__(
+        self,
+        config: Sequence[Union[int, str]],
+        num_classes: int = 10,
+        in_channels: int = 3,
+        image_size: Optional[int] = None,
+        variant: str = "cifar",
+        norm: NormArg = "none",
+        activation: ActArg = "relu",
+        dropout: float = 0.5,
+        name: str = "vgg",
+    ) -> None:
+        super().__init__()
+        check_input_channels(in_channels, num_classes)
+        check_variant(variant, name)
+        if not 0.0 <= dropout < 1.0:
+            raise CnnlabError(f"dropout must be in [0, 1), got {dropout}")
+        norm_layer, act_layer = layer_classes(norm, activation)
+        size = image_size or (224 if variant == "imagenet" else 32)
+        self.default_input_size = (in_channels, size, size)
+        self.features = vgg_features(config, in_channels, norm_layer, act_layer)  # (N, 512, H/32, W/32)
+        if variant == "imagenet":
+            self.head = nn.Sequential(
+                nn.AdaptiveAvgPool2d(7), nn.Flatten(),  # (N, 512*7*7)
+                nn.Linear(512 * 7 * 7, 4096), act_layer(), nn.Dropout(dropout),
+                nn.Linear(4096, 4096), act_layer(), nn.Dropout(dropout),
+                nn.Linear(4096, num_classes),
+            )
+        else:
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+
+def _vgg_constructor(name: str):
+    def build(
+        num_classes: int = 10,
+        in_channels: int = 3,
+        image_size: Optional[int] = None,
+        variant: str = "cifar",
+        norm: NormArg = "none",
+        activation: ActArg = "relu",
+        dropout: float = 0.5,
+    ) -> VGG:
+        return VGG(CONFIGS[name], num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                   variant=variant, norm=norm, activation=activation, dropout=dropout, name=name)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = (f"{name}: configuration {CONFIGS[name]}; ``norm=batchnorm`` for the BN form, "
+                     "``variant=imagenet`` for the published 3-fc head (see :mod:`cnnlab.models.vgg`).")
+    return register_model(name)(build)
+
+
+vgg11 = _vgg_constructor("vgg11")
+vgg16 = _vgg_constructor("vgg16")
