@@ -41,6 +41,7 @@ class Conv2d(Layer):
         self.bias = Param(uniform_init(rng, (out_channels,), fan_in, dtype)) if bias else None
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.algorithm = get_algorithm(algorithm)
+        self.input_grad = True  # False for a network's first layer: backward may skip dx and return None
 
     def forward(self, x):
         b = self.bias.value if self.bias is not None else None
@@ -49,7 +50,7 @@ class Conv2d(Layer):
         return y
 
     def backward(self, dy):
-        dx, dw, db = self.algorithm.backward(dy, self._ctx)
+        dx, dw, db = self.algorithm.backward(dy, self._ctx, need_dx=self.input_grad)
         self.weight.grad = dw
         if self.bias is not None:
             self.bias.grad = db

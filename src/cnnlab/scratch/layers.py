@@ -97,7 +97,7 @@ class Flatten(Layer):
 class ReLU(Layer):
     def forward(self, x):
         self._mask = x > 0
-        return np.where(self._mask, x, 0).astype(x.dtype, copy=False)
+        return np.maximum(x, 0, dtype=x.dtype)
 
     def backward(self, dy):
         return dy * self._mask

@@ -54,7 +54,8 @@ class ConvAlgorithm:
     def _forward(self, xp: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> tuple[np.ndarray, Any]:
         raise NotImplementedError
 
-    def _backward(self, dy: np.ndarray, cache: Any, geom: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
+    def _backward(self, dy: np.ndarray, cache: Any, geom: ConvGeometry, need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """(dxp, dw); algorithms may skip dxp (return None) when ``need_dx`` is False."""
         raise NotImplementedError
 
     # -- plumbing -----------------------------------------------------------
@@ -74,17 +75,22 @@ class ConvAlgorithm:
             y += np.asarray(b, dtype=y.dtype).reshape(1, -1, 1, 1)
         return y, ConvContext(geom, cache, b is not None)
 
-    def backward(self, dy, ctx: ConvContext) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(dx, dw, db) from the gradient ``dy`` (N, O, Ho, Wo) of the output."""
+    def backward(self, dy, ctx: ConvContext, need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """(dx, dw, db) from the gradient ``dy`` (N, O, Ho, Wo) of the output.
+
+        ``need_dx=False`` (a network's first layer) lets an algorithm skip dx; it is then None.
+        """
         geom = ctx.geom
         expected = (geom.batch, geom.out_channels) + geom.out
         if tuple(dy.shape) != expected:
             raise CnnlabError(f"output gradient must have shape {expected}, got {tuple(dy.shape)}")
-        dxp, dw = self._backward(np.ascontiguousarray(dy), ctx.cache, geom)
+        dxp, dw = self._backward(np.ascontiguousarray(dy), ctx.cache, geom, need_dx)
+        db = dy.sum(axis=(0, 2, 3)) if ctx.has_bias else None
+        if dxp is None or not need_dx:
+            return None, dw, db
         (pt, _), (pl, _) = geom.padding
         h, w_ = geom.padded[0] - sum(geom.padding[0]), geom.padded[1] - sum(geom.padding[1])
         dx = dxp[:, :, pt : pt + h, pl : pl + w_]  # crop the padding off: (N, C, H, W)
-        db = dy.sum(axis=(0, 2, 3)) if ctx.has_bias else None
         return dx, dw, db
 
 

@@ -27,7 +27,7 @@ class Direct(ConvAlgorithm):
                 y += np.einsum("ngchw,goc->ngohw", window(xg, i, j, geom), wg[..., i, j])
         return y.reshape(n, geom.out_channels, *geom.out), (xg, wg)
 
-    def _backward(self, dy, cache, geom):
+    def _backward(self, dy, cache, geom, need_dx=True):
         xg, wg = cache
         n, g = geom.batch, geom.groups
         dyg = dy.reshape(n, g, -1, *geom.out)  # (N, G, O/G, Ho, Wo)

@@ -83,7 +83,7 @@ class FFT(ConvAlgorithm):
         y = np.ascontiguousarray(y.reshape(n, geom.out_channels, ho, wo), dtype=np.result_type(xp, w))
         return y, (xf, kf, size, xp.dtype, w.shape)
 
-    def _backward(self, dy, cache, geom):
+    def _backward(self, dy, cache, geom, need_dx=True):
         xf, kf, size, dtype, w_shape = cache
         n, g = geom.batch, geom.groups
         (sh, sw), (ho, wo) = geom.stride, geom.out

@@ -32,7 +32,7 @@ class Im2col(ConvAlgorithm):
         y = y.reshape(g, -1, n, ho, wo).transpose(2, 0, 1, 3, 4).reshape(n, geom.out_channels, ho, wo)
         return np.ascontiguousarray(y), (cols, wmat, xp.dtype)
 
-    def _backward(self, dy, cache, geom):
+    def _backward(self, dy, cache, geom, need_dx=True):
         cols, wmat, dtype = cache
         n, g = geom.batch, geom.groups
         kh, kw = geom.kernel
@@ -40,9 +40,12 @@ class Im2col(ConvAlgorithm):
         cg = geom.in_channels // g
         dymat = dy.reshape(n, g, -1, ho * wo).transpose(1, 2, 0, 3).reshape(g, -1, n * ho * wo)  # (G, O/G, N*L)
         dw = np.matmul(dymat, cols.transpose(0, 2, 1))  # (G, O/G, K)
+        dw = dw.reshape(geom.out_channels, cg, kh, kw)
+        if not need_dx:
+            return None, dw
         dcols = np.matmul(wmat.transpose(0, 2, 1), dymat).reshape(g, cg, kh, kw, n, ho, wo)
         dxg = np.zeros((n, g, cg, *geom.padded), dtype=dtype)
         for i in range(kh):  # col2im: add each column back onto the pixels it came from
             for j in range(kw):
                 window(dxg, i, j, geom)[...] += dcols[:, :, i, j].transpose(2, 0, 1, 3, 4)
-        return dxg.reshape(n, geom.in_channels, *geom.padded), dw.reshape(geom.out_channels, cg, kh, kw)
+        return dxg.reshape(n, geom.in_channels, *geom.padded), dw

@@ -165,7 +165,7 @@ class Winograd(ConvAlgorithm):
         y = full[:, :, : sh * (ho - 1) + 1 : sh, : sw * (wo - 1) + 1 : sw]  # stride: keep every S-th
         return np.ascontiguousarray(y), (u, caches, dtype, w.shape)
 
-    def _backward(self, dy, cache, geom):
+    def _backward(self, dy, cache, geom, need_dx=True):
         u, caches, dtype, w_shape = cache
         (dh, dw), (sh, sw), (ho, wo) = geom.dilation, geom.stride, geom.out
         full = np.zeros((geom.batch, geom.out_channels) + geom.full, dtype=dtype)
