@@ -22,6 +22,12 @@ def numeric_grad(f, x: np.ndarray, indices, eps: float = 1e-6) -> np.ndarray:
 
 
 @pytest.fixture
+def numeric_gradient():
+    """The :func:`numeric_grad` helper, for tests that probe a function themselves."""
+    return numeric_grad
+
+
+@pytest.fixture
 def finite_difference_check():
     """``check(layer, x)``: backward of ``layer`` vs central differences for x and every parameter.
 
