@@ -49,40 +49,29 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x):
         geom, xp = self._geometry_and_pad(x)
-        kh, kw = self.kernel
-        if self.stride == self.kernel and xp is x and x.shape[2] % kh == 0 and x.shape[3] % kw == 0:
-            return self._tiled_forward(x, geom)
         offsets = [(i, j) for i in range(self.kernel[0]) for j in range(self.kernel[1])]
         y = window(xp, *offsets[0], geom).copy()  # (N, C, Ho, Wo)
         for i, j in offsets[1:]:
             np.maximum(y, window(xp, i, j, geom), out=y)
-        self._cache = (geom, xp, y, offsets, x.shape)
+        # windows that tile the input exactly (the usual 2x2 / stride 2): each pixel in one window
+        tiled = xp is x and self.stride == self.kernel and geom.out == (x.shape[2] // self.kernel[0],
+                                                                         x.shape[3] // self.kernel[1])
+        tiled = tiled and x.shape[2] % self.kernel[0] == 0 and x.shape[3] % self.kernel[1] == 0
+        self._cache = (geom, xp, y, offsets, x.shape, tiled)
         return y
 
-    def _tiled_forward(self, x, geom):
-        """Non-overlapping windows that tile the input: one argmax per window."""
-        n, c = x.shape[:2]
-        (ho, wo), (kh, kw) = geom.out, self.kernel
-        tiles = x.reshape(n, c, ho, kh, wo, kw).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, kh * kw)
-        arg = tiles.argmax(axis=-1)[..., None]  # (N, C, Ho, Wo, 1): first maximum of each window
-        self._cache = ("tiled", arg, x.shape)
-        return np.take_along_axis(tiles, arg, axis=-1)[..., 0]
-
     def backward(self, dy):
-        if self._cache[0] == "tiled":
-            _, arg, shape = self._cache
-            n, c, ho, wo, _ = arg.shape
-            kh, kw = self.kernel
-            dtiles = np.zeros((n, c, ho, wo, kh * kw), dtype=dy.dtype)
-            np.put_along_axis(dtiles, arg, dy[..., None], axis=-1)
-            return dtiles.reshape(n, c, ho, wo, kh, kw).transpose(0, 1, 2, 4, 3, 5).reshape(shape)
-        geom, xp, y, offsets, shape = self._cache
-        dxp = np.zeros(xp.shape, dtype=dy.dtype)
+        geom, xp, y, offsets, shape, tiled = self._cache
+        dxp = np.empty(xp.shape, dtype=dy.dtype) if tiled else np.zeros(xp.shape, dtype=dy.dtype)
         taken = np.zeros(y.shape, dtype=bool)
         for i, j in offsets:  # route each output's gradient to the first position holding the max
-            hit = (window(xp, i, j, geom) == y) & ~taken
-            window(dxp, i, j, geom)[...] += dy * hit
+            hit = window(xp, i, j, geom) == y
+            hit &= ~taken
             taken |= hit
+            if tiled:
+                np.multiply(dy, hit, out=window(dxp, i, j, geom))
+            else:
+                window(dxp, i, j, geom)[...] += dy * hit
         (pt, _), (pl, _) = geom.padding
         return dxp[:, :, pt : pt + shape[2], pl : pl + shape[3]]
 

@@ -1,0 +1,319 @@
+"""``cnnlab bench conv``: when does each convolution algorithm win?
+
+Times the forward pass (and forward + backward) of torch ``F.conv2d``,
+cnnlab's ``FFTConv2d`` and the scratch NumPy algorithms (``direct``,
+``im2col``, ``fft``, ``winograd``) for kernel sizes 3..31 on three shapes,
+reports per shape the smallest kernel from which ``FFTConv2d`` beats
+``F.conv2d``, and compares depthwise-separable with standard convolution
+(multiplications counted and time measured). Times are the best of
+``--repeats`` runs after one warm-up, all measured in the same run with the
+same thread count, so ratios between methods are meaningful even on a busy
+machine; absolute times are not.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError
+
+SHAPES = {  # name: (batch N, in C, out O, H = W)
+    "mnist": (64, 1, 32, 28),
+    "cifar": (8, 64, 64, 32),
+    "large": (1, 8, 8, 256),
+}
+QUICK_SHAPES = {"mnist": (4, 1, 4, 28), "cifar": (1, 8, 8, 16), "large": (1, 2, 2, 48)}
+KERNELS = (3, 5, 7, 9, 11, 15, 19, 23, 27, 31)
+METHODS = ("F.conv2d", "FFTConv2d", "direct", "im2col", "fft", "winograd")
+SEPARABLE_PAIRS = ((64, 3), (128, 3), (256, 3), (256, 5), (512, 5))  # (output channels N, kernel f)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "conv",
+        help="convolution algorithms vs kernel size: F.conv2d, FFTConv2d, scratch direct/im2col/fft/winograd",
+        description=__doc__.split("\n\n")[1],
+    )
+    parser.add_argument("--kernels", default=",".join(map(str, KERNELS)), help="odd kernel sizes (default 3..31)")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="mnist, cifar, large (default all)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (best is kept)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch and BLAS threads for every method (default 1: fair and steady on a shared CPU)")
+    parser.add_argument("--no-backward", action="store_true", help="time the forward pass only")
+    parser.add_argument("--direct-limit", type=float, default=3e8,
+                        help="skip scratch direct above this many multiply-adds (default 3e8: it has no BLAS)")
+    parser.add_argument("--im2col-limit-mb", type=float, default=256,
+                        help="skip scratch im2col when its column matrix exceeds this many MB (default 256)")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, kernels 3 and 5, one repeat (smoke test)")
+    parser.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    parser.add_argument("--plot", default="benchmarks/conv_plot.png", help="plot of time vs kernel size ('' for none)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    parser.set_defaults(func=run)
+
+
+def _parse_ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise CnnlabError(f"--{what} must be positive integers separated by commas, got '{text}'")
+    return values
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Seconds of the fastest of ``repeats`` calls after one warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _skip_reason(method: str, n: int, c: int, o: int, size: int, k: int, args) -> str | None:
+    macs = n * c * o * size * size * k * k
+    if method == "winograd" and k != 3:
+        return "3x3 only"
+    if method == "direct" and macs > args.direct_limit:
+        return f"{macs:.1e} MACs > --direct-limit"
+    if method == "im2col" and n * c * k * k * size * size * 4 / 2**20 > args.im2col_limit_mb:
+        return "columns > --im2col-limit-mb"
+    return None
+
+
+def _callables(method: str, x, w, b, k: int):
+    """(forward, forward+backward) closures for one method on NumPy arrays x, w, b."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    pad = k // 2
+    if method in ("F.conv2d", "FFTConv2d"):
+        from cnnlab.nn import fft_conv2d
+
+        xt, wt, bt = (torch.from_numpy(a) for a in (x, w, b))
+        if method == "F.conv2d":
+            conv = lambda xx, ww, bb: F.conv2d(xx, ww, bb, padding=pad)  # noqa: E731
+        else:
+            conv = lambda xx, ww, bb: fft_conv2d(xx, ww, bb, padding=((pad, pad), (pad, pad)))  # noqa: E731
+        xg, wg, bg = (t.clone().requires_grad_(True) for t in (xt, wt, bt))
+
+        def forward():
+            with torch.no_grad():
+                return conv(xt, wt, bt)
+
+        def both():
+            conv(xg, wg, bg).sum().backward()
+
+        return forward, both
+    from cnnlab.scratch.algorithms import get_algorithm
+
+    algo = get_algorithm(method)
+    dy = np.ones((x.shape[0], w.shape[0], x.shape[2], x.shape[3]), dtype=x.dtype)
+
+    def both():
+        _, ctx = algo.forward(x, w, b, 1, pad)
+        algo.backward(dy, ctx)
+
+    return (lambda: algo.forward(x, w, b, 1, pad)), both
+
+
+def measure_kernels(args, shapes: dict, kernels: list[int], say) -> list[dict]:
+    import numpy as np
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for shape, (n, c, o, size) in shapes.items():
+        for k in kernels:
+            if k > size:
+                continue
+            x = rng.standard_normal((n, c, size, size)).astype(np.float32)
+            w = (rng.standard_normal((o, c, k, k)) / k).astype(np.float32)
+            b = rng.standard_normal(o).astype(np.float32)
+            row = {"shape": shape, "kernel": k, "N": n, "C": c, "O": o, "size": size,
+                   "macs": n * c * o * size * size * k * k, "forward_ms": {}, "forward_backward_ms": {}, "skipped": {}}
+            for method in METHODS:
+                reason = _skip_reason(method, n, c, o, size, k, args)
+                if reason:
+                    row["skipped"][method] = reason
+                    continue
+                forward, both = _callables(method, x, w, b, k)
+                row["forward_ms"][method] = round(1e3 * best_time(forward, args.repeats), 3)
+                if not args.no_backward:
+                    row["forward_backward_ms"][method] = round(1e3 * best_time(both, args.repeats), 3)
+            say(_format_row(row))
+            rows.append(row)
+    return rows
+
+
+def crossovers(rows: list[dict], method: str = "FFTConv2d", baseline: str = "F.conv2d") -> dict:
+    """Per shape: the smallest kernel from which ``method``'s forward beats ``baseline`` at every larger kernel."""
+    out = {}
+    for shape in dict.fromkeys(r["shape"] for r in rows):
+        timed = [r for r in rows if r["shape"] == shape and method in r["forward_ms"] and baseline in r["forward_ms"]]
+        wins = [r["forward_ms"][method] < r["forward_ms"][baseline] for r in timed]
+        crossover = None
+        for i in range(len(timed)):
+            if all(wins[i:]):
+                crossover = timed[i]["kernel"]
+                break
+        last = timed[-1] if timed else None
+        out[shape] = {
+            "crossover_kernel": crossover,
+            "largest_kernel": last["kernel"] if last else None,
+            "speedup_at_largest": round(last["forward_ms"][baseline] / last["forward_ms"][method], 2) if last else None,
+        }
+    return out
+
+
+def measure_separable(args, say) -> list[dict]:
+    """Depthwise-separable vs standard convolution: multiplications (theory) and forward time."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from cnnlab.scratch.conv import separable_cost
+
+    batch, c, size = (1, 8, 16) if args.quick else (2, 32, 32)
+    pairs = ((16, 3), (64, 5)) if args.quick else SEPARABLE_PAIRS
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, c, size, size, generator=gen)
+    for out_ch, f in pairs:
+        w = torch.randn(out_ch, c, f, f, generator=gen)
+        dw = torch.randn(c, 1, f, f, generator=gen)
+        pw = torch.randn(out_ch, c, 1, 1, generator=gen)
+        with torch.no_grad():
+            standard = best_time(lambda: F.conv2d(x, w, padding=f // 2), args.repeats)
+            separable = best_time(lambda: F.conv2d(F.conv2d(x, dw, padding=f // 2, groups=c), pw), args.repeats)
+        cost = separable_cost(out_ch, f, c, size, size)
+        row = {
+            "N": out_ch, "f": f, "C": c, "size": size, "batch": batch,
+            "theory_ratio": round(cost["ratio"], 4), "theory_formula": f"1/{out_ch} + 1/{f * f}",
+            "standard_ms": round(1e3 * standard, 3), "separable_ms": round(1e3 * separable, 3),
+            "measured_ratio": round(separable / standard, 4),
+        }
+        say(f"separable N={out_ch:4d} f={f}: multiplications {100 * row['theory_ratio']:.1f}% of standard, "
+            f"time {100 * row['measured_ratio']:.1f}% ({row['separable_ms']:.2f} vs {row['standard_ms']:.2f} ms)")
+        rows.append(row)
+    _ = np  # numpy only needed by the scratch side
+    return rows
+
+
+def _format_row(row: dict) -> str:
+    def cell(table, method):
+        if method in row["skipped"]:
+            return "skip".rjust(9)
+        value = table.get(method)
+        return f"{value:9.2f}" if value is not None else "-".rjust(9)
+
+    fwd = " ".join(cell(row["forward_ms"], m) for m in METHODS)
+    text = f"{row['shape']:6s} k={row['kernel']:2d} fwd  {fwd}"
+    if row["forward_backward_ms"]:
+        text += "\n" + " " * 10 + " f+b  " + " ".join(cell(row["forward_backward_ms"], m) for m in METHODS)
+    return text
+
+
+def header() -> str:
+    return "shape  kernel    " + " ".join(m.rjust(9) for m in METHODS) + "   (ms, best of repeats)"
+
+
+def draw_plot(rows: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    fig, axes = plt.subplots(1, len(shapes), figsize=(5 * len(shapes), 4), squeeze=False)
+    for ax, shape in zip(axes[0], shapes):
+        mine = [r for r in rows if r["shape"] == shape]
+        for method in METHODS:
+            points = [(r["kernel"], r["forward_ms"][method]) for r in mine if method in r["forward_ms"]]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=method)
+        n, c, o, size = mine[0]["N"], mine[0]["C"], mine[0]["O"], mine[0]["size"]
+        ax.set_title(f"{shape}: N={n} C={c}->{o} {size}x{size}")
+        ax.set_xlabel("kernel size")
+        ax.set_ylabel("forward time (ms)")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    kernels = _parse_ints(args.kernels, "kernels")
+    if any(k % 2 == 0 for k in kernels):
+        raise CnnlabError(f"--kernels must be odd (padding k//2 keeps the size), got {kernels}")
+    if args.repeats < 1 or args.threads < 1:
+        raise CnnlabError(f"--repeats and --threads must be >= 1, got {args.repeats} and {args.threads}")
+    names = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    table = QUICK_SHAPES if args.quick else SHAPES
+    unknown = [s for s in names if s not in table]
+    if unknown or not names:
+        raise CnnlabError(f"unknown --shapes {unknown}; choose from {', '.join(table)}")
+    shapes = {s: table[s] for s in names}
+    if args.quick:
+        kernels, args.repeats = [k for k in kernels if k <= 5] or [3, 5], 1
+
+    import torch
+
+    from cnnlab.bench.results_io import write_result
+    from cnnlab.scratch.threads import blas_threads
+
+    say = notice if args.json else print
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        with blas_threads(args.threads):
+            say(header())
+            rows = measure_kernels(args, shapes, kernels, say)
+            separable = measure_separable(args, say)
+    finally:
+        torch.set_num_threads(before)
+
+    cross = crossovers(rows)
+    for shape, info in cross.items():
+        say(f"{shape}: FFTConv2d beats F.conv2d from kernel {info['crossover_kernel']} "
+            f"({info['speedup_at_largest']}x at kernel {info['largest_kernel']})")
+    skipped = sorted({f"{m} ({why})" for r in rows for m, why in r["skipped"].items()})
+    if skipped:
+        say("skipped where too slow or not applicable: " + "; ".join(skipped))
+    from cnnlab.scratch.algorithms.winograd import multiplications
+    from cnnlab.scratch.geometry import conv_geometry
+
+    n, c, o, size = shapes.get("cifar", next(iter(shapes.values())))
+    counts = multiplications(conv_geometry((n, c, size, size), (o, c, 3, 3), padding=1), m=2)
+    payload = {
+        "quick": args.quick,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "timing": "best of repeats after one warm-up, milliseconds",
+        "padding": "k//2 (same size)",
+        "shapes": {s: dict(zip(("N", "C", "O", "size"), v)) for s, v in shapes.items()},
+        "rows": rows,
+        "fft_crossover": cross,
+        "scratch_fft_crossover": crossovers(rows, "fft"),
+        "winograd_multiplications": {**counts, "ratio": round(counts["direct"] / counts["winograd"], 3)},
+        "separable": separable,
+        "skipped": skipped,
+    }
+    path = write_result("conv", payload, args.out_dir)
+    payload["result_path"] = str(path)
+    if args.plot:
+        draw_plot(rows, args.plot)
+        payload["plot"] = args.plot
+    say(f"wrote {path}" + (f" and {args.plot}" if args.plot else ""))
+    if args.json:
+        print_json(payload)
+    return 0
