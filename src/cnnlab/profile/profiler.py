@@ -281,9 +281,15 @@ def _size_message(model: nn.Module, name: str, input_size: tuple, failing: tuple
     if body is not model and _runs(body, input_size, like) and not _runs(model, input_size, like):
         return text + ("; the features take this size but the head was built for another one: "
                        f"rebuild the model with image_size={h}")
-    side = smallest_square_input(body, c, start=max(h, w))
+    first_conv = next((m for m in body.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    if first_conv is not None and first_conv.in_channels != c:
+        return text + (f"; the model takes {first_conv.in_channels}-channel images: use --input "
+                       f"{first_conv.in_channels},{h},{w} or build it with in_channels={c}")
+    default = getattr(model, "default_input_size", (c, h, w))
+    limit = 2 * max(h, w, *default[1:])
+    side = smallest_square_input(body, c, start=max(h, w), limit=limit)
     if side is None:
-        return text + "; no square input size up to 4096 works either (check the channel count)"
+        return text + f"; no square input up to {limit}x{limit} works either"
     if side <= min(h, w):  # a square of the smaller side works: the shape, not the size, is the problem
         return text
     return text + f"; the smallest square input it takes is {c}x{side}x{side} (e.g. --input {c},{side},{side})"
