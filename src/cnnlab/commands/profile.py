@@ -123,12 +123,17 @@ def overrides_keys(overrides: list[str]) -> set[str]:
 
 
 def load_run(run_dir: Path):
-    """(model, input size) of a run directory: ``cnnlab.runs.load_run_model`` when present."""
+    """(model, input size) of a run directory.
+
+    With a checkpoint, the trained model from :func:`cnnlab.runs.load_run_model`; without one
+    (a run still in its first epoch), the model built from ``config.yaml`` and ``summary.json``
+    -- the counts do not depend on the weights.
+    """
     try:
-        from cnnlab.runs import load_run_model  # written by the trainer's owner
-    except ImportError:
-        load_run_model = None
-    if load_run_model is not None:
+        from cnnlab.runs import WEIGHT_FILES, load_run_model
+    except ImportError:  # pragma: no cover - an older cnnlab without the runs module
+        WEIGHT_FILES, load_run_model = (), None
+    if load_run_model is not None and any((run_dir / name).is_file() for name in WEIGHT_FILES):
         model, input_size = load_run_model(run_dir)
         return model, tuple(input_size)
     import yaml
