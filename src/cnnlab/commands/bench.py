@@ -15,6 +15,8 @@ def register(subparsers) -> None:
         description="Benchmarks print a table and write JSON to benchmarks/results/.",
     )
     inner = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
-    for module in sorted(m.name for m in pkgutil.iter_modules(cnnlab.bench.__path__)):
-        importlib.import_module(f"cnnlab.bench.{module}").register(inner)
+    for name in sorted(m.name for m in pkgutil.iter_modules(cnnlab.bench.__path__)):
+        module = importlib.import_module(f"cnnlab.bench.{name}")
+        if hasattr(module, "register"):  # helpers such as results_io define no command
+            module.register(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

@@ -54,15 +54,32 @@ def fft_conv2d(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), di
     size = (fast_fft_size(hp), fast_fft_size(wp))
     xf = torch.fft.rfft2(x.reshape(n, groups, cg, hp, wp), s=size)  # (N, G, C/G, P, Q')
     kf = torch.fft.rfft2(weight.reshape(groups, o // groups, cg, eh, ew), s=size)  # (G, O/G, C/G, P, Q')
-    # sum over input channels as a matrix product per frequency: (N, C/G) @ (C/G, O/G)
-    xf = xf.permute(1, 3, 4, 0, 2)  # (G, P, Q', N, C/G)
-    kf = kf.conj().permute(0, 3, 4, 2, 1)  # (G, P, Q', C/G, O/G)
-    yf = torch.matmul(xf, kf).permute(3, 0, 4, 1, 2)  # (N, G, O/G, P, Q')
+    yf = spectral_channel_sum(xf, kf.conj())  # (N, G, O/G, P, Q')
     y = torch.fft.irfft2(yf, s=size)[..., : hp - eh + 1 : sh, : wp - ew + 1 : sw]
     y = y.reshape(n, o, y.shape[-2], y.shape[-1])
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1)
     return y.contiguous()
+
+
+def spectral_channel_sum(xf: torch.Tensor, kf: torch.Tensor) -> torch.Tensor:
+    """yf[n, g, o] = sum_c xf[n, g, c] * kf[g, o, c] at every frequency.
+
+    xf (N, G, C/G, P, Q'), kf (G, O/G, C/G, P, Q') -> (N, G, O/G, P, Q'). With
+    big channel matrices this is one matrix product per frequency; with small
+    ones (few images or channels) thousands of tiny products cost more than
+    the arithmetic, so the sum runs as C/G elementwise multiply-adds instead.
+    """
+    n, g, cg = xf.shape[:3]
+    og = kf.shape[1]
+    if n * cg * og >= 4096:
+        a = xf.permute(1, 3, 4, 0, 2)  # (G, P, Q', N, C/G)
+        b = kf.permute(0, 3, 4, 2, 1)  # (G, P, Q', C/G, O/G)
+        return torch.matmul(a, b).permute(3, 0, 4, 1, 2)
+    out = xf[:, :, :1] * kf[:, :, 0].unsqueeze(0)  # (N, G, O/G, P, Q')
+    for c in range(1, cg):
+        out = out + xf[:, :, c : c + 1] * kf[:, :, c].unsqueeze(0)
+    return out
 
 
 class FFTConv2d(nn.Conv2d):

@@ -1,0 +1,30 @@
+"""``cnnlab predict RUN_DIR IMAGE...``: top-k classes with probabilities."""
+
+from __future__ import annotations
+
+from cnnlab.commands.common import print_json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="classify image files with a trained run",
+        description="Each image is decoded, converted to the run's channels and size (with the run's "
+                    "data.resize policy) and normalised as in training.")
+    p.add_argument("run_dir", help="a run directory written by `cnnlab train`")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP)")
+    p.add_argument("-k", "--top-k", type=int, default=3, help="classes to show per image (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cnnlab.predict import predict_files
+
+    results = predict_files(args.run_dir, args.images, args.top_k)
+    if args.json:
+        print_json({"run_dir": args.run_dir, "predictions": results})
+        return 0
+    for item in results:
+        best = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in item["top"])
+        print(f"{item['image']}: {best}")
+    return 0

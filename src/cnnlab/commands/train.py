@@ -1,0 +1,91 @@
+"""``cnnlab train PRESET|FILE.yaml [key=value ...] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnlab.commands.common import notice, print_json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a model from a preset or YAML file",
+        description=(
+            "Train a CNN. PRESET is a shipped recipe (see `cnnlab presets`) or a YAML file; "
+            "any config key can be overridden as key=value, e.g. `cnnlab train mnist-fast train.epochs=2 "
+            "optim.lr=0.01 model.dropout=0.25`. Writes a run directory with config.yaml, metrics.jsonl, "
+            "summary.json, best.pt/last.pt/final.pt and curves.png."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("preset", nargs="?", help="preset name or YAML file (omit with --resume)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument("--out", help="run directory (default runs/<name>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last.pt exactly")
+    p.add_argument("--data-dir", help="directory holding the datasets (before $CNNLAB_DATA and ./data)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cnnlab.config import config_to_dict, load_config
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.run import load_run_config, train
+
+    overrides = list(args.overrides)
+    if args.resume:
+        if args.preset and "=" in args.preset:
+            overrides.insert(0, args.preset)
+        elif args.preset:
+            raise CnnlabError("--resume continues a run with its stored config; do not also give a preset")
+        base = config_to_dict(load_run_config(args.resume))
+        cfg = load_config(None, {**_flatten(base), **_parse(overrides)})
+        out = args.resume
+    else:
+        if not args.preset:
+            raise CnnlabError("name a preset or YAML file, e.g. `cnnlab train mnist-fast` (see `cnnlab presets`)")
+        cfg = load_config(args.preset, overrides)
+        out = args.out
+    if args.data_dir:
+        cfg.data.data_dir = args.data_dir
+    summary = train(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), quiet=args.quiet)
+    if args.json:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    if summary["status"] == "nonfinite_loss":
+        notice(f"cnnlab: error: training stopped: non-finite loss at step {summary['nonfinite_step']}; "
+               "lower optim.lr or set train.clip_norm")
+        return 1
+    if summary["status"] == "interrupted":
+        return 130
+    return 0
+
+
+def _parse(items: list[str]) -> dict:
+    from cnnlab.config import parse_overrides
+
+    return parse_overrides(items)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "options":
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _print_summary(s: dict) -> None:
+    val = s.get("best_val_accuracy")
+    notice(f"run directory: {s['run_dir']}")
+    notice(f"epochs {s['epochs']}  steps {s['steps']}  train {s['train_seconds']:.1f}s  "
+           f"({s['images_per_second']:.0f} images/s)  params {s['params']:,}"
+           + (f"  best val accuracy {val:.4f}" if val is not None else ""))
+    if s.get("test_accuracy") is not None:
+        print(f"test accuracy: {s['test_accuracy']:.4f}")

@@ -1,0 +1,53 @@
+"""``curves.png``: loss, accuracy, learning rate and gradient norm against steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
+    """(step records, epoch records) from a ``metrics.jsonl``."""
+    steps, epochs = [], []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            (steps if record.get("type") == "step" else epochs).append(record)
+    return steps, epochs
+
+
+def plot_curves(metrics_path: Path, out_path: Path) -> Path:
+    """Draw the four training curves of a run into ``out_path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, epochs = read_metrics(metrics_path)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    (ax_loss, ax_acc), (ax_lr, ax_gn) = axes
+    s = [r["step"] for r in steps]
+    e = [r["step"] for r in epochs]
+    ax_loss.plot(s, [r["loss"] for r in steps], lw=0.8, alpha=0.6, label="train (batch)")
+    ax_loss.plot(e, [r["train_loss"] for r in epochs], "o-", label="train (epoch)")
+    if any(r.get("val_loss") is not None for r in epochs):
+        ax_loss.plot(e, [r["val_loss"] for r in epochs], "s-", label="validation")
+    ax_loss.set(title="loss", xlabel="step", yscale="log")
+    ax_acc.plot(e, [r["train_accuracy"] for r in epochs], "o-", label="train")
+    if any(r.get("val_accuracy") is not None for r in epochs):
+        ax_acc.plot(e, [r["val_accuracy"] for r in epochs], "s-", label="validation")
+    ax_acc.set(title="accuracy", xlabel="step")
+    ax_lr.plot(s, [r["lr"] for r in steps])
+    ax_lr.set(title="learning rate", xlabel="step")
+    gn = [(r["step"], r["grad_norm"]) for r in steps if r.get("grad_norm") is not None]
+    if gn:
+        ax_gn.plot(*zip(*gn))
+    ax_gn.set(title="gradient norm (before clipping)", xlabel="step")
+    for ax in (ax_loss, ax_acc):
+        ax.legend()
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=90)
+    plt.close(fig)
+    return out_path

@@ -1,0 +1,58 @@
+"""Optimizers from config, with weight decay kept off norm layers and biases by default,
+and the explicit L1/L2 penalty terms.
+
+>>> import torch
+>>> from cnnlab.config import OptimConfig
+>>> opt = build_optimizer(torch.nn.Linear(3, 2), OptimConfig(name="sgd", lr=0.1, weight_decay=5e-4))
+>>> [g["weight_decay"] for g in opt.param_groups]
+[0.0005, 0.0]
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnlab.config import OptimConfig
+
+
+def _decay_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
+    """Split parameters: weights of convs/linears decay; norm parameters and biases do not."""
+    if cfg.decay_norm_and_bias:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": cfg.weight_decay}]
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)  # 1-D: biases and norm scales/shifts
+    return [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), Adam (AMSGrad), AdamW or RMSprop over the model's trainable parameters."""
+    groups = [g for g in _decay_groups(model, cfg) if g["params"]]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.name == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, amsgrad=cfg.amsgrad)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, amsgrad=cfg.amsgrad)
+    return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum)
+
+
+def penalty_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The tensors the explicit L1/L2 penalties act on: conv and linear weights."""
+    return [m.weight for m in model.modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight is not None and m.weight.requires_grad]
+
+
+def penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor | None:
+    """``l1 * sum|w| + l2 * sum w^2`` over ``weights`` (None when both are zero)."""
+    if not weights or (l1 == 0 and l2 == 0):
+        return None
+    total = weights[0].new_zeros(())
+    for w in weights:
+        if l1:
+            total = total + l1 * w.abs().sum()
+        if l2:
+            total = total + l2 * w.pow(2).sum()
+    return total

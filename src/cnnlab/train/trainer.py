@@ -1,0 +1,314 @@
+"""The training loop.
+
+:class:`Trainer` owns one model, its optimizer and schedule, and the batches
+of one run. It keeps host synchronisation out of the step: running sums stay
+on the device and are read only on logging steps and at epoch ends (on a CPU
+that costs nothing, so the NaN check runs every step there).
+
+Everything needed to continue a run exactly is in ``last.pt``: weights,
+optimizer and schedule state, the epoch and batch reached, the global RNG
+state (dropout), the callbacks' state and the running epoch sums. The data
+order and augmentation are pure functions of (seed, epoch, batch), so a
+resumed run sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.config import Config
+from cnnlab.data.loader import DeviceBatches
+from cnnlab.train.callbacks import Callback
+from cnnlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cnnlab.train.evaluate import evaluate
+from cnnlab.train.optim import build_optimizer, penalty, penalty_weights
+from cnnlab.train.schedule import LRSchedule
+
+
+class Trainer:
+    """Runs ``cfg.train.epochs`` epochs of ``train_batches`` through ``model``.
+
+    ``extra_checkpoint`` is merged into every checkpoint (class names, data
+    statistics, input size) so a checkpoint alone can rebuild the model.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        model: nn.Module,
+        train_batches: DeviceBatches,
+        val_batches: DeviceBatches | None,
+        run_dir: Path,
+        callbacks: list[Callback] = (),
+        extra_checkpoint: dict[str, Any] | None = None,
+        quiet: bool = False,
+    ) -> None:
+        self.cfg, self.model = cfg, model
+        self.train_batches, self.val_batches = train_batches, val_batches
+        self.run_dir = run_dir
+        self.callbacks = list(callbacks)
+        self.extra_checkpoint = extra_checkpoint or {}
+        self.quiet = quiet
+        self.device = next(model.parameters()).device
+        self.optimizer = build_optimizer(model, cfg.optim)
+        self.steps_per_epoch = len(train_batches)
+        self.schedule = LRSchedule(cfg.schedule, cfg.optim.lr, cfg.train.epochs * self.steps_per_epoch,
+                                   self.steps_per_epoch)
+        self.penalty_weights = penalty_weights(model)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        # Progress and outcome.
+        self.epoch = 0  # epochs completed
+        self.batch_in_epoch = 0  # batches of the current epoch completed
+        self.step = 0  # optimizer steps completed
+        self.stop_reason: str | None = None
+        self.nonfinite_step: int | None = None
+        self.best_val: float | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch: int | None = None
+        self.train_seconds = 0.0  # time inside training steps only
+        self.val_seconds = 0.0
+        self.checkpoint_seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+        self._sums = self._zero_sums()
+        self._interrupted = False
+
+    # ------------------------------------------------------------------ helpers
+
+    def notice(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    def _zero_sums(self) -> dict[str, torch.Tensor]:
+        zero = lambda dtype: torch.zeros((), device=self.device, dtype=dtype)  # noqa: E731
+        return {"loss": zero(torch.float64), "correct": zero(torch.int64), "count": zero(torch.int64)}
+
+    def current_lr(self) -> float:
+        return self.schedule.lr_at(self.step)
+
+    def _monitor(self) -> tuple[str, bool]:
+        es = self.cfg.train.early_stopping
+        return es.monitor, es.monitor.endswith("accuracy")
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # ------------------------------------------------------------------ one step
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, want_grad_norm: bool):
+        tc = self.cfg.train
+        lr = self.schedule.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
+            logits = self.model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=tc.label_smoothing)
+        reg = penalty(self.penalty_weights, self.cfg.optim.l1, self.cfg.optim.l2)
+        total = loss if reg is None else loss + reg
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if tc.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.params, tc.clip_value)
+        grad_norm = None
+        if tc.clip_norm is not None:  # the norm before clipping, as returned by torch
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, tc.clip_norm)
+        elif want_grad_norm:
+            grads = [p.grad for p in self.params if p.grad is not None]
+            grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        self.optimizer.step()
+        with torch.no_grad():
+            self._sums["loss"] += loss.detach().double() * len(y)
+            self._sums["correct"] += (logits.argmax(1) == y).sum()
+            self._sums["count"] += len(y)
+        return loss.detach(), grad_norm, lr
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> None:
+        """Train until the last epoch, early stopping, a non-finite loss or Ctrl-C."""
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        restore = self._install_interrupt_handler()
+        try:
+            while self.epoch < self.cfg.train.epochs and self.stop_reason is None:
+                self._run_epoch()
+        finally:
+            restore()
+        if self.stop_reason is None:
+            self.stop_reason = "completed"
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+
+    def _run_epoch(self) -> None:
+        tc = self.cfg.train
+        check_every_step = self.device.type == "cpu"  # a sync is free on the CPU
+        window_start, window_images = time.perf_counter(), 0
+        epoch_start = time.perf_counter()
+        self.model.train()
+        batches = self.train_batches.epoch(self.epoch, start_batch=self.batch_in_epoch)
+        step_clock = time.perf_counter()
+        for x, y in batches:
+            log_now = (self.step + 1) % tc.log_every == 0
+            loss, grad_norm, lr = self._train_step(x, y, want_grad_norm=log_now)
+            window_images += len(y)
+            if check_every_step or log_now:
+                if not math.isfinite(loss.item()):
+                    self.train_seconds += time.perf_counter() - step_clock
+                    self._stop_nonfinite(loss.item())
+                    return
+            self.step += 1
+            self.batch_in_epoch += 1
+            metrics = None
+            if log_now:
+                self._sync()
+                now = time.perf_counter()
+                metrics = {"step": self.step, "epoch": self.epoch + 1, "loss": loss.item(),
+                           "accuracy": self._window_accuracy(x, y), "lr": lr,
+                           "grad_norm": None if grad_norm is None else float(grad_norm),
+                           "images_per_second": window_images / max(now - window_start, 1e-9)}
+                window_start, window_images = now, 0
+            self.train_seconds += time.perf_counter() - step_clock
+            for cb in self.callbacks:
+                cb.on_step_end(self, metrics)
+            if self._interrupted:
+                self._save_last()
+                self.stop_reason = "interrupted"
+                self.notice(f"interrupted at step {self.step}; resume with `cnnlab train --resume {self.run_dir}`")
+                return
+            step_clock = time.perf_counter()
+        self._end_epoch(time.perf_counter() - epoch_start)
+
+    def _window_accuracy(self, x, y) -> float:
+        """Accuracy of the last batch under the current weights would need another forward;
+        report the running epoch accuracy instead (free: the sums are on the device)."""
+        count = int(self._sums["count"].item())
+        return float(self._sums["correct"].item()) / max(count, 1)
+
+    def _stop_nonfinite(self, value: float) -> None:
+        self.nonfinite_step = self.step + 1
+        self.stop_reason = "nonfinite_loss"
+        self.notice(
+            f"loss became {value} at step {self.nonfinite_step} (epoch {self.epoch + 1}); training stopped; "
+            f"the last good checkpoint is {self.run_dir / 'last.pt'} (epoch {self.epoch})"
+        )
+
+    def _end_epoch(self, seconds: float) -> None:
+        self._sync()
+        count = max(int(self._sums["count"].item()), 1)
+        metrics: dict[str, Any] = {
+            "epoch": self.epoch + 1, "step": self.step,
+            "train_loss": self._sums["loss"].item() / count,
+            "train_accuracy": self._sums["correct"].item() / count,
+            "val_loss": None, "val_accuracy": None,
+            "lr": self.schedule.lr_at(max(self.step - 1, 0)),
+            "seconds": seconds,
+        }
+        if self.val_batches is not None:
+            t0 = time.perf_counter()
+            result = evaluate(self.model, self.val_batches, self.cfg.train.precision)
+            self.val_seconds += time.perf_counter() - t0
+            metrics["val_loss"], metrics["val_accuracy"] = result.loss, result.accuracy
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self._sums = self._zero_sums()
+        monitor, higher = self._monitor()
+        value = metrics.get(monitor)
+        if value is not None and (self.best_val is None or (value > self.best_val if higher else value < self.best_val)):
+            self.best_val, self.best_epoch = value, self.epoch
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self._save_best()
+        if self.schedule.end_of_epoch(value, higher):
+            self.notice(f"plateau: learning rate cut to {self.schedule.lr_at(self.step):.2e}")
+        self.history.append(metrics)
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, metrics)
+        if self.epoch % self.cfg.train.checkpoint_every == 0 or self.epoch == self.cfg.train.epochs \
+                or self.stop_reason is not None:
+            self._save_last()
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save_best(self) -> None:
+        t0 = time.perf_counter()
+        save_checkpoint(self.run_dir / "best.pt", {
+            "kind": "weights", "model": self.model.state_dict(), "epoch": self.epoch,
+            "val": self.best_val, **self.extra_checkpoint})
+        self.checkpoint_seconds += time.perf_counter() - t0
+
+    def _save_last(self) -> None:
+        t0 = time.perf_counter()
+        metrics_file = self.run_dir / "metrics.jsonl"
+        save_checkpoint(self.run_dir / "last.pt", {
+            "kind": "resumable",
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+            "sums": {k: v.cpu() for k, v in self._sums.items()},
+            "rng": rng_state(),
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "best_val": self.best_val, "best_epoch": self.best_epoch,
+            "train_seconds": self.train_seconds, "val_seconds": self.val_seconds,
+            "history": self.history,
+            "metrics_bytes": metrics_file.stat().st_size if metrics_file.exists() else 0,
+            **self.extra_checkpoint,
+        })
+        self.checkpoint_seconds += time.perf_counter() - t0
+
+    def resume_from(self, path: Path) -> None:
+        """Restore the state saved in ``last.pt`` (and the best weights from ``best.pt``)."""
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("kind") != "resumable":
+            raise_error(f"{path} holds weights only; resuming needs the last.pt of a run")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        self._sums = {k: v.to(self.device) for k, v in state["sums"].items()}
+        set_rng_state(state["rng"])
+        for cb, cb_state in zip(self.callbacks, state["callbacks"]):
+            cb.load_state_dict(cb_state)
+        self.best_val, self.best_epoch = state["best_val"], state["best_epoch"]
+        self.train_seconds, self.val_seconds = state["train_seconds"], state["val_seconds"]
+        self.history = list(state["history"])
+        best_path = self.run_dir / "best.pt"
+        if self.best_epoch is not None and best_path.exists():
+            self.best_state = load_checkpoint(best_path, map_location=self.device)["model"]
+        metrics_file = self.run_dir / "metrics.jsonl"
+        if metrics_file.exists():  # drop lines written after this checkpoint
+            with open(metrics_file, "r+") as fh:
+                fh.truncate(state["metrics_bytes"])
+
+    # ------------------------------------------------------------------ Ctrl-C
+
+    def _install_interrupt_handler(self):
+        """First Ctrl-C: finish the step, save a resumable checkpoint, stop. Second: abort."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self._interrupted:
+                raise KeyboardInterrupt
+            self._interrupted = True
+            self.notice("Ctrl-C: saving a resumable checkpoint after this step (press again to abort)")
+
+        signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def raise_error(message: str) -> None:
+    from cnnlab.errors import CnnlabError
+
+    raise CnnlabError(message)
