@@ -90,13 +90,13 @@ def random_erase(x: torch.Tensor, p: float, size: float, gen: torch.Generator) -
     n, _, h, w = x.shape
     dev = x.device
     side_h, side_w = max(1, round(size * h)), max(1, round(size * w))
-    cy = torch.randint(0, h, (n,), generator=gen, device=dev)[:, None, None]
-    cx = torch.randint(0, w, (n,), generator=gen, device=dev)[:, None, None]
+    # Centres anywhere in the image, so a square may hang over the border, as in cutout.
+    top = torch.randint(0, h, (n,), generator=gen, device=dev)[:, None, None] - side_h // 2
+    left = torch.randint(0, w, (n,), generator=gen, device=dev)[:, None, None] - side_w // 2
     on = (torch.rand(n, generator=gen, device=dev) < p)[:, None, None]
     ys = torch.arange(h, device=dev)[None, :, None]
     xs = torch.arange(w, device=dev)[None, None, :]
-    # The square is centred at (cy, cx) and may hang over the border, as in cutout.
-    inside = ((ys - cy).abs() * 2 < side_h) & ((xs - cx).abs() * 2 < side_w) & on  # (N, H, W)
+    inside = (ys >= top) & (ys < top + side_h) & (xs >= left) & (xs < left + side_w) & on  # (N, H, W)
     return x.masked_fill(inside[:, None], 0.0)
 
 

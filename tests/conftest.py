@@ -1,0 +1,68 @@
+"""Shared fixtures: a tiny image folder in real PNG/JPEG files, and the real MNIST when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def pytest_configure(config):
+    # The real datasets live in ../shared/datasets on the project's machines.
+    if not os.environ.get("CNNLAB_DATA") and SHARED.is_dir():
+        os.environ["CNNLAB_DATA"] = str(SHARED)
+
+
+@pytest.fixture
+def mnist_root() -> Path:
+    """The directory holding the real MNIST files (skips if absent)."""
+    from cnnlab.data.locate import find_dataset_dir
+    from cnnlab.errors import CnnlabError
+
+    try:
+        return find_dataset_dir("mnist")
+    except CnnlabError as exc:
+        pytest.skip(f"real MNIST not available: {exc}")
+
+
+def pattern_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A 3-class toy image: horizontal stripes, vertical stripes, or a centred square, plus noise."""
+    img = rng.integers(0, 40, size=(size, size)).astype(np.uint8)
+    if label == 0:
+        img[::4] = 220
+    elif label == 1:
+        img[:, ::4] = 220
+    else:
+        q = size // 4
+        img[q:-q, q:-q] = 220
+    return img
+
+
+def write_folder(root: Path, per_class: int = 12, size: int = 16, colour: bool = True, fmt: str = "png",
+                 seed: int = 0) -> Path:
+    """ROOT/<class>/<i>.<fmt> with three learnable classes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    names = ["hstripes", "vstripes", "square"]
+    for label, name in enumerate(names):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            grey = pattern_image(label, size, rng)
+            img = Image.fromarray(np.stack([grey] * 3, -1) if colour else grey)
+            img.save(root / name / f"{i:03d}.{fmt}")
+    return root
+
+
+@pytest.fixture
+def tiny_folder(tmp_path) -> Path:
+    return write_folder(tmp_path / "images", per_class=20, size=16)
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"
