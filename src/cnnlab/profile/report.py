@@ -77,7 +77,7 @@ def format_timings(timings: Sequence[Timing]) -> str:
     if timings:
         t = timings[0]
         note = (f"\nmedian of {t.repeats} timed calls after {t.warmup} warm-up calls"
-                f"{'; ' + str(t.threads) + ' CPU threads' if t.device == 'cpu' else ''}; "
+                f"{'; CPU threads: ' + str(t.threads) if t.device == 'cpu' else ''}; "
                 "train_step = forward + cross-entropy + backward + SGD update (on a copy of the model)")
     return _grid(header, rows, right={2, 3, 4, 5, 6}) + note
 
