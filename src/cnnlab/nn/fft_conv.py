@@ -51,15 +51,57 @@ def fft_conv2d(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), di
         dilated = weight.new_zeros(o, cg, eh, ew)
         dilated[:, :, ::dh, ::dw] = weight
         weight = dilated
-    size = (fast_fft_size(hp), fast_fft_size(wp))
-    xf = torch.fft.rfft2(x.reshape(n, groups, cg, hp, wp), s=size)  # (N, G, C/G, P, Q')
-    kf = torch.fft.rfft2(weight.reshape(groups, o // groups, cg, eh, ew), s=size)  # (G, O/G, C/G, P, Q')
-    yf = spectral_channel_sum(xf, kf.conj())  # (N, G, O/G, P, Q')
-    y = torch.fft.irfft2(yf, s=size)[..., : hp - eh + 1 : sh, : wp - ew + 1 : sw]
-    y = y.reshape(n, o, y.shape[-2], y.shape[-1])
+    full_h, full_w = hp - eh + 1, wp - ew + 1  # stride-1 output size
+    (th_, tw_), (bh, bw) = choose_tiles(n, c, o, groups, (hp, wp), (eh, ew))
+    nh, nw = -(-full_h // bh), -(-full_w // bw)  # tiles per axis
+    extra_h, extra_w = (nh - 1) * bh + th_ - hp, (nw - 1) * bw + tw_ - wp
+    if extra_h > 0 or extra_w > 0:  # zeros so the last tiles are whole
+        x = F.pad(x, (0, max(0, extra_w), 0, max(0, extra_h)))
+    # overlap-save: tiles of th_ x tw_ pixels every bh x bw pixels; each gives bh x bw valid outputs
+    tiles = x.unfold(2, th_, bh).unfold(3, tw_, bw)  # (N, C, nh, nw, th_, tw_)
+    tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(n * nh * nw, groups, cg, th_, tw_)
+    xf = torch.fft.rfft2(tiles, s=(th_, tw_))  # (M, G, C/G, th_, tw_//2+1), M = N * tiles
+    kf = torch.fft.rfft2(weight.reshape(groups, o // groups, cg, eh, ew), s=(th_, tw_))  # once per call
+    yf = spectral_channel_sum(xf, kf.conj())  # (M, G, O/G, th_, tw_//2+1)
+    y = torch.fft.irfft2(yf, s=(th_, tw_))[..., :bh, :bw]  # valid part of each tile
+    y = y.reshape(n, nh, nw, o, bh, bw).permute(0, 3, 1, 4, 2, 5).reshape(n, o, nh * bh, nw * bw)
+    y = y[:, :, : full_h : sh, : full_w : sw]
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1)
     return y.contiguous()
+
+
+def choose_tiles(n, c, o, groups, padded, extent):
+    """FFT tile sizes (th, tw) and output block sizes (bh, bw) for overlap-save.
+
+    One transform of the whole padded image needs O·C/G kernel transforms at
+    the image's size; tiles a few times the kernel extent make those cheap and
+    the per-frequency channel products bigger. The choice minimises a flop
+    estimate over fast FFT sizes (one tile covering everything is a candidate).
+    """
+    import math
+
+    best = None
+    options = []
+    for axis in (0, 1):
+        sizes, t = [], fast_fft_size(max(extent[axis], 8))
+        limit = fast_fft_size(padded[axis])
+        while t < limit:
+            if t - extent[axis] + 1 >= max(1, extent[axis] // 2):
+                sizes.append(t)
+            t = fast_fft_size(t + 1)
+        options.append(sizes + [limit])
+    for th in options[0]:
+        for tw in options[1]:
+            bh, bw = th - extent[0] + 1, tw - extent[1] + 1
+            full_h, full_w = padded[0] - extent[0] + 1, padded[1] - extent[1] + 1
+            tiles = n * -(-full_h // bh) * -(-full_w // bw)
+            area = th * tw
+            fft = 2.5 * area * math.log2(area)
+            cost = tiles * (c + o) * fft + o * (c // groups) * fft + tiles * o * (c // groups) * area * 4
+            if best is None or cost < best[0]:
+                best = (cost, (th, tw), (bh, bw))
+    return best[1], best[2]
 
 
 def spectral_channel_sum(xf: torch.Tensor, kf: torch.Tensor) -> torch.Tensor:
