@@ -177,8 +177,12 @@ def test_vgg_configurations():
         return sum(isinstance(m, nn.Conv2d) for m in model.modules())
 
     assert convs(meta_model("vgg11")) == 8 and convs(meta_model("vgg16")) == 13
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in meta_model("vgg16").modules())
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in meta_model("vgg16", norm="batchnorm").modules()) == 13
+    def norms(model):
+        return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+    assert norms(meta_model("vgg16", variant="imagenet")) == 0  # the paper's network
+    assert norms(meta_model("vgg16", variant="imagenet", norm="batchnorm")) == 13
+    assert norms(meta_model("vgg16")) == 13 and norms(meta_model("vgg16", norm="none")) == 0  # CIFAR: BN unless told
     head = meta_model("vgg16", variant="imagenet").head
     assert [m.out_features for m in head if isinstance(m, nn.Linear)] == [4096, 4096, 10]
 

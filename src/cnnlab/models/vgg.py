@@ -9,13 +9,13 @@ either way, as there).
   fc classes with dropout: VGG-16 has 138,357,544 parameters and 15.47 G
   multiply-adds at 3x224x224 with 1000 classes.
 * ``variant=cifar`` -- the five pools take 32x32 to 1x1x512; a global
-  avg-pool and one fc layer follow (the usual CIFAR head, 15M parameters
-  for VGG-16 instead of 134M in the three fc layers).
+  avg-pool and one fc layer follow (the usual CIFAR head: VGG-16 has 14.7 M
+  parameters in all, where the ImageNet head's three fc layers alone hold 123.6 M).
 
 >>> from cnnlab.models import create_model
->>> net = create_model("vgg11", num_classes=10, norm="batchnorm")
->>> sum(isinstance(m, nn.Conv2d) for m in net.features.modules())
-8
+>>> net = create_model("vgg11", num_classes=10)                 # CIFAR form: batch norm by default
+>>> sum(isinstance(m, nn.Conv2d) for m in net.features.modules()), sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+(8, 8)
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class VGG(ImageClassifier):
         in_channels: int = 3,
         image_size: Optional[int] = None,
         variant: str = "cifar",
-        norm: NormArg = "none",
+        norm: Optional[NormArg] = None,
         activation: ActArg = "relu",
         dropout: float = 0.5,
         name: str = "vgg",
@@ -74,6 +74,8 @@ class VGG(ImageClassifier):
         check_variant(variant, name)
         if not 0.0 <= dropout < 1.0:
             raise CnnlabError(f"dropout must be in [0, 1), got {dropout}")
+        if norm is None:  # the paper's plain network for ImageNet; batch norm to train on CIFAR
+            norm = "none" if variant == "imagenet" else "batchnorm"
         norm_layer, act_layer = layer_classes(norm, activation)
         size = image_size or (224 if variant == "imagenet" else 32)
         self.default_input_size = (in_channels, size, size)
@@ -102,7 +104,7 @@ def _vgg_constructor(name: str):
         in_channels: int = 3,
         image_size: Optional[int] = None,
         variant: str = "cifar",
-        norm: NormArg = "none",
+        norm: Optional[NormArg] = None,
         activation: ActArg = "relu",
         dropout: float = 0.5,
     ) -> VGG:
@@ -110,8 +112,9 @@ def _vgg_constructor(name: str):
                    variant=variant, norm=norm, activation=activation, dropout=dropout, name=name)
 
     build.__name__ = build.__qualname__ = name
-    build.__doc__ = (f"{name}: configuration {CONFIGS[name]}; ``norm=batchnorm`` for the BN form, "
-                     "``variant=imagenet`` for the published 3-fc head (see :mod:`cnnlab.models.vgg`).")
+    build.__doc__ = (f"{name}: configuration {CONFIGS[name]}; ``variant=imagenet`` for the published network "
+                     "(3-fc head, no norm unless ``norm`` is given), ``variant=cifar`` with batch norm by default "
+                     "(see :mod:`cnnlab.models.vgg`).")
     return register_model(name)(build)
 
 
