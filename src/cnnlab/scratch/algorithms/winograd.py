@@ -81,6 +81,35 @@ def _apply(t: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.swapaxes(z, -1, -2)  # (..., i, j)
 
 
+def _lincomb(coeffs, term):
+    """sum_k coeffs[k] * term(k) over the non-zero coefficients (±1 without multiplying)."""
+    out = None
+    for k, coef in enumerate(coeffs):
+        if coef == 0:
+            continue
+        t = term(k)
+        if out is None:
+            out = t.copy() if coef == 1 else (np.negative(t) if coef == -1 else t * t.dtype.type(coef))
+        elif coef == 1:
+            out += t
+        elif coef == -1:
+            out -= t
+        else:
+            out += t * t.dtype.type(coef)
+    return out
+
+
+def _row_gradient(dv, bt, i, m, tw, width):
+    """Gradient of row-transform output i: (B dV)[i, k] scattered back over the columns."""
+    a = bt.shape[0]
+    out = np.zeros((dv.shape[0],) + dv.shape[3:6] + (width,), dtype=dv.dtype)  # (G, C/G, N, th, W')
+    for k in range(a):
+        col = _lincomb(bt[:, k], lambda j: dv[:, i, j])
+        if col is not None:
+            out[..., k : k + m * tw : m] += col
+    return out
+
+
 class Winograd(ConvAlgorithm):
     """F(m×m, 3×3); ``m=2`` by default, ``m=4`` does 4× fewer multiplications but rounds more."""
 
@@ -99,47 +128,60 @@ class Winograd(ConvAlgorithm):
         return None
 
     # -- one stride-1, undilated 3x3 correlation on a padded grid -------------
+    # The transforms act on whole slabs of the image at once: row r of every
+    # tile is the strided slice x[..., r::m, :], so Bᵀ d B is a few additions
+    # of such slices (the matrices hold 0, ±1 and small constants).
     def _tiles_forward(self, xp, u, g, dtype):
         """xp (N, C, Hp, Wp), u (G, a², O/G, C/G) -> y (N, O, Hp-2, Wp-2), cache."""
         m = self.m
         a = m + 2
-        bt, _, at = transforms(m, dtype)
+        bt, _, at = transforms(m, np.float64)
         n, c, hp, wp = xp.shape
         ho, wo = hp - 2, wp - 2
         th, tw = -(-ho // m), -(-wo // m)
-        padded = np.zeros((n, c, th * m + 2, tw * m + 2), dtype=dtype)
-        padded[:, :, :hp, :wp] = xp
-        tiles = np.lib.stride_tricks.sliding_window_view(padded, (a, a), axis=(2, 3))[:, :, ::m, ::m]  # (N, C, th, tw, a, a)
-        v = _apply(tiles, bt, bt)  # Bᵀ d B: (N, C, th, tw, a, a)
-        v = v.reshape(n, g, c // g, th * tw, a * a).transpose(1, 4, 2, 0, 3).reshape(g, a * a, c // g, n * th * tw)
-        mm = np.matmul(u, v)  # the multiplications: (G, a², O/G, N*T)
-        og = mm.shape[2]
-        mm = mm.reshape(g, a, a, og, n, th, tw).transpose(4, 0, 3, 5, 6, 1, 2)  # (N, G, O/G, th, tw, a, a)
-        y = _apply(mm, at, at)  # Aᵀ M A: (N, G, O/G, th, tw, m, m)
-        y = y.transpose(0, 1, 2, 3, 5, 4, 6).reshape(n, g * og, th * m, tw * m)[:, :, :ho, :wo]
+        xt = np.zeros((g, c // g, n, th * m + 2, tw * m + 2), dtype=dtype)  # channels first: (G, C/G, N, H', W')
+        xt[..., :hp, :wp] = xp.reshape(n, g, c // g, hp, wp).transpose(1, 2, 0, 3, 4)
+        rows = [_lincomb(bt[i], lambda r: xt[..., r : r + m * th : m, :]) for i in range(a)]  # Bᵀ d: (G, C/G, N, th, W')
+        v = np.empty((g, a, a, c // g, n, th, tw), dtype=dtype)
+        for i in range(a):
+            for j in range(a):  # (Bᵀ d B)[i, j] for every tile at once
+                v[:, i, j] = _lincomb(bt[j], lambda k: rows[i][..., k : k + m * tw : m])
+        v = v.reshape(g, a * a, c // g, n * th * tw)
+        mm = np.matmul(u, v).reshape(g, a, a, -1, n, th, tw)  # the multiplications: (G, a, a, O/G, N, th, tw)
+        og = mm.shape[3]
+        y = np.empty((n, g, og, th, m, tw, m), dtype=dtype)
+        for p in range(m):  # Aᵀ M A
+            z = [_lincomb(at[p], lambda i: mm[:, i, j]) for j in range(a)]  # (G, O/G, N, th, tw)
+            for q in range(m):
+                y[:, :, :, :, p, :, q] = _lincomb(at[q], lambda j: z[j]).transpose(2, 0, 1, 3, 4)
+        y = y.reshape(n, g * og, th * m, tw * m)[:, :, :ho, :wo]
         return y, (v, (n, c, hp, wp, th, tw))
 
     def _tiles_backward(self, dy, u, cache, g, dtype):
         """dy (N, O, Ho, Wo) -> (dxp (N, C, Hp, Wp), du (G, a², O/G, C/G))."""
         m = self.m
         a = m + 2
-        bt, _, at = transforms(m, dtype)
+        bt, _, at = transforms(m, np.float64)
         v, (n, c, hp, wp, th, tw) = cache
         o = dy.shape[1]
-        dyt = np.zeros((n, o, th * m, tw * m), dtype=dtype)
-        dyt[:, :, : hp - 2, : wp - 2] = dy
-        dyt = dyt.reshape(n, g, o // g, th, m, tw, m).transpose(0, 1, 2, 3, 5, 4, 6)  # (N, G, O/G, th, tw, m, m)
-        dm = _apply(dyt, at.T, at.T)  # A dY Aᵀ: (N, G, O/G, th, tw, a, a)
-        dm = dm.reshape(n, g, o // g, th * tw, a * a).transpose(1, 4, 2, 0, 3).reshape(g, a * a, o // g, n * th * tw)
+        dyt = np.zeros((g, o // g, n, th * m, tw * m), dtype=dtype)
+        dyt[..., : hp - 2, : wp - 2] = dy.reshape(n, g, o // g, hp - 2, wp - 2).transpose(1, 2, 0, 3, 4)
+        dyt = dyt.reshape(g, o // g, n, th, m, tw, m)
+        dm = np.empty((g, a, a, o // g, n, th, tw), dtype=dtype)
+        cols = [[_lincomb(at[:, j], lambda q: dyt[:, :, :, :, p, :, q]) for j in range(a)] for p in range(m)]
+        for i in range(a):  # A dY Aᵀ
+            for j in range(a):
+                dm[:, i, j] = _lincomb(at[:, i], lambda p: cols[p][j])
+        dm = dm.reshape(g, a * a, o // g, n * th * tw)
         du = np.matmul(dm, v.transpose(0, 1, 3, 2))  # (G, a², O/G, C/G)
-        dv = np.matmul(u.transpose(0, 1, 3, 2), dm)  # (G, a², C/G, N*T)
-        dv = dv.reshape(g, a, a, c // g, n, th, tw).transpose(4, 0, 3, 5, 6, 1, 2).reshape(n, c, th, tw, a, a)
-        dtiles = _apply(dv, bt.T, bt.T)  # B dV Bᵀ
-        dpad = np.zeros((n, c, th * m + 2, tw * m + 2), dtype=dtype)
-        for r in range(a):  # overlapping tiles: add every tile's gradient back
-            for k in range(a):
-                dpad[:, :, r : r + m * th : m, k : k + m * tw : m] += dtiles[..., r, k]
-        return dpad[:, :, :hp, :wp], du
+        dv = np.matmul(u.transpose(0, 1, 3, 2), dm).reshape(g, a, a, c // g, n, th, tw)
+        dxt = np.zeros((g, c // g, n, th * m + 2, tw * m + 2), dtype=dtype)
+        for r in range(a):  # B dV Bᵀ, each tile's gradient added back where the tile came from
+            row = _lincomb(bt[:, r], lambda i: _row_gradient(dv, bt, i, m, tw, dxt.shape[-1]))
+            if row is not None:
+                dxt[..., r : r + m * th : m, :] += row
+        dxp = dxt[..., :hp, :wp].transpose(2, 0, 1, 3, 4).reshape(n, c, hp, wp)
+        return dxp, du
 
     def _filters(self, w, g, dtype):
         _, gm, _ = transforms(self.m, dtype)
