@@ -80,11 +80,15 @@ def test_imagenet_resnet_and_mobilenet_are_torchvisions_networks():
 
     from cnnlab.models.resnet import ResNet
 
+    class Basic(ResNet):
+        block, depths = BasicBlock, (1, 1, 1, 1)
+
+    class Bottle(ResNet):
+        block, depths = Bottleneck, (1, 1, 1, 1)
+
     pairs = [
-        (ResNet(BasicBlock, (1, 1, 1, 1), num_classes=7, variant="imagenet"),
-         tv_resnet.ResNet(tv_resnet.BasicBlock, [1, 1, 1, 1], num_classes=7)),
-        (ResNet(Bottleneck, (1, 1, 1, 1), num_classes=7, variant="imagenet"),
-         tv_resnet.ResNet(tv_resnet.Bottleneck, [1, 1, 1, 1], num_classes=7)),
+        (Basic(num_classes=7, variant="imagenet"), tv_resnet.ResNet(tv_resnet.BasicBlock, [1, 1, 1, 1], num_classes=7)),
+        (Bottle(num_classes=7, variant="imagenet"), tv_resnet.ResNet(tv_resnet.Bottleneck, [1, 1, 1, 1], num_classes=7)),
         (create_model("mobilenet_v2", num_classes=7, variant="imagenet", width_mult=0.5),
          torchvision.models.mobilenet_v2(num_classes=7, width_mult=0.5)),
     ]

@@ -77,7 +77,7 @@ def test_run_directory_with_checkpoint(tmp_path, capsys):
     "argv, message",
     [
         (["resnet"], "nearest: resnet"),
-        (["vgg11", "--input", "3,16,16"], "layer 'features.20' (MaxPool2d)"),
+        (["vgg11", "--input", "3,16,16"], "layer 'features.28' (MaxPool2d)"),
         (["vgg11", "--input", "3,16,16"], "smallest square input it takes is 3x32x32"),
         (["resnet18", "--input", "3x32"], "three positive integers"),
         (["resnet18", "varient=cifar"], "did you mean 'variant'"),

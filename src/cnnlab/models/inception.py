@@ -33,10 +33,9 @@ from typing import Optional
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
-from cnnlab.models.base import ImageClassifier, check_input_channels
+from cnnlab.models.base import ImageClassifier
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import ActArg, NormArg, check_variant, layer_classes
+from cnnlab.models.resnet import ActArg, NormArg, zoo_setup
 
 # name: (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) -- Table 1 of the paper.
 MODULES = {
@@ -98,13 +97,8 @@ class Inception(ImageClassifier):
         activation: ActArg = "relu",
     ) -> None:
         super().__init__()
-        check_input_channels(in_channels, num_classes)
-        check_variant(variant, "inception")
-        if not 0.0 <= dropout < 1.0:
-            raise CnnlabError(f"dropout must be in [0, 1), got {dropout}")
-        norm_layer, act_layer = layer_classes(norm, activation)
-        size = image_size or (224 if variant == "imagenet" else 32)
-        self.default_input_size = (in_channels, size, size)
+        norm_layer, act_layer, self.default_input_size = zoo_setup(
+            "inception", variant, in_channels, num_classes, image_size, norm, activation, dropout)
 
         if variant == "imagenet":
             stem = [

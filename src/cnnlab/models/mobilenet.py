@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.base import ImageClassifier, check_input_channels
+from cnnlab.models.base import ImageClassifier
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import ActArg, NormArg, check_variant, layer_classes
+from cnnlab.models.resnet import ActArg, NormArg, zoo_setup
 
 # (expansion t, output channels c, repeats n, first stride s) -- Table 2 of the paper.
 INVERTED_RESIDUAL_SETTING = (
@@ -99,15 +99,10 @@ class MobileNetV2(ImageClassifier):
         activation: ActArg = "relu6",
     ) -> None:
         super().__init__()
-        check_input_channels(in_channels, num_classes)
-        check_variant(variant, "mobilenet_v2")
         if not width_mult > 0:
             raise CnnlabError(f"width_mult must be > 0, got {width_mult}; 1.0 is the published network")
-        if not 0.0 <= dropout < 1.0:
-            raise CnnlabError(f"dropout must be in [0, 1), got {dropout}")
-        norm_layer, act_layer = layer_classes(norm, activation)
-        size = image_size or (224 if variant == "imagenet" else 32)
-        self.default_input_size = (in_channels, size, size)
+        norm_layer, act_layer, self.default_input_size = zoo_setup(
+            "mobilenet_v2", variant, in_channels, num_classes, image_size, norm, activation, dropout)
         cifar = variant == "cifar"
 
         ch = make_divisible(32 * width_mult)

@@ -46,6 +46,20 @@ def check_variant(variant: str, name: str) -> None:
         raise CnnlabError(f"model '{name}' has no variant '{variant}'; use variant=cifar or variant=imagenet")
 
 
+def zoo_setup(name: str, variant: str, in_channels: int, num_classes: int, image_size: Optional[int],
+              norm: NormArg, activation: ActArg, dropout: float = 0.0):
+    """The checks every zoo constructor makes; returns (norm_layer, act_layer, default_input_size).
+
+    The default input is 32x32 for ``variant=cifar`` and 224x224 for ``variant=imagenet``.
+    """
+    check_input_channels(in_channels, num_classes)
+    check_variant(variant, name)
+    if not 0.0 <= dropout < 1.0:
+        raise CnnlabError(f"dropout must be in [0, 1), got {dropout}")
+    size = image_size or (224 if variant == "imagenet" else 32)
+    return (*layer_classes(norm, activation), (in_channels, size, size))
+
+
 def layer_classes(norm: NormArg, activation: ActArg) -> tuple[Callable[[int], nn.Module], type]:
     """Turn config strings into layer classes; classes passed in are used as they are.
 
@@ -133,12 +147,17 @@ def stem(variant: str, in_channels: int, width: int, norm_layer, act_layer) -> n
 
 
 class ResNet(ImageClassifier):
-    """stem -> layer1..layer4 (strides 1, 2, 2, 2; widths w, 2w, 4w, 8w) -> global avg-pool -> fc."""
+    """stem -> layer1..layer4 (strides 1, 2, 2, 2; widths w, 2w, 4w, 8w) -> global avg-pool -> fc.
+
+    Subclasses set ``block`` and ``depths`` and are registered under their name.
+    """
+
+    block: type[nn.Module] = BasicBlock
+    depths: tuple[int, int, int, int] = (2, 2, 2, 2)
+    name = "resnet"
 
     def __init__(
         self,
-        block: type[nn.Module],
-        depths: tuple[int, int, int, int],
         num_classes: int = 10,
         in_channels: int = 3,
         image_size: Optional[int] = None,
@@ -147,18 +166,15 @@ class ResNet(ImageClassifier):
         norm: NormArg = "batchnorm",
         activation: ActArg = "relu",
         zero_init_residual: bool = False,
-        name: str = "resnet",
     ) -> None:
         super().__init__()
-        check_input_channels(in_channels, num_classes)
-        check_variant(variant, name)
-        norm_layer, act_layer = layer_classes(norm, activation)
-        size = image_size or (224 if variant == "imagenet" else 32)
-        self.default_input_size = (in_channels, size, size)
+        norm_layer, act_layer, self.default_input_size = zoo_setup(
+            self.name, variant, in_channels, num_classes, image_size, norm, activation)
+        block = self.block
 
         stages: list[tuple[str, nn.Module]] = [("stem", stem(variant, in_channels, width, norm_layer, act_layer))]
         ch = width
-        for i, (depth, stride) in enumerate(zip(depths, (1, 2, 2, 2))):
+        for i, (depth, stride) in enumerate(zip(self.depths, (1, 2, 2, 2))):
             planes = width * 2**i
             blocks = []
             for j in range(depth):
@@ -182,27 +198,22 @@ class ResNet(ImageClassifier):
                     nn.init.zeros_(m.last_norm().weight)
 
 
-def _resnet_constructor(name: str, block: type[nn.Module], depths: tuple[int, int, int, int]):
-    def build(
-        num_classes: int = 10,
-        in_channels: int = 3,
-        image_size: Optional[int] = None,
-        variant: str = "cifar",
-        width: int = 64,
-        norm: NormArg = "batchnorm",
-        activation: ActArg = "relu",
-        zero_init_residual: bool = False,
-    ) -> ResNet:
-        return ResNet(block, depths, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-                      variant=variant, width=width, norm=norm, activation=activation,
-                      zero_init_residual=zero_init_residual, name=name)
+@register_model("resnet18")
+class ResNet18(ResNet):
+    """ResNet-18: basic blocks [2, 2, 2, 2]."""
 
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = (f"{name}: {block.__name__} blocks {list(depths)}; ``variant=imagenet`` is the published "
-                     "network, ``variant=cifar`` the 3x3 stem without max-pool (see :mod:`cnnlab.models.resnet`).")
-    return register_model(name)(build)
+    block, depths, name = BasicBlock, (2, 2, 2, 2), "resnet18"
 
 
-resnet18 = _resnet_constructor("resnet18", BasicBlock, (2, 2, 2, 2))
-resnet34 = _resnet_constructor("resnet34", BasicBlock, (3, 4, 6, 3))
-resnet50 = _resnet_constructor("resnet50", Bottleneck, (3, 4, 6, 3))
+@register_model("resnet34")
+class ResNet34(ResNet):
+    """ResNet-34: basic blocks [3, 4, 6, 3]."""
+
+    block, depths, name = BasicBlock, (3, 4, 6, 3), "resnet34"
+
+
+@register_model("resnet50")
+class ResNet50(ResNet):
+    """ResNet-50: bottleneck blocks [3, 4, 6, 3] (v1.5: stride on the 3x3)."""
+
+    block, depths, name = Bottleneck, (3, 4, 6, 3), "resnet50"

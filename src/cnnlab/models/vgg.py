@@ -24,11 +24,10 @@ from typing import Optional, Sequence, Union
 
 from torch import nn
 
-from cnnlab.errors import CnnlabError
-from cnnlab.models.base import ImageClassifier, check_input_channels
+from cnnlab.models.base import ImageClassifier
 from cnnlab.models.layers import NoNorm
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import ActArg, NormArg, check_variant, layer_classes
+from cnnlab.models.resnet import ActArg, NormArg, zoo_setup
 
 # Conv widths per layer, "M" a 2x2 max-pool (Table 1 of the paper).
 CONFIGS: dict[str, tuple[Union[int, str], ...]] = {
@@ -55,11 +54,15 @@ def vgg_features(config: Sequence[Union[int, str]], in_channels: int, norm_layer
 
 
 class VGG(ImageClassifier):
-    """features (convs and pools) -> head (CIFAR: avg-pool + fc; ImageNet: 7x7 pool + 3 fc)."""
+    """features (convs and pools) -> head (CIFAR: avg-pool + fc; ImageNet: 7x7 pool + 3 fc).
+
+    Subclasses set ``name`` (a key of :data:`CONFIGS`) and are registered under it.
+    """
+
+    name = "vgg11"
 
     def __init__(
         self,
-        config: Sequence[Union[int, str]],
         num_classes: int = 10,
         in_channels: int = 3,
         image_size: Optional[int] = None,
@@ -67,19 +70,13 @@ class VGG(ImageClassifier):
         norm: Optional[NormArg] = None,
         activation: ActArg = "relu",
         dropout: float = 0.5,
-        name: str = "vgg",
     ) -> None:
         super().__init__()
-        check_input_channels(in_channels, num_classes)
-        check_variant(variant, name)
-        if not 0.0 <= dropout < 1.0:
-            raise CnnlabError(f"dropout must be in [0, 1), got {dropout}")
         if norm is None:  # the paper's plain network for ImageNet; batch norm to train on CIFAR
             norm = "none" if variant == "imagenet" else "batchnorm"
-        norm_layer, act_layer = layer_classes(norm, activation)
-        size = image_size or (224 if variant == "imagenet" else 32)
-        self.default_input_size = (in_channels, size, size)
-        self.features = vgg_features(config, in_channels, norm_layer, act_layer)  # (N, 512, H/32, W/32)
+        norm_layer, act_layer, self.default_input_size = zoo_setup(
+            self.name, variant, in_channels, num_classes, image_size, norm, activation, dropout)
+        self.features = vgg_features(CONFIGS[self.name], in_channels, norm_layer, act_layer)  # (N, 512, H/32, W/32)
         if variant == "imagenet":
             self.head = nn.Sequential(
                 nn.AdaptiveAvgPool2d(7), nn.Flatten(),  # (N, 512*7*7)
@@ -98,25 +95,15 @@ class VGG(ImageClassifier):
                 nn.init.zeros_(m.bias)
 
 
-def _vgg_constructor(name: str):
-    def build(
-        num_classes: int = 10,
-        in_channels: int = 3,
-        image_size: Optional[int] = None,
-        variant: str = "cifar",
-        norm: Optional[NormArg] = None,
-        activation: ActArg = "relu",
-        dropout: float = 0.5,
-    ) -> VGG:
-        return VGG(CONFIGS[name], num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-                   variant=variant, norm=norm, activation=activation, dropout=dropout, name=name)
+@register_model("vgg11")
+class VGG11(VGG):
+    """VGG-11 (configuration A: 8 convs, 3 fc in the ImageNet form)."""
 
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = (f"{name}: configuration {CONFIGS[name]}; ``variant=imagenet`` for the published network "
-                     "(3-fc head, no norm unless ``norm`` is given), ``variant=cifar`` with batch norm by default "
-                     "(see :mod:`cnnlab.models.vgg`).")
-    return register_model(name)(build)
+    name = "vgg11"
 
 
-vgg11 = _vgg_constructor("vgg11")
-vgg16 = _vgg_constructor("vgg16")
+@register_model("vgg16")
+class VGG16(VGG):
+    """VGG-16 (configuration D: 13 convs, 3 fc in the ImageNet form)."""
+
+    name = "vgg16"
