@@ -146,3 +146,19 @@ def test_convnet_fft_equals_standard_with_the_same_weights():
     fft.load_state_dict(standard.state_dict())
     x = torch.randn(3, 1, 28, 28)
     torch.testing.assert_close(fft(x), standard(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("stride, dilation, groups", [(1, 1, 1), (2, 3, 2)])
+def test_fft_conv_overlap_save_tiles_match_conv2d_on_a_large_image(stride, dilation, groups):
+    from cnnlab.nn.fft_conv import choose_tiles
+
+    x = torch.randn(1, 4, 120, 97, dtype=torch.float64)
+    w = torch.randn(6, 4 // groups, 5, 5, dtype=torch.float64)
+    ext = dilation * 4 + 1
+    (th, tw), _ = choose_tiles(1, 4, 6, groups, (124, 101), (ext, ext))
+    assert th < 124 or tw < 101  # more than one tile
+    conv = FFTConv2d(4, 6, 5, stride=stride, padding=2, dilation=dilation, groups=groups).double()
+    with torch.no_grad():
+        conv.weight.copy_(w)
+    expected = F.conv2d(x, w, conv.bias, stride, 2, dilation, groups)
+    torch.testing.assert_close(conv(x), expected, atol=1e-9, rtol=0)

@@ -70,3 +70,12 @@ def test_conv_layer_does_not_broadcast_a_missing_batch_axis():
         conv(np.zeros((1, 28, 28), np.float32))
     with pytest.raises(CnnlabError, match="divisible by groups"):
         Conv2d(3, 4, 3, groups=2)
+
+
+def test_blas_threads_context_restores_the_setting():
+    from cnnlab.scratch.threads import blas_threads, get_blas_threads
+
+    before = get_blas_threads()
+    with blas_threads(1):
+        assert get_blas_threads() in (1, None)
+    assert get_blas_threads() == before

@@ -297,7 +297,7 @@ def run(args) -> int:
     from cnnlab.bench.results_io import write_result
     from cnnlab.scratch.threads import blas_threads
 
-    say = notice if args.json else print
+    say = notice if args.json else (lambda text: print(text, flush=True))
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
