@@ -22,7 +22,7 @@ from cnnlab.errors import CnnlabError
 DESCRIPTION = (
     "Count parameters (trainable and frozen), multiply-accumulates (1 MAC = 2 FLOPs; conv and linear "
     "layers), and activation memory per layer, then measure inference and training-step latency "
-    "(median after warm-up). TARGET is a registered model name or a run directory."
+    "(median after warm-up). MODEL|RUN_DIR is a registered model name or a run directory."
 )
 
 
