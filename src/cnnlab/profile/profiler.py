@@ -208,7 +208,7 @@ def profile_model(
         try:
             with torch.no_grad():
                 out = model(x)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:  # torch shape errors; a layer's own CnnlabError
             failure = (stack[-1] if stack else ("(model)", type(model).__name__), exc)
     if failure is not None:  # diagnose with the hooks gone, in eval mode, then restore the modes again
         with preserved_modes(model):
@@ -243,7 +243,7 @@ def _runs(module: nn.Module, size: tuple[int, int, int], like: torch.Tensor) -> 
         with torch.no_grad():
             module(torch.zeros(1, *size, device=like.device, dtype=like.dtype))
         return True
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         return False
 
 
