@@ -15,6 +15,11 @@ def pytest_configure(config):
     # The real datasets live in ../shared/datasets on the project's machines.
     if not os.environ.get("CNNLAB_DATA") and SHARED.is_dir():
         os.environ["CNNLAB_DATA"] = str(SHARED)
+    # Test tensors are small: one intra-op thread per test process avoids OpenMP threads
+    # fighting over the two cores (10-20x slowdowns were measured) when workers run in parallel.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -55,7 +55,12 @@ def _per_block(value, blocks: int, name: str) -> list:
 
 
 class ConvBlock(nn.Sequential):
-    """conv -> [norm] -> act (norm after the activation if ``norm_position='after'``) -> [pool] -> [dropout]."""
+    """conv -> [norm] -> act (norm after the activation if ``norm_position='after'``) -> [pool] -> [dropout].
+
+    With ``pool_first`` the pool moves right after the last conv (conv -> pool -> norm -> act):
+    max-pooling commutes with ReLU, and the norm and activation then touch 4x fewer pixels,
+    which is most of the cost of a small network on a CPU.
+    """
 
     def __init__(
         self,
@@ -70,21 +75,23 @@ class ConvBlock(nn.Sequential):
         pool: str,
         dropout: float,
         convs: int = 1,
+        pool_first: bool = False,
     ) -> None:
+        pool_layer = {"max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2)}.get(pool)
         layers: list[nn.Module] = []
         for i in range(convs):
             has_norm = not isinstance(norm_layer(out_ch), nn.Identity)
             layers.append(
                 conv_layer(in_ch if i == 0 else out_ch, out_ch, kernel_size, padding=padding, bias=not has_norm)
             )
+            if pool_first and pool_layer is not None and i == convs - 1:
+                layers.append(pool_layer)
             if norm_position == "before":
                 layers += [norm_layer(out_ch), act_layer()]
             else:
                 layers += [act_layer(), norm_layer(out_ch)]
-        if pool == "max":
-            layers.append(nn.MaxPool2d(2))
-        elif pool == "avg":
-            layers.append(nn.AvgPool2d(2))
+        if pool_layer is not None and not pool_first:
+            layers.append(pool_layer)
         if dropout > 0:
             layers.append(nn.Dropout2d(dropout))
         super().__init__(*[l for l in layers if not isinstance(l, nn.Identity)])
@@ -106,6 +113,7 @@ class ConvNet(ImageClassifier):
         padding: str | int = "same",
         convs_per_block: int = 1,
         pool: str | list[str] = "max",
+        pool_first: bool = False,
         norm: str = "batchnorm",
         norm_position: str = "before",
         activation: str = "relu",
@@ -143,7 +151,7 @@ class ConvNet(ImageClassifier):
                 raise CnnlabError(f"pool must be 'max', 'avg' or 'none', got '{p}'")
             layers.append(
                 ConvBlock(ch, out_ch, k, padding, conv_layer, norm_layer, act, norm_position, p, conv_dropout,
-                          convs_per_block)
+                          convs_per_block, pool_first)
             )
             ch = out_ch
         self.default_input_size = (in_channels, image_size, image_size)

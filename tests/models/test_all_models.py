@@ -1,0 +1,66 @@
+"""One shared check over every registered model: shape, finiteness, gradients, a few steps."""
+
+import pytest
+import torch
+
+from cnnlab.models import create_model, list_models, model_arguments
+
+
+def build(name, in_channels=3, num_classes=10, size=32):
+    kwargs = {"in_channels": in_channels, "num_classes": num_classes}
+    if "image_size" in model_arguments(name):
+        kwargs["image_size"] = size
+    return create_model(name, **kwargs)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_builds_trains_and_swaps_its_head(name):
+    """Shape, finiteness, a gradient for every parameter, falling loss, and the common interface."""
+    torch.manual_seed(0)
+    model = build(name, num_classes=4)
+    x = torch.randn(4, 3, 32, 32)  # CIFAR-shaped; 4 images so batch norm has statistics
+    y = torch.arange(4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    losses = []
+    for step in range(3):
+        out = model(x)
+        assert out.shape == (4, 4) and torch.isfinite(out).all()
+        loss = torch.nn.functional.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        if step == 0:
+            missing = [n for n, p in model.named_parameters()
+                       if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+            assert not missing, f"no gradient reaches {missing}"
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], losses
+    assert model.num_classes == 4
+    assert model.forward_features(x[:1]).ndim in (2, 4)
+    model.reset_head(7)
+    assert model.num_classes == 7 and model.eval()(x[:1]).shape == (1, 7)
+
+
+def test_registry_refuses_duplicates_and_suggests_names():
+    from cnnlab.errors import CnnlabError
+    from cnnlab.models import register_model
+
+    with pytest.raises(CnnlabError, match="already registered"):
+        register_model("resnet9")(lambda: None)
+    with pytest.raises(CnnlabError, match="did you mean 'resnet9'"):
+        create_model("resnet99")
+    with pytest.raises(CnnlabError, match="has no option 'filtres'; did you mean 'filters'"):
+        create_model("convnet", filtres=3)
+
+
+def test_convnet_options_shape_the_network():
+    from torch import nn
+
+    net = create_model("convnet", blocks=3, filters=8, organisation="double", kernel_size=[5, 3, 3],
+                       norm_position="after", dropout=0.1, dropout_where="both", pool_first=True)
+    convs = [m for m in net.features.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 16, 32] and convs[0].kernel_size == (5, 5)
+    first_block = list(net.features[0])
+    assert isinstance(first_block[1], nn.MaxPool2d) and isinstance(first_block[2], nn.ReLU)
+    assert any(isinstance(m, nn.Dropout2d) for m in net.features.modules())
+    assert sum(p.numel() for p in create_model("lenet5").parameters()) == 61706
