@@ -51,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 failed run, 2 bad input)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may follow options (`cnnlab train p --out d train.epochs=2`), which
+    # argparse cannot intermix with positionals; collect them here for commands that take them.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        stray = [e for e in extra if e.startswith("-") or "=" not in e]
+        if stray or not hasattr(args, "overrides"):
+            parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+        args.overrides = list(args.overrides or []) + extra
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

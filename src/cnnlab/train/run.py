@@ -124,8 +124,9 @@ def train(
         if not (run_dir / "last.pt").exists():
             raise CnnlabError(f"cannot resume {run_dir}: it has no last.pt checkpoint")
     else:
-        run_dir = prepare_run_dir(out_dir or default_run_dir(cfg), overwrite)
-        (run_dir / "config.yaml").write_text(dump_config(cfg))
+        run_dir = Path(out_dir or default_run_dir(cfg))
+        if run_dir.exists() and not overwrite:  # fail before any work, as prepare_run_dir would
+            prepare_run_dir(run_dir, overwrite)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
@@ -144,6 +145,9 @@ def train(
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     phases["build"] = time.perf_counter() - t0
+    if not resume:  # only now, with data and model known to work, is the run directory created
+        prepare_run_dir(run_dir, overwrite)
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
     params = sum(p.numel() for p in model.parameters())
     meta = {"model_name": cfg.model.name, "model_options": dict(cfg.model.options),
             "input_size": list(data.input_size), "num_classes": data.num_classes, "classes": data.classes,

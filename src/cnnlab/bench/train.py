@@ -1,0 +1,152 @@
+"""``cnnlab bench train``: training seconds to a target test accuracy, against a baseline.
+
+Both presets train in the same process, one seed after another, so the ratio
+of their times holds even on a noisy machine. Test accuracy is measured at
+the end of every epoch; the time to target counts the seconds spent in
+training steps only (not the probe itself), and a run stops once it reaches
+the target. The benchmark also measures the input pipeline (index, convert,
+augment, normalise) and reports how many times faster it is than training.
+
+    cnnlab bench train mnist-fast --baseline mnist-classic --target 0.99 --seeds 3
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cnnlab.commands.common import notice, print_json
+from cnnlab.train.callbacks import Callback
+
+# A heavier augmentation stack, measured as well so the number does not depend on a preset's choice.
+STANDARD_AUGMENT = ["data.augment.crop_padding=2", "data.augment.rotate=10", "data.augment.scale=0.1",
+                    "data.augment.noise_std=0.05", "data.augment.erase_prob=0.5"]
+
+
+class TestAccuracyProbe(Callback):
+    """At each epoch end: test accuracy and cumulative step seconds; stop at the target."""
+
+    def __init__(self, test_batches, target: float) -> None:
+        self.test_batches, self.target = test_batches, target
+        self.points: list[tuple[float, float]] = []  # (train seconds so far, test accuracy)
+        self.seconds_to_target: float | None = None
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        from cnnlab.train.evaluate import evaluate
+
+        accuracy = evaluate(trainer.model, self.test_batches, trainer.cfg.train.precision).accuracy
+        self.points.append((trainer.train_seconds, accuracy))
+        if accuracy >= self.target and self.seconds_to_target is None:
+            self.seconds_to_target = trainer.train_seconds
+            trainer.stop_reason = "target_reached"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="seconds of training to a target test accuracy vs a baseline",
+                              description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p.add_argument("preset", help="the preset to measure, e.g. mnist-fast")
+    p.add_argument("--baseline", required=True, help="the preset to compare with, e.g. mnist-classic")
+    p.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (default 0.99)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per preset (default 3)")
+    p.add_argument("--data-dir", help="directory holding the datasets")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to both presets")
+    p.set_defaults(func=run)
+
+
+def measure_pipeline(batches, epochs: int = 1) -> float:
+    """Images per second of the input pipeline alone (index, convert, augment, normalise)."""
+    start, count = time.perf_counter(), 0
+    for epoch in range(epochs):
+        for x, _ in batches.epoch(epoch):
+            count += len(x)
+    return count / max(time.perf_counter() - start, 1e-9)
+
+
+def bench_preset(name: str, overrides: list[str], seeds: int, target: float, data_dir: str | None,
+                 cache: dict) -> dict[str, Any]:
+    """Train ``name`` once per seed; return per-seed times to target and pipeline throughput."""
+    import torch
+
+    from cnnlab.config import load_config
+    from cnnlab.data.datasets import load_dataset
+    from cnnlab.data.pipeline import make_splits
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.run import resolve_device, train
+
+    runs = []
+    for seed in range(seeds):
+        cfg = load_config(name, overrides + [f"train.seed={seed}", "train.plots=false"])
+        if data_dir:
+            cfg.data.data_dir = data_dir
+        key = (cfg.data.name, cfg.data.data_dir, cfg.data.root)
+        if key not in cache:
+            cache[key] = load_dataset(cfg.data)
+        data = cache[key]
+        device = resolve_device(cfg.train.device)
+        splits = make_splits(data, cfg.data, device, seed, cfg.train.channels_last)
+        probe = TestAccuracyProbe(splits.test, target)
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = train(cfg, Path(tmp) / "run", data=data, callbacks=[probe], quiet=True)
+        runs.append({"seed": seed, "seconds_to_target": probe.seconds_to_target, "curve": probe.points,
+                     "final_test_accuracy": probe.points[-1][1] if probe.points else None,
+                     "train_images_per_second": summary["images_per_second"], "epochs": summary["epochs"]})
+        reached = f"{probe.seconds_to_target:.1f}s" if probe.seconds_to_target is not None else "not reached"
+        notice(f"{name} seed {seed}: {reached} to {target:.3f} "
+               f"(test accuracy by epoch: {', '.join(f'{a:.4f}' for _, a in probe.points)})")
+    if not runs:
+        raise CnnlabError("--seeds must be at least 1")
+    cfg = load_config(name, overrides)
+    splits = make_splits(data, cfg.data, resolve_device(cfg.train.device), 0, cfg.train.channels_last)
+    preset_pipeline = measure_pipeline(splits.train)
+    heavy = load_config(name, overrides + STANDARD_AUGMENT)
+    heavy_splits = make_splits(data, heavy.data, resolve_device(cfg.train.device), 0, cfg.train.channels_last)
+    heavy_pipeline = measure_pipeline(heavy_splits.train)
+    times = [r["seconds_to_target"] for r in runs]
+    train_rate = statistics.median(r["train_images_per_second"] for r in runs)
+    return {
+        "preset": name, "runs": runs,
+        "median_seconds_to_target": statistics.median(times) if all(t is not None for t in times) else None,
+        "reached": sum(t is not None for t in times),
+        "train_images_per_second": train_rate,
+        "pipeline_images_per_second": preset_pipeline,
+        "standard_augment_images_per_second": heavy_pipeline,
+        "pipeline_over_training": preset_pipeline / train_rate,
+        "standard_augment_over_training": heavy_pipeline / train_rate,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run(args) -> int:
+    from cnnlab.bench.results_io import write_result
+
+    cache: dict = {}
+    rows = [bench_preset(name, list(args.overrides), args.seeds, args.target, args.data_dir, cache)
+            for name in (args.preset, args.baseline)]
+    fast, base = rows
+    speedup = (base["median_seconds_to_target"] / fast["median_seconds_to_target"]
+               if fast["median_seconds_to_target"] and base["median_seconds_to_target"] else None)
+    payload = {"target": args.target, "seeds": args.seeds, "results": rows, "speedup_vs_baseline": speedup}
+    path = write_result("train", payload, args.out_dir)
+    payload["json_path"] = str(path)
+    if args.json:
+        print_json(payload)
+        return 0
+    header = f"{'preset':<18}{'reached':>9}{'median s to ' + format(args.target, '.3f'):>20}" \
+             f"{'train img/s':>13}{'pipeline img/s':>16}{'x train':>9}{'std-aug img/s':>15}{'x train':>9}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        t = r["median_seconds_to_target"]
+        print(f"{r['preset']:<18}{r['reached']:>6}/{args.seeds:<2}{(f'{t:.1f}' if t else '-'):>20}"
+              f"{r['train_images_per_second']:>13.0f}{r['pipeline_images_per_second']:>16.0f}"
+              f"{r['pipeline_over_training']:>9.1f}{r['standard_augment_images_per_second']:>15.0f}"
+              f"{r['standard_augment_over_training']:>9.1f}")
+    if speedup:
+        print(f"{fast['preset']} reaches {args.target} {speedup:.1f}x faster than {base['preset']}")
+    notice(f"wrote {path}")
+    return 0
