@@ -292,7 +292,6 @@ def run(args) -> int:
 
     import torch
 
-    from cnnlab.bench.results_io import write_result
     from cnnlab.scratch.threads import blas_threads
 
     say = notice if args.json else (lambda text: print(text, flush=True))
@@ -303,8 +302,14 @@ def run(args) -> int:
             say(header())
             rows = measure_kernels(args, shapes, kernels, say)
             separable = measure_separable(args, say)
+            return _report(args, shapes, rows, separable, say)
     finally:
         torch.set_num_threads(before)
+
+
+def _report(args, shapes, rows, separable, say) -> int:
+    """Print the conclusions, write the JSON (machine info records the threads used) and the plot."""
+    from cnnlab.bench.results_io import write_result
 
     cross = crossovers(rows)
     checks = ratio_checks(rows)
