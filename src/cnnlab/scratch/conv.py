@@ -16,7 +16,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.scratch.algorithms import get_algorithm
 from cnnlab.scratch.geometry import as_pair
 from cnnlab.scratch.layers import uniform_init
-from cnnlab.scratch.module import Layer, Param
+from cnnlab.scratch.module import Chain, Layer, Param
 
 
 class Conv2d(Layer):
@@ -66,21 +66,7 @@ class DepthwiseConv2d(Conv2d):
                          algorithm, rng, dtype)
 
 
-class _Chain(Layer):
-    """Layers applied one after another (backward in reverse)."""
-
-    def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    def backward(self, dy):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
-
-
-class DepthwiseSeparableConv2d(_Chain):
+class DepthwiseSeparableConv2d(Chain):
     """Depthwise k×k (spatial filtering per channel) then pointwise 1×1 (channel mixing).
 
     Multiplications per output pixel: C·f² + C·N instead of C·N·f², a ratio of
@@ -102,7 +88,7 @@ def _split(value, name):
     return (value, value) if isinstance(value, str) else as_pair(value, name)
 
 
-class SpatiallySeparableConv2d(_Chain):
+class SpatiallySeparableConv2d(Chain):
     """A kh×1 convolution (C -> O) then a 1×kw depthwise one: every kernel is rank 1 (a column times a row).
 
     Stride, padding and dilation split by axis: the vertical pass takes the

@@ -118,3 +118,17 @@ class Layer:
 
     def eval(self) -> "Layer":
         return self.train(False)
+
+
+class Chain(Layer):
+    """Layers in ``self.layers`` applied one after another; backward runs them in reverse."""
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy

@@ -19,11 +19,10 @@ import os
 
 import numpy as np
 
-from cnnlab.scratch.conv import _Chain
-from cnnlab.scratch.module import Layer
+from cnnlab.scratch.module import Chain, Layer
 
 
-class Sequential(_Chain):
+class Sequential(Chain):
     """Layers applied in order; backward runs them in reverse."""
 
     def __init__(self, *layers: Layer):
