@@ -18,15 +18,6 @@ from cnnlab.models.mobilenet import InvertedResidual
 from cnnlab.models.resnet import BasicBlock, Bottleneck
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core CPU two spin-waiting threads make small convs ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
