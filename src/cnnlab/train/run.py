@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from cnnlab import __version__
-from cnnlab.config import Config, config_from_dict, dump_config
+from cnnlab.config import Config, config_from_dict, config_to_dict, dump_config
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, model_arguments
 from cnnlab.models.shapes import feature_shape
@@ -151,7 +151,7 @@ def train(
     params = sum(p.numel() for p in model.parameters())
     meta = {"model_name": cfg.model.name, "model_options": dict(cfg.model.options),
             "input_size": list(data.input_size), "num_classes": data.num_classes, "classes": data.classes,
-            "mean": splits.mean, "std": splits.std, "config": _plain_config(cfg)}
+            "mean": splits.mean, "std": splits.std, "config": config_to_dict(cfg)}
 
     all_callbacks: list[Callback] = [MetricsLogger(run_dir / "metrics.jsonl"), ProgressPrinter(not quiet)]
     if cfg.train.early_stopping.patience is not None:
@@ -216,12 +216,6 @@ def train(
     summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}
     write_json_atomic(run_dir / "summary.json", summary)
     return summary
-
-
-def _plain_config(cfg: Config) -> dict:
-    from cnnlab.config import config_to_dict
-
-    return config_to_dict(cfg)
 
 
 def load_run_config(run_dir: str | os.PathLike) -> Config:

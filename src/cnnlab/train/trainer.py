@@ -29,6 +29,7 @@ from torch import nn
 
 from cnnlab.config import Config
 from cnnlab.data.loader import DeviceBatches
+from cnnlab.errors import CnnlabError
 from cnnlab.train.callbacks import Callback
 from cnnlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnlab.train.evaluate import evaluate
@@ -174,7 +175,7 @@ class Trainer:
                 self._sync()
                 now = time.perf_counter()
                 metrics = {"step": self.step, "epoch": self.epoch + 1, "loss": loss.item(),
-                           "accuracy": self._window_accuracy(x, y), "lr": lr,
+                           "accuracy": self._running_accuracy(), "lr": lr,
                            "grad_norm": None if grad_norm is None else float(grad_norm),
                            "images_per_second": window_images / max(now - window_start, 1e-9)}
                 window_start, window_images = now, 0
@@ -189,9 +190,8 @@ class Trainer:
             step_clock = time.perf_counter()
         self._end_epoch(time.perf_counter() - epoch_start)
 
-    def _window_accuracy(self, x, y) -> float:
-        """Accuracy of the last batch under the current weights would need another forward;
-        report the running epoch accuracy instead (free: the sums are on the device)."""
+    def _running_accuracy(self) -> float:
+        """Training accuracy so far this epoch (the sums are already on the device)."""
         count = int(self._sums["count"].item())
         return float(self._sums["correct"].item()) / max(count, 1)
 
@@ -270,7 +270,7 @@ class Trainer:
         """Restore the state saved in ``last.pt`` (and the best weights from ``best.pt``)."""
         state = load_checkpoint(path, map_location=self.device)
         if state.get("kind") != "resumable":
-            raise_error(f"{path} holds weights only; resuming needs the last.pt of a run")
+            raise CnnlabError(f"{path} holds weights only; resuming needs the last.pt of a run")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -306,9 +306,3 @@ class Trainer:
 
         signal.signal(signal.SIGINT, handler)
         return lambda: signal.signal(signal.SIGINT, previous)
-
-
-def raise_error(message: str) -> None:
-    from cnnlab.errors import CnnlabError
-
-    raise CnnlabError(message)
