@@ -11,14 +11,6 @@ from cnnlab.errors import CnnlabError
 from cnnlab.nn import CONV_TYPES, DepthwiseSeparableConv2d, DropConnect, FFTConv2d, SpatiallySeparableConv2d, get_conv
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cases():
     cases = []
     for stride, padding, dilation, groups, kernel in itertools.product(

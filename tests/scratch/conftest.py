@@ -57,14 +57,3 @@ def finite_difference_check():
             np.testing.assert_allclose(grad.reshape(-1)[idx], num, rtol=rtol, atol=atol, err_msg=f"gradient of {name}")
 
     return check
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The arrays here are tiny: one torch thread avoids oversubscribing a shared CPU (restored after)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
