@@ -1,10 +1,12 @@
 """Batched augmentation checked against per-image references."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from cnnlab.config import AugmentConfig
-from cnnlab.data.augment import BatchAugment, random_crop, random_erase, random_hflip
+from cnnlab.data.augment import BatchAugment, affine_warp, random_crop, random_erase, random_hflip
 from cnnlab.data.loader import DeviceBatches
 from cnnlab.data.splits import stratified_split
 
@@ -43,17 +45,18 @@ def test_zero_affine_is_identity():
 
 def test_rotation_by_180_degrees_matches_torch_rot90_twice():
     x = torch.rand(3, 1, 9, 9)
-    aug = BatchAugment(AugmentConfig(rotate=180.0))
-    # With rotate=180 the angle is uniform in [-180, 180]; force the extreme by patching the draw.
-    from cnnlab.data import augment as mod
-
-    original = mod._uniform
-    mod._uniform = lambda n, low, high, gen, dev: torch.full((n,), high, device=dev)
-    try:
-        out = aug(x, torch.Generator())
-    finally:
-        mod._uniform = original
+    zero = torch.zeros(3)
+    out = affine_warp(x, torch.full((3,), math.pi), zero, zero, zero, zero)
     torch.testing.assert_close(out, torch.rot90(x, 2, dims=(2, 3)), atol=1e-5, rtol=0)
+
+
+def test_shift_by_whole_pixels_matches_slicing():
+    x = torch.rand(2, 1, 8, 8)
+    zero = torch.zeros(2)
+    # A shift of 2 pixels is 2 * (2 / 8) = 0.5 grid units; the output samples the input 2 px to the right.
+    out = affine_warp(x, zero, zero, zero, torch.full((2,), 0.5), zero)
+    torch.testing.assert_close(out[..., :6], x[..., 2:], atol=1e-5, rtol=0)
+    assert out[..., 6:].abs().max() == 0  # zero padding enters from the right
 
 
 def test_erase_zeroes_a_square_of_the_requested_size():
