@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 CNNLAB_DATA ?= $(abspath ../shared/datasets)
 export CNNLAB_DATA
 
-.PHONY: demo test venv dev clean
+.PHONY: demo test test-slow venv dev clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: venv
 
 test: dev
 	$(BIN)/python -m pytest -n 2 --durations=15
+
+# The tests that train on full real datasets for minutes (deselected by default).
+test-slow: dev
+	$(BIN)/python -m pytest -m slow --durations=5
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

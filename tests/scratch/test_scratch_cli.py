@@ -1,7 +1,6 @@
 """``cnnlab scratch train mnist`` on the real MNIST (skipped when the files are not found)."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -74,8 +73,7 @@ def test_unknown_dataset_and_missing_data_are_errors(tmp_path, capsys, monkeypat
     assert "not found" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("CNNLAB_SLOW"), reason="full MNIST training (minutes); set CNNLAB_SLOW=1")
+@pytest.mark.slow  # full MNIST training (minutes): `make test-slow`
 def test_full_training_reaches_98_percent(tmp_path):
     data = _mnist_dir()
     out = tmp_path / "full"
