@@ -102,3 +102,10 @@ def test_too_few_classes(tmp_path, cache_dir):
 def test_missing_root(tmp_path, cache_dir):
     with pytest.raises(CnnlabError, match="does not exist"):
         load_dataset(_cfg(tmp_path / "nope", cache_dir))
+
+
+def test_classes_tsv_names_the_folders(tmp_path, cache_dir):
+    root = write_folder(tmp_path / "named", per_class=4)
+    (root / "classes.tsv").write_text("hstripes\tHorizontal stripes\nsquare\tA square\n")
+    data = load_dataset(_cfg(root, cache_dir))
+    assert data.classes == ["Horizontal stripes", "A square", "vstripes"]

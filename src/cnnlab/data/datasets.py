@@ -103,8 +103,24 @@ def _load_folder_dataset(root: Path, cfg: DataConfig, name: str) -> ImageData:
     if len(train_x) == 0:
         raise CnnlabError(f"no readable training images under {train_dir}")
     return ImageData(name, torch.from_numpy(np.ascontiguousarray(train_x)), torch.from_numpy(train_y),
-                     torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test_y), classes,
-                     str(root), skipped)
+                     torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test_y),
+                     readable_class_names(root, classes), str(root), skipped)
+
+
+def readable_class_names(root: Path, folders_: list[str]) -> list[str]:
+    """Folder names, replaced by the names in ``root/classes.tsv`` (``folder<TAB>name`` lines) if present.
+
+    Imagenette's folders are WordNet ids (n01440764); its classes.tsv names them (tench).
+    """
+    table = root / "classes.tsv"
+    if not table.is_file():
+        return folders_
+    names = {}
+    for line in table.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[0].strip():
+            names[parts[0].strip()] = parts[1].strip()
+    return [names.get(f, f) for f in folders_]
 
 
 def _download(name: str, cfg: DataConfig) -> Path:
