@@ -32,7 +32,7 @@ def plot_curves(metrics_path: Path, out_path: Path) -> Path:
     ax_loss.plot(e, [r["train_loss"] for r in epochs], "o-", label="train (epoch)")
     if any(r.get("val_loss") is not None for r in epochs):
         ax_loss.plot(e, [r["val_loss"] for r in epochs], "s-", label="validation")
-    ax_loss.set(title="loss", xlabel="step", yscale="log")
+    ax_loss.set(title="loss (train: the objective, label smoothing included)", xlabel="step", yscale="log")
     ax_acc.plot(e, [r["train_accuracy"] for r in epochs], "o-", label="train")
     if any(r.get("val_accuracy") is not None for r in epochs):
         ax_acc.plot(e, [r["val_accuracy"] for r in epochs], "s-", label="validation")

@@ -97,7 +97,7 @@ def image_grid_axes(count: int, cols: int = 8):
     """A figure with ``count`` image axes in rows of ``cols`` (axes switched off)."""
     plt = _plt()
     rows = max(1, -(-count // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 2.2 + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     return plt, fig, list(axes.flat)
