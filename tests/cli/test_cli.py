@@ -152,3 +152,10 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tiny_folder, cache_dir, tmp_path):
                              "--quiet", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert resume.returncode == 0, resume.stderr
     assert json.loads(resume.stdout)["status"] == "completed"
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = ("import sys; from cnnlab.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'numpy', 'matplotlib', 'PIL') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
