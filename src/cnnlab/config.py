@@ -15,6 +15,7 @@ chosen model's constructor by :func:`cnnlab.models.create_model`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -279,7 +280,12 @@ def _set_dotted(raw: dict, key: str, value: Any) -> None:
 
 def load_config(source: str | None = None, overrides: list[str] | dict | None = None) -> Config:
     """Build a validated :class:`Config` from a preset name or YAML path plus overrides."""
-    raw = _read_source(source) if source else {}
+    return config_with_overrides(_read_source(source) if source else {}, overrides)
+
+
+def config_with_overrides(raw: dict, overrides: list[str] | dict | None = None) -> Config:
+    """A nested config dict (a preset, or a run's ``config.yaml``) with overrides applied, validated."""
+    raw = copy.deepcopy(raw)
     items = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
     for key, value in items.items():
         _set_dotted(raw, key, value)
@@ -405,14 +411,3 @@ def dump_config(cfg: Config) -> str:
     """YAML text of a fully resolved config (what ``config.yaml`` in a run holds)."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
 
-
-def all_keys(cls=Config, prefix: str = "") -> list[str]:
-    """Every dotted config key (model options excluded)."""
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
-            keys += all_keys(hints[f.name], f"{prefix}{f.name}.")
-        elif not (cls is ModelConfig):
-            keys.append(f"{prefix}{f.name}")
-    return keys

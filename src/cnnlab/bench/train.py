@@ -27,12 +27,26 @@ STANDARD_AUGMENT = ["data.augment.crop_padding=2", "data.augment.rotate=10", "da
 
 
 class TestAccuracyProbe(Callback):
-    """At each epoch end: test accuracy and cumulative step seconds; stop at the target."""
+    """At each epoch end: test accuracy and cumulative step seconds; stop at the target.
 
-    def __init__(self, test_batches, target: float) -> None:
-        self.test_batches, self.target = test_batches, target
+    The test batches are built at the start of training, on the training data's device
+    and with its normalisation, from the run's own loaded dataset.
+    """
+
+    def __init__(self, data, batch_size: int, target: float) -> None:
+        self.data, self.batch_size, self.target = data, batch_size, target
+        self.test_batches = None
         self.points: list[tuple[float, float]] = []  # (train seconds so far, test accuracy)
         self.seconds_to_target: float | None = None
+
+    def on_train_start(self, trainer) -> None:
+        from cnnlab.data.loader import DeviceBatches
+
+        source = trainer.train_batches
+        device = source.images.device
+        stats = [None if t is None else t.flatten().tolist() for t in (source.mean, source.std)]
+        self.test_batches = DeviceBatches(self.data.test_x.to(device), self.data.test_y.to(device), self.batch_size,
+                                          mean=stats[0], std=stats[1], channels_last=source.channels_last)
 
     def on_epoch_end(self, trainer, metrics) -> None:
         from cnnlab.train.evaluate import evaluate
@@ -87,9 +101,7 @@ def bench_preset(name: str, overrides: list[str], seeds: int, target: float, dat
         if key not in cache:
             cache[key] = load_dataset(cfg.data)
         data = cache[key]
-        device = resolve_device(cfg.train.device)
-        splits = make_splits(data, cfg.data, device, seed, cfg.train.channels_last)
-        probe = TestAccuracyProbe(splits.test, target)
+        probe = TestAccuracyProbe(data, cfg.data.eval_batch_size, target)
         with tempfile.TemporaryDirectory() as tmp:
             summary = train(cfg, Path(tmp) / "run", data=data, callbacks=[probe], quiet=True)
         runs.append({"seed": seed, "seconds_to_target": probe.seconds_to_target, "curve": probe.points,

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cnnlab.config import config_to_dict, load_config
+    from cnnlab.config import config_to_dict, config_with_overrides, load_config
     from cnnlab.errors import CnnlabError
     from cnnlab.train.run import load_run_config, train
 
@@ -41,8 +41,7 @@ def run(args) -> int:
             overrides.insert(0, args.preset)
         elif args.preset:
             raise CnnlabError("--resume continues a run with its stored config; do not also give a preset")
-        base = config_to_dict(load_run_config(args.resume))
-        cfg = load_config(None, {**_flatten(base), **_parse(overrides)})
+        cfg = config_with_overrides(config_to_dict(load_run_config(args.resume)), overrides)
         out = args.resume
     else:
         if not args.preset:
@@ -63,22 +62,6 @@ def run(args) -> int:
     if summary["status"] == "interrupted":
         return 130
     return 0
-
-
-def _parse(items: list[str]) -> dict:
-    from cnnlab.config import parse_overrides
-
-    return parse_overrides(items)
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and key != "options":
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _print_summary(s: dict) -> None:

@@ -60,10 +60,6 @@ class DeviceBatches:
         n = len(self.images)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    @property
-    def num_images(self) -> int:
-        return len(self) * self.batch_size if self.drop_last else len(self.images)
-
     def order(self, epoch: int) -> torch.Tensor:
         """The image order of ``epoch`` (a fixed permutation per seed and epoch)."""
         n = len(self.images)

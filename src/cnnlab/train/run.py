@@ -63,16 +63,26 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int)
     return model
 
 
+def check_out_dir(path: Path, overwrite: bool) -> None:
+    """Refuse an existing ``path`` unless ``overwrite``, and then only if it is a run directory.
+
+    Called before any work starts, so a refused run costs nothing and touches nothing.
+    """
+    if not path.exists():
+        return
+    if not overwrite:
+        raise CnnlabError(
+            f"output directory {path} already exists; pass --overwrite to replace it, "
+            "--resume to continue it, or choose another --out")
+    if not path.is_dir() or (any(path.iterdir()) and not (path / RUN_MARKER).exists()):
+        raise CnnlabError(f"refusing to overwrite {path}: it is not a cnnlab run directory")
+
+
 def prepare_run_dir(out: str | os.PathLike, overwrite: bool) -> Path:
-    """Create ``out``; an existing one is refused unless ``overwrite`` (and then only a run directory)."""
+    """Create ``out`` (replacing an old run directory there when ``overwrite``)."""
     path = Path(out)
+    check_out_dir(path, overwrite)
     if path.exists():
-        if not overwrite:
-            raise CnnlabError(
-                f"output directory {path} already exists; pass --overwrite to replace it, "
-                "--resume to continue it, or choose another --out")
-        if not path.is_dir() or (any(path.iterdir()) and not (path / RUN_MARKER).exists()):
-            raise CnnlabError(f"refusing to overwrite {path}: it is not a cnnlab run directory")
         shutil.rmtree(path)
     path.mkdir(parents=True)
     return path
@@ -125,8 +135,7 @@ def train(
             raise CnnlabError(f"cannot resume {run_dir}: it has no last.pt checkpoint")
     else:
         run_dir = Path(out_dir or default_run_dir(cfg))
-        if run_dir.exists() and not overwrite:  # fail before any work, as prepare_run_dir would
-            prepare_run_dir(run_dir, overwrite)
+        check_out_dir(run_dir, overwrite)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)

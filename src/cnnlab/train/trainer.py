@@ -94,9 +94,6 @@ class Trainer:
         zero = lambda dtype: torch.zeros((), device=self.device, dtype=dtype)  # noqa: E731
         return {"loss": zero(torch.float64), "correct": zero(torch.int64), "count": zero(torch.int64)}
 
-    def current_lr(self) -> float:
-        return self.schedule.lr_at(self.step)
-
     def _monitor(self) -> tuple[str, bool]:
         es = self.cfg.train.early_stopping
         return es.monitor, es.monitor.endswith("accuracy")
