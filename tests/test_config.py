@@ -55,7 +55,7 @@ def test_unknown_preset_suggests():
 def test_every_preset_loads_builds_and_round_trips(name):
     import yaml
 
-    from cnnlab.train.run import build_model
+    from cnnlab.runs import build_model
 
     cfg = load_config(name)
     assert config_from_dict(yaml.safe_load(dump_config(cfg))) == cfg

@@ -90,7 +90,8 @@ def bench_preset(name: str, overrides: list[str], seeds: int, target: float, dat
     from cnnlab.data.datasets import load_dataset
     from cnnlab.data.pipeline import make_splits
     from cnnlab.errors import CnnlabError
-    from cnnlab.train.run import resolve_device, train
+    from cnnlab.runs import resolve_device
+    from cnnlab.train.run import train
 
     runs = []
     for seed in range(seeds):

@@ -33,7 +33,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from cnnlab.config import config_to_dict, config_with_overrides, load_config
     from cnnlab.errors import CnnlabError
-    from cnnlab.train.run import load_run_config, train
+    from cnnlab.runs import load_run_config
+    from cnnlab.train.run import train
 
     overrides = list(args.overrides)
     if args.resume:

@@ -21,46 +21,11 @@ import torch
 from cnnlab import __version__
 from cnnlab.config import Config, config_from_dict, config_to_dict, dump_config
 from cnnlab.errors import CnnlabError
-from cnnlab.models import create_model, model_arguments
-from cnnlab.models.shapes import feature_shape
+from cnnlab.runs import RUN_MARKER, build_model, resolve_device
 from cnnlab.train.callbacks import Callback, EarlyStopping, MetricsLogger, ProgressPrinter
 from cnnlab.train.evaluate import evaluate
 from cnnlab.train.trainer import Trainer
 
-RUN_MARKER = "config.yaml"  # a folder holding this file is a cnnlab run directory
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise CnnlabError(f"train.device='{name}' is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CnnlabError("train.device=cuda but no CUDA GPU is visible; use train.device=cpu")
-    return device
-
-
-def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int) -> torch.nn.Module:
-    """The configured model for images of ``input_size`` (C, H, W) and ``num_classes`` classes."""
-    options = dict(cfg.model.options)
-    accepted = model_arguments(cfg.model.name)
-    c, h, w = input_size
-    for key, value in (("in_channels", c), ("num_classes", num_classes)):
-        if key in options and options[key] != value:
-            raise CnnlabError(f"model.{key}={options[key]} but the data has {value}; remove model.{key}")
-        options[key] = value
-    if "image_size" in accepted:
-        options.setdefault("image_size", h)
-    model = create_model(cfg.model.name, **options)
-    feature_shape(model, input_size, cfg.model.name)  # a size the model cannot take fails here, clearly
-    return model
 
 
 def check_out_dir(path: Path, overwrite: bool) -> None:
@@ -225,13 +190,3 @@ def train(
     summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}
     write_json_atomic(run_dir / "summary.json", summary)
     return summary
-
-
-def load_run_config(run_dir: str | os.PathLike) -> Config:
-    """The resolved :class:`Config` stored in a run directory."""
-    import yaml
-
-    path = Path(run_dir) / RUN_MARKER
-    if not path.is_file():
-        raise CnnlabError(f"{run_dir} is not a cnnlab run directory (no {RUN_MARKER})")
-    return config_from_dict(yaml.safe_load(path.read_text()) or {})
