@@ -1,4 +1,4 @@
-"""``cnnlab bench conv``: when does each convolution algorithm win?
+"""When does each convolution algorithm win? (``cnnlab bench conv``)
 
 Times the forward pass (and forward + backward) of torch ``F.conv2d``,
 cnnlab's ``FFTConv2d`` and the scratch NumPy algorithms (``direct``,
@@ -13,10 +13,12 @@ machine; absolute times are not.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
 
-from cnnlab.commands.common import notice, print_json
+from cnnlab.bench import Progress, to_stderr
 from cnnlab.errors import CnnlabError
 
 SHAPES = {  # name: (batch N, in C, out O, H = W)
@@ -30,39 +32,43 @@ METHODS = ("F.conv2d", "FFTConv2d", "direct", "im2col", "fft", "winograd")
 SEPARABLE_PAIRS = ((64, 3), (128, 3), (256, 3), (256, 5), (512, 5))  # (output channels N, kernel f)
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "conv",
-        help="convolution algorithms vs kernel size: F.conv2d, FFTConv2d, scratch direct/im2col/fft/winograd",
-        description=__doc__.split("\n\n")[1],
-    )
-    parser.add_argument("--kernels", default=",".join(map(str, KERNELS)), help="odd kernel sizes (default 3..31)")
-    parser.add_argument("--shapes", default=",".join(SHAPES), help="mnist, cifar, large (default all)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (best is kept)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch and BLAS threads for every method (default 1: fair and steady on a shared CPU)")
-    parser.add_argument("--no-backward", action="store_true", help="time the forward pass only")
-    parser.add_argument("--direct-limit", type=float, default=4e8,
-                        help="skip scratch direct above this many multiply-adds (default 4e8: it has no BLAS)")
-    parser.add_argument("--backward-limit", type=float, default=5.0,
-                        help="skip forward+backward of a method whose forward took more seconds than this")
-    parser.add_argument("--im2col-limit-mb", type=float, default=256,
-                        help="skip scratch im2col when its column matrix exceeds this many MB (default 256)")
-    parser.add_argument("--quick", action="store_true", help="tiny shapes, kernels 3 and 5, one repeat (smoke test)")
-    parser.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
-    parser.add_argument("--plot", default="benchmarks/conv_plot.png", help="plot of time vs kernel size ('' for none)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
-    parser.set_defaults(func=run)
+@dataclass
+class ConvBenchSettings:
+    """What ``cnnlab bench conv`` measures and where it writes (defaults = the full benchmark)."""
 
+    kernels: Sequence[int] = KERNELS  # odd sizes: padding k // 2 keeps the image size
+    shapes: Sequence[str] = tuple(SHAPES)  # names in SHAPES (QUICK_SHAPES when quick)
+    repeats: int = 3  # timed runs per measurement; the best is kept
+    threads: int = 1  # torch and BLAS threads for every method
+    backward: bool = True  # also time forward + backward
+    direct_limit: float = 4e8  # skip scratch direct above this many multiply-adds (it has no BLAS)
+    backward_limit: float = 5.0  # skip forward + backward of a method whose forward took longer (seconds)
+    im2col_limit_mb: float = 256  # skip scratch im2col when its column matrix is larger
+    quick: bool = False  # tiny shapes, kernels <= 5, one repeat (a smoke test)
+    out_dir: str = "benchmarks/results"
+    plot: Optional[str] = "benchmarks/conv_plot.png"  # None or "" for no plot
 
-def _parse_ints(text: str, what: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise CnnlabError(f"--{what} must be positive integers separated by commas, got '{text}'")
-    return values
+    def checked(self) -> "ConvBenchSettings":
+        """These settings with the quick mode applied; a bad value raises CnnlabError."""
+        kernels = list(self.kernels)
+        if not kernels or any(not isinstance(k, int) or k < 1 for k in kernels):
+            raise CnnlabError(f"--kernels must be positive integers separated by commas, got {kernels}")
+        if any(k % 2 == 0 for k in kernels):
+            raise CnnlabError(f"--kernels must be odd (padding k//2 keeps the size), got {kernels}")
+        if self.repeats < 1 or self.threads < 1:
+            raise CnnlabError(f"--repeats and --threads must be >= 1, got {self.repeats} and {self.threads}")
+        table = QUICK_SHAPES if self.quick else SHAPES
+        unknown = [s for s in self.shapes if s not in table]
+        if unknown or not self.shapes:
+            raise CnnlabError(f"unknown --shapes {unknown}; choose from {', '.join(table)}")
+        if self.quick:
+            return dataclasses.replace(self, kernels=[k for k in kernels if k <= 5] or [3, 5], repeats=1)
+        return dataclasses.replace(self, kernels=kernels)
+
+    def shape_table(self) -> dict[str, tuple[int, int, int, int]]:
+        """The chosen shapes: name -> (batch N, in C, out O, H = W)."""
+        table = QUICK_SHAPES if self.quick else SHAPES
+        return {s: table[s] for s in self.shapes}
 
 
 def best_time(fn: Callable[[], object], repeats: int, single_above: float = 2.0) -> float:
@@ -84,13 +90,13 @@ def best_time(fn: Callable[[], object], repeats: int, single_above: float = 2.0)
     return best
 
 
-def _skip_reason(method: str, n: int, c: int, o: int, size: int, k: int, args) -> str | None:
+def _skip_reason(method: str, n: int, c: int, o: int, size: int, k: int, settings: ConvBenchSettings) -> str | None:
     macs = n * c * o * size * size * k * k
     if method == "winograd" and k != 3:
         return "3x3 only"
-    if method == "direct" and macs > args.direct_limit:
+    if method == "direct" and macs > settings.direct_limit:
         return f"{macs:.1e} MACs > --direct-limit"
-    if method == "im2col" and n * c * k * k * size * size * 4 / 2**20 > args.im2col_limit_mb:
+    if method == "im2col" and n * c * k * k * size * size * 4 / 2**20 > settings.im2col_limit_mb:
         return "columns > --im2col-limit-mb"
     return None
 
@@ -132,7 +138,8 @@ def _callables(method: str, x, w, b, k: int):
     return (lambda: algo.forward(x, w, b, 1, pad)), both
 
 
-def measure_kernels(args, shapes: dict, kernels: list[int], say) -> list[dict]:
+def measure_kernels(settings: ConvBenchSettings, shapes: dict, kernels: list[int], say: Progress) -> list[dict]:
+    """One row per (shape, kernel): forward (and forward + backward) milliseconds of every method."""
     import numpy as np
 
     rows = []
@@ -145,16 +152,16 @@ def measure_kernels(args, shapes: dict, kernels: list[int], say) -> list[dict]:
             row = {"shape": shape, "kernel": k, "N": n, "C": c, "O": o, "size": size,
                    "macs": n * c * o * size * size * k * k, "forward_ms": {}, "forward_backward_ms": {}, "skipped": {}}
             for method in METHODS:
-                reason = _skip_reason(method, n, c, o, size, k, args)
+                reason = _skip_reason(method, n, c, o, size, k, settings)
                 if reason:
                     row["skipped"][method] = reason
                     continue
                 forward, both = _callables(method, x, w, b, k)
-                row["forward_ms"][method] = round(1e3 * best_time(forward, args.repeats), 3)
-                if row["forward_ms"][method] > 1e3 * args.backward_limit and not args.no_backward:
+                row["forward_ms"][method] = round(1e3 * best_time(forward, settings.repeats), 3)
+                if row["forward_ms"][method] > 1e3 * settings.backward_limit and settings.backward:
                     row["skipped"][f"{method} forward+backward"] = "forward > --backward-limit"
-                elif not args.no_backward:
-                    row["forward_backward_ms"][method] = round(1e3 * best_time(both, args.repeats), 3)
+                elif settings.backward:
+                    row["forward_backward_ms"][method] = round(1e3 * best_time(both, settings.repeats), 3)
             say(_format_row(row))
             rows.append(row)
     return rows
@@ -194,7 +201,7 @@ def ratio_checks(rows: list[dict]) -> dict:
     return out
 
 
-def measure_separable(args, say) -> list[dict]:
+def measure_separable(settings: ConvBenchSettings, say: Progress) -> list[dict]:
     """Depthwise-separable vs standard convolution: multiplications (theory) and forward time."""
     import numpy as np
     import torch
@@ -202,8 +209,8 @@ def measure_separable(args, say) -> list[dict]:
 
     from cnnlab.scratch.conv import separable_cost
 
-    batch, c, size = (1, 8, 16) if args.quick else (2, 32, 32)
-    pairs = ((16, 3), (64, 5)) if args.quick else SEPARABLE_PAIRS
+    batch, c, size = (1, 8, 16) if settings.quick else (2, 32, 32)
+    pairs = ((16, 3), (64, 5)) if settings.quick else SEPARABLE_PAIRS
     rows = []
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, c, size, size, generator=gen)
@@ -212,8 +219,9 @@ def measure_separable(args, say) -> list[dict]:
         dw = torch.randn(c, 1, f, f, generator=gen)
         pw = torch.randn(out_ch, c, 1, 1, generator=gen)
         with torch.no_grad():
-            standard = best_time(lambda: F.conv2d(x, w, padding=f // 2), args.repeats)
-            separable = best_time(lambda: F.conv2d(F.conv2d(x, dw, padding=f // 2, groups=c), pw), args.repeats)
+            standard = best_time(lambda: F.conv2d(x, w, padding=f // 2), settings.repeats)
+            separable = best_time(lambda: F.conv2d(F.conv2d(x, dw, padding=f // 2, groups=c), pw),
+                                  settings.repeats)
         cost = separable_cost(out_ch, f, c, size, size)
         row = {
             "N": out_ch, "f": f, "C": c, "size": size, "batch": batch,
@@ -275,39 +283,32 @@ def draw_plot(rows: list[dict], path: str) -> None:
     plt.close(fig)
 
 
-def run(args) -> int:
-    kernels = _parse_ints(args.kernels, "kernels")
-    if any(k % 2 == 0 for k in kernels):
-        raise CnnlabError(f"--kernels must be odd (padding k//2 keeps the size), got {kernels}")
-    if args.repeats < 1 or args.threads < 1:
-        raise CnnlabError(f"--repeats and --threads must be >= 1, got {args.repeats} and {args.threads}")
-    names = [s.strip() for s in args.shapes.split(",") if s.strip()]
-    table = QUICK_SHAPES if args.quick else SHAPES
-    unknown = [s for s in names if s not in table]
-    if unknown or not names:
-        raise CnnlabError(f"unknown --shapes {unknown}; choose from {', '.join(table)}")
-    shapes = {s: table[s] for s in names}
-    if args.quick:
-        kernels, args.repeats = [k for k in kernels if k <= 5] or [3, 5], 1
+def run_conv_bench(settings: ConvBenchSettings | None = None, say: Progress = to_stderr) -> dict[str, Any]:
+    """Measure, print the table and conclusions through ``say``, write the JSON (and the plot).
+
+    Returns the payload written, plus ``result_path`` (and ``plot`` when one was drawn). The
+    caller's torch thread count is restored afterwards.
+    """
+    settings = (settings or ConvBenchSettings()).checked()
+    shapes = settings.shape_table()
 
     import torch
 
     from cnnlab.scratch.threads import blas_threads
 
-    say = notice if args.json else (lambda text: print(text, flush=True))
     before = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(settings.threads)
     try:
-        with blas_threads(args.threads):
+        with blas_threads(settings.threads):
             say(header())
-            rows = measure_kernels(args, shapes, kernels, say)
-            separable = measure_separable(args, say)
-            return _report(args, shapes, rows, separable, say)
+            rows = measure_kernels(settings, shapes, list(settings.kernels), say)
+            separable = measure_separable(settings, say)
+            return _report(settings, shapes, rows, separable, say)
     finally:
         torch.set_num_threads(before)
 
 
-def _report(args, shapes, rows, separable, say) -> int:
+def _report(settings: ConvBenchSettings, shapes, rows, separable, say: Progress) -> dict[str, Any]:
     """Print the conclusions, write the JSON (machine info records the threads used) and the plot."""
     from cnnlab.bench.results_io import write_result
 
@@ -327,9 +328,9 @@ def _report(args, shapes, rows, separable, say) -> int:
     n, c, o, size = shapes.get("cifar", next(iter(shapes.values())))
     counts = multiplications(conv_geometry((n, c, size, size), (o, c, 3, 3), padding=1), m=2)
     payload = {
-        "quick": args.quick,
-        "threads": args.threads,
-        "repeats": args.repeats,
+        "quick": settings.quick,
+        "threads": settings.threads,
+        "repeats": settings.repeats,
         "timing": "best of repeats after one warm-up, milliseconds",
         "padding": "k//2 (same size)",
         "shapes": {s: dict(zip(("N", "C", "O", "size"), v)) for s, v in shapes.items()},
@@ -341,12 +342,10 @@ def _report(args, shapes, rows, separable, say) -> int:
         "separable": separable,
         "skipped": skipped,
     }
-    path = write_result("conv", payload, args.out_dir)
+    path = write_result("conv", payload, settings.out_dir)
     payload["result_path"] = str(path)
-    if args.plot:
-        draw_plot(rows, args.plot)
-        payload["plot"] = args.plot
-    say(f"wrote {path}" + (f" and {args.plot}" if args.plot else ""))
-    if args.json:
-        print_json(payload)
-    return 0
+    if settings.plot:
+        draw_plot(rows, settings.plot)
+        payload["plot"] = settings.plot
+    say(f"wrote {path}" + (f" and {settings.plot}" if settings.plot else ""))
+    return payload

@@ -1,4 +1,4 @@
-"""``cnnlab bench train``: training seconds to a target test accuracy, against a baseline.
+"""Training seconds to a target test accuracy, against a baseline (``cnnlab bench train``).
 
 Both presets train in the same process, one seed after another, so the ratio
 of their times holds even on a noisy machine. Test accuracy is measured at
@@ -12,14 +12,16 @@ augment, normalise) and reports how many times faster it is than training.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from cnnlab.commands.common import notice, print_json
+from cnnlab.bench import Progress, to_stderr
 from cnnlab.train.callbacks import Callback
+
 
 # A heavier augmentation stack, measured as well so the number does not depend on a preset's choice.
 STANDARD_AUGMENT = ["data.augment.crop_padding=2", "data.augment.rotate=10", "data.augment.scale=0.1",
@@ -58,20 +60,6 @@ class TestAccuracyProbe(Callback):
             trainer.stop_reason = "target_reached"
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="seconds of training to a target test accuracy vs a baseline",
-                              description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("preset", help="the preset to measure, e.g. mnist-fast")
-    p.add_argument("--baseline", required=True, help="the preset to compare with, e.g. mnist-classic")
-    p.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (default 0.99)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per preset (default 3)")
-    p.add_argument("--data-dir", help="directory holding the datasets")
-    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to both presets")
-    p.set_defaults(func=run)
-
-
 def measure_pipeline(batches, epochs: int = 1) -> float:
     """Images per second of the input pipeline alone (index, convert, augment, normalise)."""
     start, count = time.perf_counter(), 0
@@ -82,8 +70,12 @@ def measure_pipeline(batches, epochs: int = 1) -> float:
 
 
 def bench_preset(name: str, overrides: list[str], seeds: int, target: float, data_dir: str | None,
-                 cache: dict) -> dict[str, Any]:
-    """Train ``name`` once per seed; return per-seed times to target and pipeline throughput."""
+                 cache: dict, progress: Progress = to_stderr) -> dict[str, Any]:
+    """Train ``name`` once per seed; return per-seed times to target and pipeline throughput.
+
+    ``cache`` maps a dataset's identity to the loaded data, so a second preset on the same data
+    does not load it again; ``progress`` receives one line per trained seed.
+    """
     import torch
 
     from cnnlab.config import load_config
@@ -109,7 +101,7 @@ def bench_preset(name: str, overrides: list[str], seeds: int, target: float, dat
                      "final_test_accuracy": probe.points[-1][1] if probe.points else None,
                      "train_images_per_second": summary["images_per_second"], "epochs": summary["epochs"]})
         reached = f"{probe.seconds_to_target:.1f}s" if probe.seconds_to_target is not None else "not reached"
-        notice(f"{name} seed {seed}: {reached} to {target:.3f} "
+        progress(f"{name} seed {seed}: {reached} to {target:.3f} "
                f"(test accuracy by epoch: {', '.join(f'{a:.4f}' for _, a in probe.points)})")
     if not runs:
         raise CnnlabError("--seeds must be at least 1")
@@ -134,32 +126,43 @@ def bench_preset(name: str, overrides: list[str], seeds: int, target: float, dat
     }
 
 
-def run(args) -> int:
+def compare_presets(preset: str, baseline: str, overrides: list[str], seeds: int = 3, target: float = 0.99,
+                    data_dir: str | None = None, out_dir: str | os.PathLike = "benchmarks/results",
+                    progress: Progress = to_stderr) -> dict[str, Any]:
+    """Benchmark ``preset`` against ``baseline`` and write the result JSON under ``out_dir``.
+
+    Returns the payload written (``results`` holds one :func:`bench_preset` row per preset,
+    ``speedup_vs_baseline`` the ratio of their median seconds to target, None when either
+    preset missed the target) plus ``json_path``.
+    """
     from cnnlab.bench.results_io import write_result
 
     cache: dict = {}
-    rows = [bench_preset(name, list(args.overrides), args.seeds, args.target, args.data_dir, cache)
-            for name in (args.preset, args.baseline)]
+    rows = [bench_preset(name, list(overrides), seeds, target, data_dir, cache, progress)
+            for name in (preset, baseline)]
     fast, base = rows
     speedup = (base["median_seconds_to_target"] / fast["median_seconds_to_target"]
                if fast["median_seconds_to_target"] and base["median_seconds_to_target"] else None)
-    payload = {"target": args.target, "seeds": args.seeds, "results": rows, "speedup_vs_baseline": speedup}
-    path = write_result("train", payload, args.out_dir)
+    payload = {"target": target, "seeds": seeds, "results": rows, "speedup_vs_baseline": speedup}
+    path = write_result("train", payload, out_dir)
     payload["json_path"] = str(path)
-    if args.json:
-        print_json(payload)
-        return 0
-    header = f"{'preset':<18}{'reached':>9}{'median s to ' + format(args.target, '.3f'):>20}" \
+    return payload
+
+
+def format_table(payload: dict[str, Any]) -> list[str]:
+    """The lines of the text report of a :func:`compare_presets` payload."""
+    target, seeds, rows = payload["target"], payload["seeds"], payload["results"]
+    header = f"{'preset':<18}{'reached':>9}{'median s to ' + format(target, '.3f'):>20}" \
              f"{'train img/s':>13}{'pipeline img/s':>16}{'x train':>9}{'std-aug img/s':>15}{'x train':>9}"
-    print(header)
-    print("-" * len(header))
+    lines = [header, "-" * len(header)]
     for r in rows:
         t = r["median_seconds_to_target"]
-        print(f"{r['preset']:<18}{r['reached']:>6}/{args.seeds:<2}{(f'{t:.1f}' if t else '-'):>20}"
-              f"{r['train_images_per_second']:>13.0f}{r['pipeline_images_per_second']:>16.0f}"
-              f"{r['pipeline_over_training']:>9.1f}{r['standard_augment_images_per_second']:>15.0f}"
-              f"{r['standard_augment_over_training']:>9.1f}")
-    if speedup:
-        print(f"{fast['preset']} reaches {args.target} {speedup:.1f}x faster than {base['preset']}")
-    notice(f"wrote {path}")
-    return 0
+        lines.append(f"{r['preset']:<18}{r['reached']:>6}/{seeds:<2}{(f'{t:.1f}' if t else '-'):>20}"
+                     f"{r['train_images_per_second']:>13.0f}{r['pipeline_images_per_second']:>16.0f}"
+                     f"{r['pipeline_over_training']:>9.1f}{r['standard_augment_images_per_second']:>15.0f}"
+                     f"{r['standard_augment_over_training']:>9.1f}")
+    if payload["speedup_vs_baseline"]:
+        fast, base = rows
+        lines.append(f"{fast['preset']} reaches {target} {payload['speedup_vs_baseline']:.1f}x faster "
+                     f"than {base['preset']}")
+    return lines

@@ -1,22 +1,116 @@
-"""``cnnlab bench ...``: speed and accuracy benchmarks (see :mod:`cnnlab.bench`)."""
+"""``cnnlab bench train|conv``: parses the options and calls the benchmarks in :mod:`cnnlab.bench`."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from cnnlab.commands.common import notice, print_json
 
 
 def register(subparsers) -> None:
-    import cnnlab.bench
-
     parser = subparsers.add_parser(
         "bench",
         help="measure speed: training time to a target accuracy, conv algorithms, ...",
         description="Benchmarks print a table and write JSON to benchmarks/results/.",
     )
     inner = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
-    for name in sorted(m.name for m in pkgutil.iter_modules(cnnlab.bench.__path__)):
-        module = importlib.import_module(f"cnnlab.bench.{name}")
-        if hasattr(module, "register"):  # helpers such as results_io define no command
-            module.register(inner)
+    _register_train(inner)
+    _register_conv(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _description(module) -> str | None:
+    """The second paragraph of a benchmark module's docstring (the first is its title)."""
+    parts = (module.__doc__ or "").split("\n\n")
+    return parts[1] if len(parts) > 1 else None
+
+
+# ---------------------------------------------------------------------------- bench train
+
+def _register_train(subparsers) -> None:
+    import cnnlab.bench.train  # light: no torch at import time
+
+    p = subparsers.add_parser("train", help="seconds of training to a target test accuracy vs a baseline",
+                              description=_description(cnnlab.bench.train))
+    p.add_argument("preset", help="the preset to measure, e.g. mnist-fast")
+    p.add_argument("--baseline", required=True, help="the preset to compare with, e.g. mnist-classic")
+    p.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (default 0.99)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per preset (default 3)")
+    p.add_argument("--data-dir", help="directory holding the datasets")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to both presets")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args) -> int:
+    from cnnlab.bench.train import compare_presets, format_table
+
+    payload = compare_presets(args.preset, args.baseline, list(args.overrides), seeds=args.seeds,
+                              target=args.target, data_dir=args.data_dir, out_dir=args.out_dir, progress=notice)
+    if args.json:
+        print_json(payload)
+        return 0
+    print("\n".join(format_table(payload)))
+    notice(f"wrote {payload['json_path']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- bench conv
+
+def _register_conv(subparsers) -> None:
+    import cnnlab.bench.conv as conv  # light: no torch at import time
+
+    defaults = conv.ConvBenchSettings()
+    parser = subparsers.add_parser(
+        "conv",
+        help="convolution algorithms vs kernel size: F.conv2d, FFTConv2d, scratch direct/im2col/fft/winograd",
+        description=_description(conv),
+    )
+    parser.add_argument("--kernels", default=",".join(map(str, defaults.kernels)),
+                        help="odd kernel sizes (default 3..31)")
+    parser.add_argument("--shapes", default=",".join(defaults.shapes), help="mnist, cifar, large (default all)")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats,
+                        help="timed runs per measurement (best is kept)")
+    parser.add_argument("--threads", type=int, default=defaults.threads,
+                        help="torch and BLAS threads for every method (default 1: fair and steady on a shared CPU)")
+    parser.add_argument("--no-backward", action="store_true", help="time the forward pass only")
+    parser.add_argument("--direct-limit", type=float, default=defaults.direct_limit,
+                        help="skip scratch direct above this many multiply-adds (default 4e8: it has no BLAS)")
+    parser.add_argument("--backward-limit", type=float, default=defaults.backward_limit,
+                        help="skip forward+backward of a method whose forward took more seconds than this")
+    parser.add_argument("--im2col-limit-mb", type=float, default=defaults.im2col_limit_mb,
+                        help="skip scratch im2col when its column matrix exceeds this many MB (default 256)")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, kernels 3 and 5, one repeat (smoke test)")
+    parser.add_argument("--out-dir", default=defaults.out_dir, help="where the JSON result goes")
+    parser.add_argument("--plot", default=defaults.plot, help="plot of time vs kernel size ('' for none)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    parser.set_defaults(func=run_conv)
+
+
+def _parse_ints(text: str, what: str) -> list[int]:
+    """``"3,5,7"`` -> ``[3, 5, 7]``; anything else is a one-line error naming the option."""
+    from cnnlab.errors import CnnlabError
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise CnnlabError(f"--{what} must be positive integers separated by commas, got '{text}'")
+    return values
+
+
+def run_conv(args) -> int:
+    from cnnlab.bench.conv import ConvBenchSettings, run_conv_bench
+
+    settings = ConvBenchSettings(
+        kernels=_parse_ints(args.kernels, "kernels"),
+        shapes=[s.strip() for s in args.shapes.split(",") if s.strip()],
+        repeats=args.repeats, threads=args.threads, backward=not args.no_backward,
+        direct_limit=args.direct_limit, backward_limit=args.backward_limit, im2col_limit_mb=args.im2col_limit_mb,
+        quick=args.quick, out_dir=args.out_dir, plot=args.plot)
+    # With --json, stdout holds only the JSON object: the table goes to stderr with the notices.
+    say = notice if args.json else (lambda text: print(text, flush=True))
+    payload = run_conv_bench(settings, say)
+    if args.json:
+        print_json(payload)
+    return 0
