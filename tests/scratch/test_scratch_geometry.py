@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from cnnlab.errors import CnnlabError
+from cnnlab.geometry import resolve_padding
 from cnnlab.scratch import Conv2d, output_size
-from cnnlab.scratch.geometry import conv_geometry, resolve_padding
+from cnnlab.scratch.geometry import conv_geometry
 
 
 @pytest.mark.parametrize(

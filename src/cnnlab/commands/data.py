@@ -80,7 +80,7 @@ def run_preview(args) -> int:
     from cnnlab.data.augment import BatchAugment
     from cnnlab.data.datasets import load_dataset
     from cnnlab.errors import CnnlabError
-    from cnnlab.report.evaluation import image_grid_axes, show_image
+    from cnnlab.report.plots import image_grid_axes, show_image
 
     if args.count < 1:
         raise CnnlabError(f"--count must be at least 1, got {args.count}")

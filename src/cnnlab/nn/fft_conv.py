@@ -20,13 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-
-
-def fast_fft_size(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n (the scratch FFT uses the same rule)."""
-    from cnnlab.scratch.algorithms.fft import next_fast_size
-
-    return next_fast_size(n)
+from cnnlab.geometry import next_fast_size, resolve_padding
 
 
 def fft_conv2d(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
@@ -84,12 +78,12 @@ def choose_tiles(n, c, o, groups, padded, extent):
     best = None
     options = []
     for axis in (0, 1):
-        sizes, t = [], fast_fft_size(max(extent[axis], 8))
-        limit = fast_fft_size(padded[axis])
+        sizes, t = [], next_fast_size(max(extent[axis], 8))
+        limit = next_fast_size(padded[axis])
         while t < limit:
             if t - extent[axis] + 1 >= max(1, extent[axis] // 2):
                 sizes.append(t)
-            t = fast_fft_size(t + 1)
+            t = next_fast_size(t + 1)
         options.append(sizes + [limit])
     for th in options[0]:
         for tw in options[1]:
@@ -133,8 +127,6 @@ class FFTConv2d(nn.Conv2d):
             raise CnnlabError(f"FFTConv2d supports padding_mode='zeros' only, got '{self.padding_mode}'")
 
     def _resolved_padding(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        from cnnlab.scratch.geometry import resolve_padding
-
         return resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

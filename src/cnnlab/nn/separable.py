@@ -13,11 +13,10 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.geometry import as_pair
 
 
 def _pair(value, name: str):
-    from cnnlab.scratch.geometry import as_pair
-
     return (value, value) if isinstance(value, str) else as_pair(value, name)
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
+from cnnlab.report.plots import image_grid_axes, pyplot, show_image
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int) -> torch.Tensor:
@@ -61,18 +62,9 @@ def evaluate_run(run_dir, data_dir: str | None = None, weights: str | None = Non
     return report
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def draw_confusion(matrix: torch.Tensor, classes: list[str], path: Path) -> Path:
     """Row-normalised confusion matrix with the counts written in each cell."""
-    plt = _plt()
+    plt = pyplot()
     n = len(classes)
     size = min(4 + 0.5 * n, 16)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
@@ -91,25 +83,6 @@ def draw_confusion(matrix: torch.Tensor, classes: list[str], path: Path) -> Path
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
-
-
-def image_grid_axes(count: int, cols: int = 8):
-    """A figure with ``count`` image axes in rows of ``cols`` (axes switched off)."""
-    plt = _plt()
-    rows = max(1, -(-count // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 2.2 + 0.4), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    return plt, fig, list(axes.flat)
-
-
-def show_image(ax, image_uint8: torch.Tensor) -> None:
-    """Draw one (C, H, W) uint8 image."""
-    img = image_uint8.cpu()
-    if img.shape[0] == 1:
-        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=255)
-    else:
-        ax.imshow(img.permute(1, 2, 0).numpy())
 
 
 def draw_top_losses(images, labels, preds, probs, losses, classes, path: Path) -> Path:

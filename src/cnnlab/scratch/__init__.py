@@ -22,7 +22,7 @@ from cnnlab.scratch.conv import (
     decompose_kernel,
     separable_cost,
 )
-from cnnlab.scratch.geometry import output_size
+from cnnlab.geometry import output_size
 from cnnlab.scratch.layers import BatchNorm, Dense, DropConnectDense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from cnnlab.scratch.loss import SoftmaxCrossEntropy
 from cnnlab.scratch.module import Layer, Param

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.geometry import as_pair
 from cnnlab.scratch.algorithms import get_algorithm
-from cnnlab.scratch.geometry import as_pair
 from cnnlab.scratch.layers import uniform_init
 from cnnlab.scratch.module import Chain, Layer, Param
 

@@ -1,16 +1,12 @@
-"""Sizes and padding of a convolution: ``output_size`` and friends.
+"""The geometry of one convolution call: :func:`conv_geometry` checks an input against a
+weight and works out every size (:class:`ConvGeometry`) the scratch algorithms need.
 
-The output width of a convolution is ``floor((W - F_eff + 2P) / S) + 1``
-where ``F_eff = D * (F - 1) + 1`` is the kernel's extent after dilation:
+The per-axis rules (``output_size``, ``resolve_padding``, ...) live in :mod:`cnnlab.geometry`,
+shared with the torch layers in ``cnnlab.nn``.
 
->>> output_size(274, 3)             # 274x274 image, 3x3 kernel, stride 1, no padding
-272
->>> output_size(8, 3, padding=1)    # 8 + 2*1 = 10 padded, 10 - 3 + 1 = 8
-8
->>> output_size(32, 5, stride=2, padding=2)
-16
->>> output_size(28, 3, padding="same")
-28
+>>> g = conv_geometry((2, 3, 8, 8), (4, 3, 3, 3), padding=1)
+>>> g.padded, g.out, g.extent
+((10, 10), (8, 8), (3, 3))
 """
 
 from __future__ import annotations
@@ -18,72 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnnlab.errors import CnnlabError
-
-Pair = tuple[int, int]
-
-
-def as_pair(value, name: str) -> Pair:
-    """``3`` -> ``(3, 3)``; ``(3, 5)`` stays; anything else is an error naming ``name``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value, value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return (int(value[0]), int(value[1]))
-    raise CnnlabError(f"{name} must be an int or a pair of ints, got {value!r}")
-
-
-def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
-    """(before, after) zeros that keep a stride-1 output the size of the input.
-
-    The extra zero of an even kernel goes after (bottom/right), as in PyTorch.
-
-    >>> same_padding(3), same_padding(4), same_padding(3, dilation=2)
-    ((1, 1), (1, 2), (2, 2))
-    """
-    total = dilation * (kernel - 1)
-    return (total // 2, total - total // 2)
-
-
-def resolve_padding(padding, kernel: Pair, dilation: Pair, stride: Pair) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Padding as ``((top, bottom), (left, right))`` from an int, a pair, ``'same'`` or ``'valid'``.
-
-    >>> resolve_padding("same", (3, 4), (1, 1), (1, 1))
-    ((1, 1), (1, 2))
-    >>> resolve_padding(2, (3, 3), (1, 1), (1, 1))
-    ((2, 2), (2, 2))
-    """
-    if isinstance(padding, str):
-        if padding == "valid":
-            return ((0, 0), (0, 0))
-        if padding == "same":
-            if stride != (1, 1):
-                raise CnnlabError(
-                    f"padding='same' needs stride 1 (got stride {stride}); give the padding as numbers instead"
-                )
-            return (same_padding(kernel[0], dilation[0]), same_padding(kernel[1], dilation[1]))
-        raise CnnlabError(f"padding must be an int, a pair, 'same' or 'valid', got '{padding}'")
-    ph, pw = as_pair(padding, "padding")
-    if ph < 0 or pw < 0:
-        raise CnnlabError(f"padding must be >= 0, got {padding!r}")
-    return ((ph, ph), (pw, pw))
-
-
-def output_size(size: int, kernel: int, stride: int = 1, padding=0, dilation: int = 1) -> int:
-    """``floor((W - F_eff + 2P) / S) + 1`` for one axis; ``padding`` may be an int, 'same' or 'valid'.
-
-    Raises :class:`~cnnlab.errors.CnnlabError` if the (dilated) kernel is larger than the padded input.
-    """
-    for name, value, low in (("size", size, 1), ("kernel", kernel, 1), ("stride", stride, 1), ("dilation", dilation, 1)):
-        if not isinstance(value, int) or value < low:
-            raise CnnlabError(f"{name} must be an integer >= {low}, got {value!r}")
-    (before, after), _ = resolve_padding(padding, (kernel, 1), (dilation, 1), (stride, 1))
-    padded = size + before + after
-    extent = dilation * (kernel - 1) + 1
-    if extent > padded:
-        raise CnnlabError(
-            f"kernel {kernel} (extent {extent} with dilation {dilation}) does not fit an input of size {size} "
-            f"padded to {padded}; use a smaller kernel or more padding"
-        )
-    return (padded - extent) // stride + 1
+from cnnlab.geometry import Pair, as_pair, resolve_padding
 
 
 @dataclass(frozen=True)

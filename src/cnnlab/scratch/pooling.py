@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.geometry import as_pair
 from cnnlab.scratch.algorithms.base import window
-from cnnlab.scratch.geometry import as_pair, conv_geometry
+from cnnlab.scratch.geometry import conv_geometry
 from cnnlab.scratch.layers import check_rank
 from cnnlab.scratch.module import Layer
 

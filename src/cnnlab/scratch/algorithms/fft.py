@@ -21,27 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlab.geometry import next_fast_size
 from cnnlab.scratch.algorithms.base import ConvAlgorithm
-
-
-def next_fast_size(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n (sizes the FFT computes fastest).
-
-    >>> [next_fast_size(n) for n in (7, 17, 30, 31, 257)]
-    [8, 18, 30, 32, 270]
-    """
-    best = 1 << max(0, (n - 1).bit_length())  # a power of two always works
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            size = p35
-            while size < n:
-                size *= 2
-            best = min(best, size)
-            p35 *= 3
-        p5 *= 5
-    return best
 
 
 def dilate(w: np.ndarray, dilation: tuple[int, int]) -> np.ndarray:
