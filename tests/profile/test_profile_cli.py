@@ -62,11 +62,11 @@ def test_run_directory_without_checkpoint(tmp_path, capsys):
 
 
 def test_run_directory_with_checkpoint(tmp_path, capsys):
-    checkpoint = pytest.importorskip("cnnlab.train.checkpoint")
     from cnnlab.models import create_model
+    from cnnlab.train.checkpoint import save_checkpoint
 
     model = create_model("convnet", filters=8, blocks=2, in_channels=1, num_classes=3, image_size=20)
-    checkpoint.save_checkpoint(_run_dir(tmp_path) / "final.pt", {
+    save_checkpoint(_run_dir(tmp_path) / "final.pt", {
         "model": model.state_dict(), "input_size": [1, 20, 20], "classes": ["a", "b", "c"]})
     report = run_json(capsys, str(tmp_path), "--no-timing")  # the checkpoint's 3 classes win over the summary's 5
     assert report["output_shape"] == [1, 3]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from fractions import Fraction
 
 import pytest
@@ -147,8 +149,27 @@ def test_bad_input_size_values(size):
         profile_model(create_model("lenet5"), size)
 
 
-def test_timing_reports_median_of_repeats():
-    timings = time_model(create_model("lenet5"), (1, 32, 32), batch_size=2, warmup=1, repeats=3)
-    assert [t.mode for t in timings] == ["inference", "train_step"]
-    for t in timings:
-        assert t.min_ms <= t.median_ms <= t.max_ms and t.repeats == 3 and t.images_per_second > 0
+def test_timing_reports_median_min_max_of_exactly_the_timed_calls(monkeypatch):
+    # A clock that moves only when the model runs, by a planned number of seconds per call:
+    # every figure time_model reports can then be computed by hand.
+    clock = [0.0]
+    planned = iter([0.5, 0.003, 0.001, 0.004, 0.001, 0.005,  # inference: 1 warm-up, 5 timed calls
+                    0.5, 0.020, 0.010, 0.060, 0.030, 0.050])  # training steps: the same
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+
+    class Ticking(nn.Module):  # the clock and the plan are shared with the copy timed for training
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            clock[0] += next(planned)
+            return self.fc(x.flatten(1))
+
+    inference, step = time_model(Ticking(), (1, 2, 2), batch_size=2, warmup=1, repeats=5)
+    assert next(planned, None) is None  # exactly warm-up + repeats calls per mode
+    assert (inference.mode, inference.repeats, step.mode, step.repeats) == ("inference", 5, "train_step", 5)
+    assert inference.median_ms == pytest.approx(statistics.median([3, 1, 4, 1, 5]))  # the warm-up is not counted
+    assert (inference.min_ms, inference.max_ms) == (pytest.approx(1), pytest.approx(5))
+    assert inference.images_per_second == pytest.approx(2 / 0.003)
+    assert (step.median_ms, step.min_ms, step.max_ms) == (pytest.approx(30), pytest.approx(10), pytest.approx(60))

@@ -1,5 +1,6 @@
 """Schedules against hand-computed values and torch's own implementations."""
 
+import dataclasses
 import math
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from cnnlab.config import OptimConfig, ScheduleConfig
 from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.train.monitor import Monitor
 from cnnlab.train.optim import build_optimizer, penalty
 from cnnlab.train.schedule import LRSchedule
 from cnnlab.errors import CnnlabError
@@ -40,12 +42,13 @@ def test_step_schedule_by_hand():
 
 def test_plateau_matches_torch_reduce_on_plateau():
     values = [1.0, 0.9, 0.9, 0.9, 0.95, 0.8, 0.8, 0.8, 0.8, 0.8]
-    ours = LRSchedule(ScheduleConfig(name="plateau", patience=1, factor=0.5, threshold=0.0), 1.0, 100, 10)
+    ours = LRSchedule(ScheduleConfig(name="plateau", patience=1, factor=0.5, threshold=0.0), 1.0, 100, 10,
+                      monitor=Monitor("val_loss", "min"))
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=1, threshold=0.0,
                                                      threshold_mode="abs")
     for v in values:
-        ours.end_of_epoch(v, higher_is_better=False)
+        ours.end_of_epoch(v)
         ref.step(v)
         assert ours.lr_at(0) == pytest.approx(opt.param_groups[0]["lr"])
 
@@ -56,6 +59,49 @@ def test_weight_decay_skips_norm_and_bias_unless_asked():
     assert [len(g["params"]) for g in groups] == [1, 3] and groups[1]["weight_decay"] == 0
     groups = build_optimizer(model, OptimConfig(name="sgd", weight_decay=0.1, decay_norm_and_bias=True)).param_groups
     assert len(groups) == 1 and len(groups[0]["params"]) == 4
+
+
+def small_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+
+
+# cnnlab's optimizer config next to torch's optimizer with the same hyperparameters, written out by hand.
+OPTIMIZERS = {
+    "sgd": (OptimConfig(name="sgd", lr=0.05, momentum=0.5),
+            lambda g: torch.optim.SGD(g, lr=0.05, momentum=0.5)),
+    "sgd_nesterov": (OptimConfig(name="sgd", lr=0.05, momentum=0.5, nesterov=True),
+                     lambda g: torch.optim.SGD(g, lr=0.05, momentum=0.5, nesterov=True)),
+    "adam": (OptimConfig(name="adam", lr=0.05, betas=(0.8, 0.9), eps=1e-3, amsgrad=True),
+             lambda g: torch.optim.Adam(g, lr=0.05, betas=(0.8, 0.9), eps=1e-3, amsgrad=True)),
+    "adamw": (OptimConfig(name="adamw", lr=0.05, betas=(0.8, 0.9), eps=1e-3),
+              lambda g: torch.optim.AdamW(g, lr=0.05, betas=(0.8, 0.9), eps=1e-3)),
+    "rmsprop": (OptimConfig(name="rmsprop", lr=0.05, alpha=0.9, eps=1e-3, momentum=0.5),
+                lambda g: torch.optim.RMSprop(g, lr=0.05, alpha=0.9, eps=1e-3, momentum=0.5)),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("decay_norm_and_bias", [False, True])
+def test_optimizer_steps_equal_torchs(name, decay_norm_and_bias):
+    cfg, make_reference = OPTIMIZERS[name]
+    cfg = dataclasses.replace(cfg, weight_decay=0.5, decay_norm_and_bias=decay_norm_and_bias)
+    ours, ref = small_model(), small_model()
+    opt = build_optimizer(ours, cfg)
+    weights = [p for p in ref.parameters() if p.ndim > 1]  # conv and linear weights decay
+    others = [p for p in ref.parameters() if p.ndim <= 1]  # biases and batch-norm scales/shifts do not
+    ref_opt = make_reference([{"params": weights, "weight_decay": 0.5},
+                              {"params": others, "weight_decay": 0.5 if decay_norm_and_bias else 0.0}])
+    gen = torch.Generator().manual_seed(1)
+    for step in range(3):  # several steps: momentum, betas and AMSGrad act from the second on
+        x, y = torch.randn(4, 2, 6, 6, generator=gen), torch.tensor([0, 1, 1, 0])
+        for model, optimizer in ((ours, opt), (ref, ref_opt)):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        for (key, a), b in zip(ours.state_dict().items(), ref.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=f"{key} after step {step + 1}")
 
 
 def test_penalty_by_hand():

@@ -123,20 +123,6 @@ def test_l1_l2_penalties_shrink_weights(tmp_path):
     assert norm("b") < norm("a") and plain["status"] == l2["status"] == "completed"
 
 
-@pytest.mark.parametrize("opt", ["sgd", "adam", "adamw", "rmsprop"])
-def test_every_optimizer_and_clipping_trains(tmp_path, opt):
-    cfg = toy_config(f"optim.name={opt}", "optim.lr=0.01", "train.clip_norm=1.0", "train.clip_value=0.5",
-                     "train.epochs=1", "train.label_smoothing=0.1", "optim.weight_decay=1e-4")
-    summary = train(cfg, tmp_path / opt, data=toy_data(), quiet=True)
-    assert summary["status"] == "completed"
-
-
-def test_bf16_autocast_and_channels_last_run_on_the_cpu(tmp_path):
-    summary = train(toy_config("train.precision=bf16", "train.channels_last=true", "train.epochs=2"),
-                    tmp_path / "bf16", data=toy_data(), quiet=True)
-    assert summary["status"] == "completed" and summary["test_accuracy"] is not None
-
-
 def test_final_fit_trains_on_train_plus_validation(tmp_path):
     summary = train(toy_config("data.final_fit=true", "train.epochs=1"), tmp_path / "ff", data=toy_data(), quiet=True)
     assert summary["split_sizes"] == {"train": 96, "val": 0, "test": 48} and summary["best_val_accuracy"] is None

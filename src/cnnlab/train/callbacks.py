@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config import EarlyStopConfig
+from cnnlab.train.monitor import Monitor
 
 
 class Callback:
@@ -37,33 +38,38 @@ class Callback:
 class EarlyStopping(Callback):
     """Stop when the monitored validation metric has not improved for ``patience`` epochs.
 
-    Improvement means beating the best value by more than ``min_delta``.
+    Improvement means beating the best value by more than ``min_delta`` in the
+    monitored metric's direction (see :class:`~cnnlab.train.monitor.Monitor`).
     The trainer restores the best weights at the end when ``restore_best``.
     """
 
     def __init__(self, cfg: EarlyStopConfig) -> None:
         self.cfg = cfg
-        self.best: float | None = None
+        self.monitor = Monitor.from_name(cfg.monitor, cfg.min_delta)
+        self.best: float | None = None  # best value of the monitored metric, in its own units
         self.bad_epochs = 0
 
     def on_epoch_end(self, trainer, metrics: dict[str, Any]) -> None:
-        value = metrics.get(self.cfg.monitor)
+        value = metrics.get(self.monitor.name)
         if value is None or self.cfg.patience is None:
             return
-        score = value if self.cfg.monitor.endswith("accuracy") else -value
-        if self.best is None or score > self.best + self.cfg.min_delta:
-            self.best, self.bad_epochs = score, 0
+        if self.monitor.is_better(value, self.best):
+            self.best, self.bad_epochs = value, 0
             return
         self.bad_epochs += 1
         if self.bad_epochs >= self.cfg.patience:
             trainer.stop_reason = "early_stopping"
-            trainer.notice(f"early stopping: {self.cfg.monitor} has not improved for {self.bad_epochs} epochs")
+            trainer.notice(f"early stopping: {self.monitor.name} has not improved for {self.bad_epochs} epochs")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "bad_epochs": self.bad_epochs}
+        return {"best_value": self.best, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.bad_epochs = state["best"], int(state["bad_epochs"])
+        if "best_value" in state:
+            self.best = state["best_value"]
+        else:  # a checkpoint from before Monitor stored the best as a score (negated for a loss)
+            self.best = None if state["best"] is None else self.monitor.score(state["best"])
+        self.bad_epochs = int(state["bad_epochs"])
 
 
 class MetricsLogger(Callback):

@@ -33,6 +33,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.train.callbacks import Callback
 from cnnlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cnnlab.train.evaluate import evaluate
+from cnnlab.train.monitor import Monitor
 from cnnlab.train.optim import build_optimizer, penalty, penalty_weights
 from cnnlab.train.schedule import LRSchedule
 
@@ -65,7 +66,7 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg.optim)
         self.steps_per_epoch = len(train_batches)
         self.schedule = LRSchedule(cfg.schedule, cfg.optim.lr, cfg.train.epochs * self.steps_per_epoch,
-                                   self.steps_per_epoch)
+                                   self.steps_per_epoch, monitor=self._monitor())
         self.penalty_weights = penalty_weights(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         # Progress and outcome.
@@ -94,9 +95,9 @@ class Trainer:
         zero = lambda dtype: torch.zeros((), device=self.device, dtype=dtype)  # noqa: E731
         return {"loss": zero(torch.float64), "correct": zero(torch.int64), "count": zero(torch.int64)}
 
-    def _monitor(self) -> tuple[str, bool]:
-        es = self.cfg.train.early_stopping
-        return es.monitor, es.monitor.endswith("accuracy")
+    def _monitor(self) -> Monitor:
+        """The metric that picks the best checkpoint (and feeds the plateau schedule): any improvement counts."""
+        return Monitor.from_name(self.cfg.train.early_stopping.monitor)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -219,13 +220,13 @@ class Trainer:
         self.epoch += 1
         self.batch_in_epoch = 0
         self._sums = self._zero_sums()
-        monitor, higher = self._monitor()
-        value = metrics.get(monitor)
-        if value is not None and (self.best_val is None or (value > self.best_val if higher else value < self.best_val)):
+        monitor = self._monitor()
+        value = metrics.get(monitor.name)
+        if monitor.is_better(value, self.best_val):
             self.best_val, self.best_epoch = value, self.epoch
             self.best_state = copy.deepcopy(self.model.state_dict())
             self._save_best()
-        if self.schedule.end_of_epoch(value, higher):
+        if self.schedule.end_of_epoch(value):
             self.notice(f"plateau: learning rate cut to {self.schedule.lr_at(self.step):.2e}")
         self.history.append(metrics)
         for cb in self.callbacks:
