@@ -79,7 +79,13 @@ def test_missing_dataset_names_every_path(tmp_path, monkeypatch):
 
 
 def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNLAB_DATA", "/work/shared/datasets")  # would hold mnist: no silent fallback to it
+    env = tmp_path / "env" / "mnist"
+    env.mkdir(parents=True)
+    for stem, n in (("train", 10), ("t10k", 10)):
+        write_idx(env / f"{stem}-images-idx3-ubyte", np.zeros((n, 28, 28)))
+        write_idx(env / f"{stem}-labels-idx1-ubyte", np.arange(n))
+    monkeypatch.setenv("CNNLAB_DATA", str(env.parent))  # holds an mnist: no silent fallback to it
+    assert len(load_dataset(DataConfig(name="mnist")).train_y) == 10
     for bad in (tmp_path / "nonexistent", tmp_path / "a-file"):
         if bad.name == "a-file":
             bad.write_text("x")
