@@ -14,6 +14,7 @@ ones. Tests point :data:`MIRRORS` at a server on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -146,9 +147,12 @@ def download_dataset(name: str, folder: str, roots: list[Path]) -> Path:
     Files already present with the right MD5 are kept (an interrupted download
     resumes file by file). Every failure is one :class:`CnnlabError` line.
     """
-    root = _writable_root(roots)
     archive = FILES[name][0].file.endswith(".tar.gz")
+    fallback_existed = roots[-1].exists()
+    root = _writable_root(roots)
     dest = root if archive else root / folder
+    # Folders this call creates are removed again (only while empty) if nothing arrives.
+    made = ([] if fallback_existed or root != roots[-1] else [root]) + ([] if dest.exists() else [dest])
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -156,6 +160,20 @@ def download_dataset(name: str, folder: str, roots: list[Path]) -> Path:
                           "set CNNLAB_DATA or --data-dir to a writable folder") from None
     print(f"cnnlab: {name} not found locally; downloading it into {dest} "
           "(set CNNLAB_OFFLINE=1 to never download)", file=sys.stderr, flush=True)
+    try:
+        _download_files(name, dest)
+    except CnnlabError:
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+    if archive:
+        _extract(dest / FILES[name][0].file, root / folder)
+    return root / folder
+
+
+def _download_files(name: str, dest: Path) -> None:
+    """Fetch every file of ``name`` that ``dest`` lacks (or holds with a wrong MD5), trying each mirror."""
     for remote in FILES[name]:
         target = dest / remote.file
         if target.is_file() and md5_of(target) == remote.md5:
@@ -175,9 +193,6 @@ def download_dataset(name: str, folder: str, roots: list[Path]) -> Path:
                 f"could not download {name}: {'; '.join(errors)}; try again, or put {remote.file} (MD5 "
                 f"{remote.md5}) into {dest} yourself, or set CNNLAB_DATA / --data-dir to a folder holding {name}"
             )
-    if archive:
-        _extract(dest / FILES[name][0].file, root / folder)
-    return root / folder
 
 
 def _extract(archive: Path, folder: Path) -> None:

@@ -174,7 +174,8 @@ def decode_all(items, size: int, policy: str, mode: str, strict: bool) -> Folder
         try:
             images[i] = decode_image(path, size, policy, mode)
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for a broken file
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = reason.replace(f" '{path}'", "")[:200]  # Pillow repeats the path we already print
             if strict:
                 raise CnnlabError(
                     f"cannot read image {path}: {reason}; remove or fix it, or set data.strict=false to skip it"
