@@ -1,8 +1,10 @@
 """Broken, hostile and degenerate inputs to the data layer: one CnnlabError line, or a counted skip."""
 
+import contextlib
 import gzip
 import pickle
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -87,20 +89,13 @@ def test_image_over_the_pixel_limit_is_skipped_not_decoded(tmp_path, cache_dir, 
     assert [p.rsplit("/", 1)[-1] for p in data.skipped] == ["large.png"]
 
 
-class _no_bomb_warning:
+@contextlib.contextmanager
+def _no_bomb_warning():
     """Fail if Pillow's DecompressionBombWarning escapes (cnnlab reports the skip itself)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings(record=True)
-        self._seen = self._ctx.__enter__()
+    with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        return self
-
-    def __exit__(self, *exc):
-        self._ctx.__exit__(*exc)
-        assert not [w for w in self._seen if issubclass(w.category, Image.DecompressionBombWarning)]
+        yield
+    assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
@@ -289,7 +284,7 @@ def test_cifar_labels_out_of_range_are_refused(tmp_path):
         load_cifar(folder)
 
 
-def test_probe_survives_non_oserror_exceptions(tmp_path, monkeypatch):
+def test_probe_skips_a_decompression_bomb(tmp_path):
     root = write_folder(tmp_path / "p", per_class=2)
     items = folders.list_images(root, ["hstripes", "square", "vstripes"])
     (root / "hstripes" / "000.png").write_bytes(_png_claiming(30000, 30000))
