@@ -15,6 +15,9 @@ def pytest_configure(config):
     # The real datasets live in ../shared/datasets on the project's machines.
     if not os.environ.get("CNNLAB_DATA") and SHARED.is_dir():
         os.environ["CNNLAB_DATA"] = str(SHARED)
+    # Tests never reach the internet: a dataset that is not found must not be downloaded.
+    # The download tests unset this and point cnnlab at a server on 127.0.0.1.
+    os.environ["CNNLAB_OFFLINE"] = "1"
     # Test tensors are small: one intra-op thread per test process avoids OpenMP threads
     # fighting over the two cores (10-20x slowdowns were measured) when workers run in parallel.
     import torch

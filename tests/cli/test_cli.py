@@ -82,6 +82,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
 def test_missing_dataset_lists_paths(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "nothing"))
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "also-nothing").mkdir()  # an explicit --data-dir must exist (a missing one is its own error)
     code, _, err = run_cli(capsys, "train", "mnist-fast", "--data-dir", tmp_path / "also-nothing",
                            "--out", tmp_path / "run")
     assert code == 2 and "also-nothing/mnist" in err and "nothing/mnist" in err and "train-images-idx3-ubyte" in err

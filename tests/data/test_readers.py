@@ -68,12 +68,29 @@ def test_idx_dataset_in_torchvision_layout(tmp_path):
 def test_missing_dataset_names_every_path(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "env"))
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "explicit").mkdir()
     with pytest.raises(CnnlabError) as info:
         find_dataset_dir("mnist", tmp_path / "explicit")
     message = str(info.value)
     for path in ("explicit/mnist", "env/mnist", "data/mnist", "MNIST/raw"):
         assert path in message
     assert "train-images-idx3-ubyte" in message and "CNNLAB_DATA" in message
+    assert "unset CNNLAB_OFFLINE" in message and "\n" not in message  # both ways out, one line
+
+
+def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
+    env = tmp_path / "env" / "mnist"
+    env.mkdir(parents=True)
+    for stem, n in (("train", 10), ("t10k", 10)):
+        write_idx(env / f"{stem}-images-idx3-ubyte", np.zeros((n, 28, 28)))
+        write_idx(env / f"{stem}-labels-idx1-ubyte", np.arange(n))
+    monkeypatch.setenv("CNNLAB_DATA", str(env.parent))  # holds an mnist: no silent fallback to it
+    assert len(load_dataset(DataConfig(name="mnist")).train_y) == 10
+    for bad in (tmp_path / "nonexistent", tmp_path / "a-file"):
+        if bad.name == "a-file":
+            bad.write_text("x")
+        with pytest.raises(CnnlabError, match=f"data directory '{bad}' .*(does not exist|is not a folder)"):
+            load_dataset(DataConfig(name="mnist", data_dir=str(bad)))
 
 
 def _write_cifar(folder, n=6, classes=10):

@@ -69,6 +69,7 @@ def test_unknown_dataset_and_missing_data_are_errors(tmp_path, capsys, monkeypat
     assert "supports mnist" in capsys.readouterr().err
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "none").mkdir()  # an explicit --data-dir must exist (a missing one is its own error)
     assert main(["scratch", "train", "mnist", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "b")]) == 2
     assert "not found" in capsys.readouterr().err
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cnnlab.commands.common import notice, print_json
+
+MAX_COUNT = 1024  # a grid of more images is unreadable and slow to draw
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def register(subparsers) -> None:
@@ -21,9 +26,10 @@ def register(subparsers) -> None:
     prev.add_argument("overrides", nargs="*", metavar="key=value")
     prev.add_argument("--data-dir")
     prev.add_argument("--augment", action="store_true", help="apply the config's augmentation")
-    prev.add_argument("--count", type=int, default=32, help="images in the grid (default 32)")
-    prev.add_argument("--seed", type=int, default=0)
-    prev.add_argument("--out", default="grid.png", help="output PNG (default grid.png)")
+    prev.add_argument("--count", type=int, default=32, help=f"images in the grid, 1-{MAX_COUNT} (default 32)")
+    prev.add_argument("--seed", type=int, default=0, help="which samples and augmentations (0 or more)")
+    prev.add_argument("--out", default="grid.png",
+                      help="output PNG (default grid.png); a path ending in / writes grid.png inside that folder")
     prev.set_defaults(func=run_preview)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
@@ -80,10 +86,14 @@ def run_preview(args) -> int:
     from cnnlab.data.augment import BatchAugment
     from cnnlab.data.datasets import load_dataset
     from cnnlab.errors import CnnlabError
+    from cnnlab.fileio import atomic_path
     from cnnlab.report.plots import image_grid_axes, show_image
 
-    if args.count < 1:
-        raise CnnlabError(f"--count must be at least 1, got {args.count}")
+    if not 1 <= args.count <= MAX_COUNT:
+        raise CnnlabError(f"--count must be between 1 and {MAX_COUNT}, got {args.count}")
+    if not 0 <= args.seed < 2**63:
+        raise CnnlabError(f"--seed must be between 0 and 2**63-1, got {args.seed}")
+    out = preview_path(args.out)
     cfg = _data_config(args.name, args.overrides, args.data_dir)
     data = load_dataset(cfg)
     gen = torch.Generator().manual_seed(args.seed)
@@ -101,7 +111,46 @@ def run_preview(args) -> int:
         ax.set_title(data.classes[int(label)], fontsize=8)
     fig.suptitle(f"{data.name}: {'augmented' if args.augment else 'raw'} training samples", fontsize=10)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=90)
-    plt.close(fig)
-    notice(f"wrote {args.out}")
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    except OSError as exc:
+        raise CnnlabError(f"cannot write --out {out}: {exc.strerror or exc}; choose a writable path") from None
+    finally:
+        plt.close(fig)
+    notice(f"wrote {out}")
     return 0
+
+
+def preview_path(out: str) -> Path:
+    """Where ``data preview`` writes, checked before any work: never over a folder or a non-PNG file.
+
+    ``DIR/`` (a trailing slash) means ``DIR/grid.png``. An existing PNG is
+    replaced (the user named it); anything else that exists is refused.
+    """
+    from cnnlab.errors import CnnlabError
+
+    path = Path(out)
+    if out.endswith(("/", "\\")):
+        if not path.is_dir():
+            raise CnnlabError(f"--out {out} names a folder that does not exist; create it or name a .png file")
+        path = path / "grid.png"
+    elif path.is_dir():
+        raise CnnlabError(f"--out {out} is a folder; name a .png file such as {path / 'grid.png'} "
+                          f"(or write {out}/ to put grid.png inside)")
+    if path.suffix.lower() != ".png":
+        raise CnnlabError(f"--out {out} must name a .png file (the preview is a PNG image), e.g. {path.stem}.png")
+    if path.is_dir():
+        raise CnnlabError(f"--out {path} is a folder; name a .png file")
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                is_png = fh.read(8) == PNG_MAGIC
+        except OSError as exc:
+            raise CnnlabError(f"--out {path} exists and cannot be read ({exc.strerror}); choose another name") from None
+        if not is_png:
+            raise CnnlabError(f"--out {path} exists and is not a PNG image; refusing to overwrite it, "
+                              "choose another name")
+    if not path.parent.is_dir():
+        raise CnnlabError(f"--out {out}: folder {path.parent} does not exist; create it first")
+    return path

@@ -7,6 +7,7 @@ reconstruction functions an array needs and refuses every other global.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from pathlib import Path
@@ -35,23 +36,56 @@ class SafeUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not plain array data")
 
 
+MAX_BATCH_BYTES = 1 << 30  # the largest real batch (CIFAR-100 train) is 155 MB
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def load_batch(path: str | os.PathLike) -> dict:
-    """One CIFAR batch file -> dict with str keys (``data``, ``labels`` / ``fine_labels``)."""
+    """One CIFAR batch file -> dict with str keys (``data``, ``labels`` / ``fine_labels``).
+
+    The file is read whole and unpickled from memory, so a damaged length
+    field cannot make the unpickler allocate more than the file holds.
+    """
+    path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            raw = SafeUnpickler(fh, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, OSError, ValueError) as exc:
-        raise CnnlabError(f"cannot read CIFAR batch {path}: {exc}") from None
+        if path.stat().st_size > MAX_BATCH_BYTES:
+            raise CnnlabError(f"{path} is {path.stat().st_size} bytes, far larger than a CIFAR batch; re-copy it")
+        raw = SafeUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+    except CnnlabError:
+        raise
+    except pickle.UnpicklingError as exc:
+        raise CnnlabError(f"cannot read CIFAR batch {path}: {_reason(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - damaged pickles raise many types (EOF, Key, Index, Memory...)
+        raise CnnlabError(f"cannot read CIFAR batch {path}: {_reason(exc)}; the file is damaged, re-copy it") from None
     if not isinstance(raw, dict):
         raise CnnlabError(f"{path} is not a CIFAR batch (holds {type(raw).__name__}, expected a dict)")
-    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+    return {(k.decode(errors="replace") if isinstance(k, bytes) else str(k)): v for k, v in raw.items()}
 
 
 def _images(batch: dict, path: Path) -> np.ndarray:
-    data = np.asarray(batch.get("data"), dtype=np.uint8)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise CnnlabError(f"{path}: 'data' has shape {data.shape}, expected (N, 3072)")
+    try:
+        data = np.asarray(batch.get("data"))
+    except (ValueError, TypeError) as exc:
+        raise CnnlabError(f"{path}: 'data' is not an array ({_reason(exc)}); re-copy the file") from None
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise CnnlabError(f"{path}: 'data' has shape {data.shape} and type {data.dtype}, expected (N, 3072) uint8")
     return data.reshape(-1, 3, 32, 32)  # (N, C, H, W): stored channel-major
+
+
+def _labels(batch: dict, key: str, classes: int, path: Path) -> np.ndarray:
+    try:
+        labels = np.asarray(batch.get(key), dtype=np.int64)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise CnnlabError(f"{path}: '{key}' is not a list of class numbers ({_reason(exc)}); re-copy it") from None
+    if labels.ndim != 1:
+        raise CnnlabError(f"{path}: '{key}' has shape {labels.shape}, expected a list of class numbers")
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise CnnlabError(f"{path}: '{key}' holds classes {labels.min()}..{labels.max()}, "
+                          f"expected 0..{classes - 1}; re-copy the file")
+    return labels
 
 
 def load_cifar(folder: str | os.PathLike, classes: int = 10):
@@ -66,7 +100,7 @@ def load_cifar(folder: str | os.PathLike, classes: int = 10):
     parts = []
     for path in train_files + [test_file]:
         batch = load_batch(path)
-        labels = np.asarray(batch.get(label_key), dtype=np.int64)
+        labels = _labels(batch, label_key, classes, path)
         images = _images(batch, path)
         if len(labels) != len(images):
             raise CnnlabError(f"{path}: {len(images)} images but {len(labels)} labels")
@@ -74,8 +108,13 @@ def load_cifar(folder: str | os.PathLike, classes: int = 10):
     train_x = np.concatenate([p[0] for p in parts[:-1]])
     train_y = np.concatenate([p[1] for p in parts[:-1]])
     test_x, test_y = parts[-1]
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in load_batch(meta_file).get(names_key, [])]
-    return train_x, train_y, test_x, test_y, names or [str(i) for i in range(classes)]
+    stored = load_batch(meta_file).get(names_key)
+    if stored is None:  # no names stored: number the classes
+        return train_x, train_y, test_x, test_y, [str(i) for i in range(classes)]
+    if not isinstance(stored, (list, tuple)) or len(stored) != classes:
+        raise CnnlabError(f"{meta_file}: '{names_key}' should list {classes} class names; re-copy the file")
+    names = [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in stored]
+    return train_x, train_y, test_x, test_y, names
 
 
 def write_batch(path: str | os.PathLike, images: np.ndarray, labels, label_key: str = "labels") -> None:

@@ -17,7 +17,7 @@ import torch
 from cnnlab.config import DataConfig
 from cnnlab.data import folder as folders
 from cnnlab.data.cifar import load_cifar
-from cnnlab.data.locate import LAYOUTS, canonical_name, find_dataset_dir, load_idx_dataset, search_roots
+from cnnlab.data.locate import LAYOUTS, canonical_name, find_dataset_dir, load_idx_dataset
 from cnnlab.data.splits import stratified_split
 from cnnlab.errors import CnnlabError
 
@@ -55,12 +55,7 @@ def load_dataset(cfg: DataConfig) -> ImageData:
         if not cfg.root:
             raise CnnlabError("data.name=folder needs data.root=PATH, a folder with one sub-folder per class")
         return _load_folder_dataset(Path(cfg.root), cfg, "folder")
-    try:
-        location = find_dataset_dir(name, cfg.data_dir)
-    except CnnlabError:
-        if not cfg.download:
-            raise
-        location = _download(name, cfg)
+    location = find_dataset_dir(name, cfg.data_dir)  # downloads a missing standard set unless offline
     kind = LAYOUTS[name].kind
     if kind == "idx":
         train_x, train_y, test_x, test_y = load_idx_dataset(name, location)
@@ -100,11 +95,47 @@ def _load_folder_dataset(root: Path, cfg: DataConfig, name: str) -> ImageData:
         train_x, train_y = train.images[keep], train.labels[keep]
         test_x, test_y = train.images[held], train.labels[held]
         skipped = train.skipped
-    if len(train_x) == 0:
-        raise CnnlabError(f"no readable training images under {train_dir}")
+    names = readable_class_names(root, classes)
+    check_class_counts(names, classes, train_y, test_y, skipped, test_dir is None)
     return ImageData(name, torch.from_numpy(np.ascontiguousarray(train_x)), torch.from_numpy(train_y),
                      torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test_y),
-                     readable_class_names(root, classes), str(root), skipped)
+                     names, str(root), skipped)
+
+
+def check_class_counts(names: list[str], folders_: list[str], train_y: np.ndarray, test_y: np.ndarray,
+                       skipped: list[str], pooled: bool) -> None:
+    """Refuse a split or a class that would make the reported numbers meaningless.
+
+    An empty test split reports "accuracy 0.0000" on nothing, and a class with
+    no training images (all unreadable, say) is a class the model can never
+    predict: both are errors naming the class and the counts.
+    """
+    if len(test_y) == 0:
+        how = ("each class needs at least 2 images so that one can be held out" if pooled
+               else "put images into the test/val folder's class folders")
+        raise CnnlabError(f"the test split is empty ({len(train_y)} training images in {len(names)} classes, "
+                          f"0 test images): the accuracy would be measured on nothing; {how}")
+    train_counts = np.bincount(train_y, minlength=len(names))
+    test_counts = np.bincount(test_y, minlength=len(names))
+    unreadable = {f: 0 for f in folders_}
+    for path in skipped:
+        parent = Path(path).parent.name
+        if parent in unreadable:
+            unreadable[parent] += 1
+    for index, (name, folder) in enumerate(zip(names, folders_)):
+        n_train, n_test, bad = int(train_counts[index]), int(test_counts[index]), unreadable[folder]
+        label = f"'{name}'" + (f" (folder {folder})" if name != folder else "")
+        if n_train == 0:
+            raise CnnlabError(
+                f"class {label} has no readable training images ({n_test} test, {bad} unreadable skipped); "
+                "add readable images to it or remove its folder"
+            )
+        if n_test == 0:
+            fix = ("a class needs at least 2 images to hold one out for testing; add images to it"
+                   if pooled else "add images of it to the test/val folder")
+            raise CnnlabError(
+                f"class {label} has no test images ({n_train} train, {bad} unreadable skipped); {fix}"
+            )
 
 
 def readable_class_names(root: Path, folders_: list[str]) -> list[str]:
@@ -115,22 +146,21 @@ def readable_class_names(root: Path, folders_: list[str]) -> list[str]:
     table = root / "classes.tsv"
     if not table.is_file():
         return folders_
+    try:
+        text = table.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = table.read_bytes()[:exc.start].count(b"\n") + 1
+        raise CnnlabError(f"{table} line {line} is not UTF-8 text; save the file as UTF-8 "
+                          "(folder<TAB>name per line)") from None
+    except OSError as exc:
+        raise CnnlabError(f"cannot read {table}: {exc.strerror or exc}; fix its permissions or remove it") from None
     names = {}
-    for line in table.read_text().splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
         parts = line.split("\t")
-        if len(parts) == 2 and parts[0].strip():
-            names[parts[0].strip()] = parts[1].strip()
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise CnnlabError(f"{table} line {number} is not 'folder<TAB>name': {line[:60]!r}; "
+                              "fix or remove that line")
+        names[parts[0].strip()] = parts[1].strip()
     return [names.get(f, f) for f in folders_]
-
-
-def _download(name: str, cfg: DataConfig) -> Path:
-    """Opt-in download through torchvision (online users only; tests never call this)."""
-    import torchvision.datasets as tvd
-
-    root = Path(cfg.data_dir or search_roots()[0])
-    makers = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}
-    if name not in makers:
-        raise CnnlabError(f"dataset '{name}' cannot be downloaded by cnnlab; place it under {root} yourself")
-    for train in (True, False):
-        makers[name](str(root), train=train, download=True)
-    return find_dataset_dir(name, root)

@@ -13,6 +13,7 @@ removing or touching any image changes the key and so invalidates the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 CACHE_FORMAT = 2  # bump when the decoding changes, so old caches are not reused
@@ -89,6 +91,7 @@ def decode_image(path: Path, size: int, policy: str, mode: str) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as img:
+        _refuse_bomb(img)
         img = img.convert(mode)
         w, h = img.size
         if (w, h) != (size, size):
@@ -109,50 +112,100 @@ def decode_image(path: Path, size: int, policy: str, mode: str) -> np.ndarray:
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
 
 
+def _refuse_bomb(img) -> None:
+    """Raise before decoding an image whose header claims more pixels than Pillow's safety limit.
+
+    Pillow itself raises ``DecompressionBombError`` only above twice the limit
+    and merely warns in between; a tiny file can claim 30000x30000 pixels and
+    decoding it would take gigabytes.
+    """
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and img.size[0] * img.size[1] > limit:
+        raise Image.DecompressionBombError(
+            f"image claims {img.size[0]}x{img.size[1]} pixels, over the {limit}-pixel safety limit")
+
+
+@contextlib.contextmanager
+def _quiet_bomb_warnings():
+    """Silence Pillow's DecompressionBombWarning inside (:func:`_refuse_bomb` turns it into a skip)."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
 def probe(items: list[tuple[Path, int]]) -> tuple[int, bool]:
     """(side of the first readable image, whether the sampled images are all greyscale)."""
     from PIL import Image
 
     side, grey = None, True
-    for path, _ in items[:: max(1, len(items) // 64)]:  # sample up to ~64 files
-        try:
-            with Image.open(path) as img:
-                side = side or min(img.size)
-                grey = grey and img.mode in ("L", "1", "I", "I;16", "LA")
-        except OSError:
-            continue
+    with _quiet_bomb_warnings():
+        for path, _ in items[:: max(1, len(items) // 64)]:  # sample up to ~64 files
+            try:
+                with Image.open(path) as img:
+                    _refuse_bomb(img)
+                    side = side or min(img.size)
+                    grey = grey and img.mode in ("L", "1", "I", "I;16", "LA")
+            except Exception:  # noqa: BLE001 - any broken file is skipped here; decode_all counts it
+                continue
     if side is None:
         raise CnnlabError("no readable image found in the folder; check the files are PNG/JPEG/BMP")
     return side, grey
 
 
 def decode_all(items, size: int, policy: str, mode: str, strict: bool) -> FolderSplit:
-    """Decode every file with a thread pool (Pillow releases the GIL while decoding)."""
+    """Decode every file with a thread pool (Pillow releases the GIL while decoding).
+
+    A file that does not decode (truncated, not an image, a decompression bomb)
+    is skipped and counted, or is a one-line error when ``strict``.
+    """
     channels = 1 if mode == "L" else 3
     images = np.zeros((len(items), channels, size, size), dtype=np.uint8)
     ok = np.ones(len(items), dtype=bool)
-    skipped: list[str] = []
+    reasons: dict[str, str] = {}
 
     def work(i: int) -> None:
         path = items[i][0]
         try:
             images[i] = decode_image(path, size, policy, mode)
-        except Exception as exc:  # Pillow raises many types for a broken file
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for a broken file
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = reason.replace(f" '{path}'", "")[:200]  # Pillow repeats the path we already print
             if strict:
                 raise CnnlabError(
-                    f"cannot read image {path}: {exc}; remove or fix it, or set data.strict=false to skip it"
+                    f"cannot read image {path}: {reason}; remove or fix it, or set data.strict=false to skip it"
                 ) from None
             ok[i] = False
-            skipped.append(str(path))
+            reasons[str(path)] = reason
 
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+    with _quiet_bomb_warnings(), ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         list(pool.map(work, range(len(items))))
-    for path in sorted(skipped)[:5]:
-        print(f"cnnlab: warning: skipped unreadable image {path}", file=sys.stderr)
+    skipped = sorted(reasons)
+    for path in skipped[:5]:
+        print(f"cnnlab: warning: skipped unreadable image {path} ({reasons[path]})", file=sys.stderr)
     if len(skipped) > 5:
         print(f"cnnlab: warning: ... and {len(skipped) - 5} more unreadable images", file=sys.stderr)
     labels = np.array([label for _, label in items], dtype=np.int64)
-    return FolderSplit(images[ok], labels[ok], sorted(skipped))
+    return FolderSplit(images[ok], labels[ok], skipped)
+
+
+def check_memory(count: int, channels: int, size: int) -> None:
+    """Refuse to decode images whose uint8 array would not fit in half of this machine's memory."""
+    need = count * channels * size * size
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not every platform reports it
+        return
+    if need > total // 2:
+        raise CnnlabError(
+            f"decoding {count} images at {size}x{size}x{channels} needs {need / 2**30:.1f} GiB, more than half of "
+            f"this machine's {total / 2**30:.1f} GiB; set data.image_size to a smaller side (e.g. 224)"
+        )
 
 
 def default_cache_dir() -> Path:
@@ -175,22 +228,24 @@ def load_folder_split(
     options = {"size": size, "policy": policy, "mode": mode, "classes": ",".join(classes)}
     key = listing_key(items, folder, options)
     cache = (cache_dir or default_cache_dir()) / "folders" / f"{key}.npz"
+    cached = None
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as stored:
-                skipped = [str(s) for s in stored["skipped"]]
-                if strict and skipped:
-                    raise CnnlabError(f"cannot read image {skipped[0]}; remove or fix it, or set data.strict=false")
-                return FolderSplit(stored["images"], stored["labels"], skipped)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache is rebuilt below
+                cached = FolderSplit(stored["images"], stored["labels"], [str(s) for s in stored["skipped"]])
+        except (OSError, ValueError, KeyError, EOFError):
+            cached = None  # a damaged cache is rebuilt below
+    if cached is not None:
+        if strict and cached.skipped:
+            raise CnnlabError(f"cannot read image {cached.skipped[0]}; remove or fix it, "
+                              "or set data.strict=false to skip it")
+        return cached
+    check_memory(len(items), 1 if mode == "L" else 3, size)
     split = decode_all(items, size, policy, mode, strict)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
-        with open(tmp, "wb") as fh:
+        with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, images=split.images, labels=split.labels, skipped=np.array(split.skipped, dtype=str))
-        os.replace(tmp, cache)
     except OSError as exc:  # a read-only home is not fatal: we just decode again next time
         print(f"cnnlab: warning: could not write the image cache {cache}: {exc}", file=sys.stderr)
     return split

@@ -1,8 +1,10 @@
 """Finding datasets on disk: ``--data-dir``, then ``$CNNLAB_DATA``, then ``./data``.
 
 Each dataset has a few accepted layouts (cnnlab's own folder names, which
-match ``../shared/datasets``, and torchvision's). A dataset that is found
-nowhere is an error naming every path tried and the files expected there.
+match ``../shared/datasets``, and torchvision's). A standard dataset that is
+found nowhere is downloaded (:mod:`cnnlab.data.download`) unless
+``CNNLAB_OFFLINE=1``; offline, or for a dataset cnnlab cannot download, it is
+an error naming every path tried, the files expected there and the ways out.
 """
 
 from __future__ import annotations
@@ -49,10 +51,21 @@ def canonical_name(name: str) -> str:
 
 
 def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The data roots searched, in order: explicit ``data_dir``, ``$CNNLAB_DATA``, ``./data``."""
+    """The data roots searched, in order: explicit ``data_dir``, ``$CNNLAB_DATA``, ``./data``.
+
+    An explicit ``data_dir`` that is not an existing folder is an error: the
+    user named it, so falling back to another place would hide the mistake.
+    """
     roots = []
     if data_dir:
-        roots.append(Path(data_dir))
+        explicit = Path(data_dir)
+        if not explicit.is_dir():
+            what = "is not a folder" if explicit.exists() else "does not exist"
+            raise CnnlabError(
+                f"data directory '{data_dir}' (--data-dir / data.data_dir) {what}; give the folder that holds "
+                "the datasets, or leave it out to search $CNNLAB_DATA and ./data"
+            )
+        roots.append(explicit)
     if os.environ.get("CNNLAB_DATA"):
         roots.append(Path(os.environ["CNNLAB_DATA"]))
     roots.append(Path("data"))
@@ -65,27 +78,37 @@ def _has(folder: Path, entry: str, kind: str) -> bool:
     return (folder / entry).exists()
 
 
-def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding dataset ``name``; an error lists every place tried.
+def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """The folder holding dataset ``name``; downloaded if missing (online); else an error listing every place tried.
 
     A ``data_dir`` that itself is the dataset folder (holds the files
-    directly) is accepted too.
+    directly) is accepted too. A standard dataset found nowhere is downloaded
+    (:mod:`cnnlab.data.download`, checksums verified) unless ``download`` is
+    false or ``CNNLAB_OFFLINE=1``.
     """
+    from cnnlab.data import download as remote
+
     name = canonical_name(name)
     if name == "folder":
         raise CnnlabError("dataset 'folder' is located by data.root, not searched for")
     layout = LAYOUTS[name]
+    roots = search_roots(data_dir)
     tried: list[Path] = []
-    for root in search_roots(data_dir):
+    for root in roots:
         for candidate in [root / f for f in layout.folders] + [root]:
             tried.append(candidate)
             if all(_has(candidate, entry, layout.kind) for entry in layout.required):
                 return candidate
+    if download and remote.downloadable(name) and not remote.offline():
+        return remote.download_dataset(name, layout.folders[0], roots)
     expected = ", ".join(f"{e}{'[.gz]' if layout.kind == 'idx' else ''}" for e in layout.required)
+    way_out = ""
+    if remote.downloadable(name) and remote.offline():
+        way_out = f", or unset CNNLAB_OFFLINE (now '{os.environ.get('CNNLAB_OFFLINE')}') to download it"
     raise CnnlabError(
         f"dataset '{name}' not found; looked in {', '.join(str(p) for p in tried)}; "
-        f"expected {expected} in one of them; pass --data-dir DIR or set CNNLAB_DATA"
-        + ("" if layout.kind == "folder" else ", or set data.download=true to fetch it (online only)")
+        f"expected {expected} in one of them; set CNNLAB_DATA=DIR or pass --data-dir DIR to a folder "
+        f"holding them{way_out}"
     )
 
 
@@ -110,4 +133,10 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike | None = None):
                 f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match; "
                 "expected (N, H, W) images and N labels"
             )
+        if images.dtype != np.uint8 or labels.dtype != np.uint8:
+            raise CnnlabError(f"{folder}: {split} images/labels are stored as {images.dtype}/{labels.dtype}; "
+                              "expected uint8 IDX files (type code 0x08)")
+        if len(labels) and int(labels.max()) > 9:
+            raise CnnlabError(f"{folder}: {split} labels go up to {int(labels.max())}; expected classes 0-9; "
+                              "the labels file is damaged, re-copy it")
     return train_x, train_y.astype(np.int64), test_x, test_y.astype(np.int64)

@@ -10,8 +10,9 @@ from cnnlab.config import DataConfig
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.datasets import ImageData
 from cnnlab.data.loader import DeviceBatches
-from cnnlab.data.splits import stratified_split
+from cnnlab.data.splits import stratified_split, stratified_subset
 from cnnlab.data.stats import channel_stats
+from cnnlab.errors import CnnlabError
 
 
 @dataclass
@@ -31,16 +32,27 @@ def make_splits(data: ImageData, cfg: DataConfig, device: torch.device, seed: in
     ``val=split`` holds out a stratified ``val_fraction`` of the training set;
     ``val=test`` validates on the test set; ``val=none`` has no validation.
     ``final_fit`` trains on training + validation images (no validation left).
+    ``limit_train=N`` first draws exactly N training images at random (seeded
+    by ``seed``), keeping each class's share (:func:`stratified_subset`).
+    An empty training, test or validation split is an error.
     """
     train_x, train_y = data.train_x, data.train_y
-    if cfg.limit_train:
-        keep, _ = (stratified_split(train_y.numpy(), 1 - cfg.limit_train / len(train_y), seed)
-                   if cfg.limit_train < len(train_y) else (None, None))
-        if keep is not None:
-            train_x, train_y = train_x[keep], train_y[keep]
+    if len(train_y) == 0 or len(data.test_y) == 0:
+        raise CnnlabError(f"{data.name}: {len(train_y)} training and {len(data.test_y)} test images; "
+                          "both splits need images (add images, or check the dataset's files)")
+    if cfg.limit_train and cfg.limit_train < len(train_y):
+        # Exactly limit_train images, a seeded random draw that keeps each class's share.
+        keep = stratified_subset(train_y.numpy(), cfg.limit_train, seed)
+        train_x, train_y = train_x[keep], train_y[keep]
     val_x = val_y = None
     if cfg.val == "split" and not cfg.final_fit:
         keep, held = stratified_split(train_y.numpy(), cfg.val_fraction, seed)
+        if len(held) == 0:  # only when no class has 2 training images
+            raise CnnlabError(
+                f"the validation split is empty: no class has 2 or more of the {len(train_y)} training images, "
+                "so none can be held out; add images (or raise data.limit_train), or set data.val=none "
+                "(or data.val=test)"
+            )
         train_x, train_y, val_x, val_y = train_x[keep], train_y[keep], train_x[held], train_y[held]
     elif cfg.val == "test" and not cfg.final_fit:
         val_x, val_y = data.test_x, data.test_y

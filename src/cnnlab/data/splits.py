@@ -34,3 +34,37 @@ def stratified_split(labels, fraction: float, seed: int = 0) -> tuple[np.ndarray
         held.append(idx[:n_held])
         keep.append(idx[n_held:])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def stratified_subset(labels, count: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of exactly ``count`` images, drawn at random per class in proportion to its size.
+
+    Each class gets ``count * class_size / total`` images, rounded down, and
+    the images still missing go to the classes with the largest remainders
+    (ties: the lower class number), so the total is exact. Within a class the
+    images are the last ones of a permutation seeded by ``seed`` -- the same
+    permutation :func:`stratified_split` draws, so a subset is what that split
+    kept whenever the rounding agrees.
+
+    >>> labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    >>> subset = stratified_subset(labels, 5, seed=0)
+    >>> len(subset), np.bincount(labels[subset]).tolist()
+    (5, [3, 2])
+    """
+    labels = np.asarray(labels)
+    if not 0 < count <= len(labels):
+        raise CnnlabError(f"a subset of {count} images cannot be drawn from {len(labels)}; "
+                          f"choose between 1 and {len(labels)}")
+    classes, sizes = np.unique(labels, return_counts=True)
+    exact = count * sizes / len(labels)
+    quota = np.floor(exact).astype(np.int64)
+    missing = count - int(quota.sum())
+    order = np.lexsort((np.arange(len(classes)), -(exact - quota)))  # largest remainder first, then class
+    quota[order[:missing]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls, take in zip(classes, quota):
+        idx = np.flatnonzero(labels == cls)
+        idx = idx[rng.permutation(len(idx))]
+        chosen.append(idx[len(idx) - take:])
+    return np.sort(np.concatenate(chosen))
