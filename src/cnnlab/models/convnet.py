@@ -6,6 +6,7 @@ block, norm before or after the activation (or none), dropout and where it
 goes, the dense width, the activation and the weight initialisation, and the
 convolution algorithm (``conv_type``) from :mod:`cnnlab.nn`.
 
+>>> from cnnlab.models import create_model
 >>> net = create_model("convnet", filters=32, blocks=3, organisation="double")
 >>> [m.out_channels for m in net.features.modules() if hasattr(m, "out_channels")]
 [32, 64, 128]

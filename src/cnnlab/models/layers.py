@@ -7,12 +7,9 @@ here turn the strings in a config into those classes:
 <class 'torch.nn.modules.activation.ReLU'>
 >>> layer_classes("batchnorm", nn.ReLU)
 (<class 'torch.nn.modules.batchnorm.BatchNorm2d'>, <class 'torch.nn.modules.activation.ReLU'>)
->>> ConvNormAct(3, 8, 3, stride=2)
-ConvNormAct(
-  (conv): Conv2d(3, 8, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), bias=False)
-  (bn): BatchNorm2d(8, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
-  (act): ReLU()
-)
+>>> block = ConvNormAct(3, 8, 3, stride=2)
+>>> [name for name, _ in block.named_children()], block.conv.padding, block.conv.bias is None
+(['conv', 'bn', 'act'], (1, 1), True)
 """
 
 from __future__ import annotations

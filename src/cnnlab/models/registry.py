@@ -75,17 +75,17 @@ def create_model(name: str, **kwargs: Any):
         if key not in valid:
             raise CnnlabError(_cap(f"model '{name}' has no option {short(key)}; {did_you_mean(str(key), valid)}"))
     try:
-        _check_size(name, constructor, kwargs)
+        _check_size(constructor, kwargs)
         return constructor(**kwargs)
     except CnnlabError as exc:
-        raise CnnlabError(_cap(_with_model(name, str(exc)))) from None
-    except (Exception, MemoryError) as exc:  # an error inside torch or our code: still one line
+        raise CnnlabError(_cap(_with_model(name, str(exc)))) from exc
+    except Exception as exc:  # an error inside torch or our code (MemoryError included): still one line
         reason = (str(exc).strip().splitlines() or [""])[0]
         raise CnnlabError(_cap(f"cannot build model '{name}' with {_options(kwargs)}: "
-                               f"{type(exc).__name__}: {reason}")) from None
+                               f"{type(exc).__name__}: {reason}")) from exc
 
 
-def _check_size(name: str, constructor: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+def _check_size(constructor: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     """Build on the meta device and refuse a network whose weights or activations are absurd.
 
     A build that fails only on meta (an op without a meta kernel) is left to
