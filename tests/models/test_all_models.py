@@ -64,3 +64,35 @@ def test_convnet_options_shape_the_network():
     assert isinstance(first_block[1], nn.MaxPool2d) and isinstance(first_block[2], nn.ReLU)
     assert any(isinstance(m, nn.Dropout2d) for m in net.features.modules())
     assert sum(p.numel() for p in create_model("lenet5").parameters()) == 61706
+
+
+# Models in their less common forms too: the activation checks below must hold for every shape a config can give.
+VARIANTS = [(name, {}) for name in list_models()] + [
+    ("convnet", {"norm_position": "after", "pool_first": True, "dense": [16, 8], "convs_per_block": 2,
+                 "dropout": 0.1, "dropout_where": "both"}),
+    ("resnet18", {"variant": "imagenet", "width": 8}),
+    ("resnet50", {"variant": "imagenet", "width": 8}),
+    ("mobilenet_v2", {"variant": "imagenet", "width_mult": 0.25}),
+    ("inception", {"variant": "imagenet"}),
+    ("vgg11", {"variant": "imagenet"}),
+]
+
+
+@pytest.mark.parametrize("name, options", VARIANTS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(VARIANTS)])
+def test_each_activation_module_is_called_once_and_not_in_place(name, options):
+    """DESIGN convention 14: guided backprop and CAM hooks need one module per use, never in-place."""
+    from cnnlab.models.layers import ACTIVATIONS
+
+    model = create_model(name, in_channels=3, num_classes=4, image_size=32, **options).eval()
+    acts = {n: m for n, m in model.named_modules() if isinstance(m, tuple(ACTIVATIONS.values()))}
+    assert acts, f"{name} has no activation module"
+    assert not [n for n, m in acts.items() if getattr(m, "inplace", False)], "in-place activations"
+    calls = dict.fromkeys(acts, 0)
+    handles = [m.register_forward_hook(lambda mod, i, o, n=n: calls.__setitem__(n, calls[n] + 1))
+               for n, m in acts.items()]
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+    for handle in handles:
+        handle.remove()
+    assert max(calls.values()) == 1, {n: c for n, c in calls.items() if c != 1}
+    assert min(calls.values()) == 1, "an activation module that the forward never calls"

@@ -6,6 +6,7 @@ block, norm before or after the activation (or none), dropout and where it
 goes, the dense width, the activation and the weight initialisation, and the
 convolution algorithm (``conv_type``) from :mod:`cnnlab.nn`.
 
+>>> from cnnlab.models import create_model
 >>> net = create_model("convnet", filters=32, blocks=3, organisation="double")
 >>> [m.out_channels for m in net.features.modules() if hasattr(m, "out_channels")]
 [32, 64, 128]
@@ -18,12 +19,15 @@ from typing import Sequence
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.base import ImageClassifier, check_input_channels
-from cnnlab.models.layers import get_activation, get_norm, init_weights
+from cnnlab.models import checks
+from cnnlab.models.base import INITS, ImageClassifier
+from cnnlab.models.layers import get_activation, get_norm
 from cnnlab.models.registry import register_model
 from cnnlab.models.shapes import feature_shape
 
 ORGANISATIONS = {"same": 1.0, "double": 2.0, "half": 0.5}
+POOLS = ("max", "avg", "none")
+MAX_BLOCKS = 64  # per network, and convs per block: deeper plain nets do not train anyway
 
 
 def block_filters(filters: int | Sequence[int], blocks: int, organisation: str) -> list[int]:
@@ -35,23 +39,14 @@ def block_filters(filters: int | Sequence[int], blocks: int, organisation: str) 
     [8, 8]
     """
     if isinstance(filters, (list, tuple)):
-        if len(filters) != blocks:
-            raise CnnlabError(
-                f"filters lists {len(filters)} values but blocks={blocks}; give one count per block"
-            )
-        return [int(f) for f in filters]
-    if organisation not in ORGANISATIONS:
-        raise CnnlabError(f"organisation must be one of {sorted(ORGANISATIONS)}, got '{organisation}'")
+        return checks.int_or_list("filters", filters, blocks)
+    checks.positive_int("filters", filters)
+    checks.choice("organisation", organisation, ORGANISATIONS)
     counts = [max(1, round(filters * ORGANISATIONS[organisation] ** i)) for i in range(blocks)]
+    if counts[-1] > checks.MAX_WIDTH:
+        raise CnnlabError(f"filters={filters} with organisation={organisation} grows to {counts[-1]:.3g} filters "
+                          f"in block {blocks}; use fewer blocks or organisation=same")
     return counts
-
-
-def _per_block(value, blocks: int, name: str) -> list:
-    if isinstance(value, (list, tuple)):
-        if len(value) != blocks:
-            raise CnnlabError(f"{name} lists {len(value)} values but blocks={blocks}")
-        return list(value)
-    return [value] * blocks
 
 
 class ConvBlock(nn.Sequential):
@@ -124,37 +119,38 @@ class ConvNet(ImageClassifier):
         conv_type: str = "standard",
         init: str = "default",
     ) -> None:
-        super().__init__()
-        check_input_channels(in_channels, num_classes)
-        if norm_position not in ("before", "after"):
-            raise CnnlabError(f"norm_position must be 'before' or 'after' the activation, got '{norm_position}'")
-        if dropout_where not in ("conv", "dense", "both"):
-            raise CnnlabError(f"dropout_where must be 'conv', 'dense' or 'both', got '{dropout_where}'")
-        if not 0.0 <= dropout < 1.0:
-            raise CnnlabError(f"dropout must be in [0, 1), got {dropout}")
-        if global_pool not in ("none", "avg", "max"):
-            raise CnnlabError(f"global_pool must be 'none', 'avg' or 'max', got '{global_pool}'")
+        super().__init__(in_channels, num_classes, image_size)
+        blocks = checks.positive_int("blocks", blocks, maximum=MAX_BLOCKS)
+        counts = block_filters(filters, blocks, organisation)
+        kernels = checks.int_or_list("kernel_size", kernel_size, blocks, maximum=checks.MAX_IMAGE_SIZE)
+        if padding not in ("same", "valid"):
+            if isinstance(padding, str):
+                raise CnnlabError(f"padding must be same, valid or a number of pixels, got {checks.short(padding)}")
+            checks.positive_int("padding", padding, maximum=checks.MAX_IMAGE_SIZE, low=0)
+        checks.positive_int("convs_per_block", convs_per_block, maximum=MAX_BLOCKS)
+        pools = checks.choices_per_block("pool", pool, blocks, POOLS)
+        checks.flag("pool_first", pool_first)
+        checks.choice("norm_position", norm_position, ("before", "after"))
+        checks.fraction("dropout", dropout)
+        checks.choice("dropout_where", dropout_where, ("conv", "dense", "both"))
+        widths = checks.int_or_list("dense", dense, len(dense) if isinstance(dense, (list, tuple)) else 1, low=0)
+        checks.choice("global_pool", global_pool, ("none", "avg", "max"))
+        checks.choice("init", init, INITS)
         from cnnlab.nn import get_conv  # the algorithm for each conv: standard, fft, separable, ...
 
         conv_layer = get_conv(conv_type)
         act = get_activation(activation)
         norm_layer = get_norm(norm)
-        counts = block_filters(filters, blocks, organisation)
-        kernels = _per_block(kernel_size, blocks, "kernel_size")
-        pools = _per_block(pool, blocks, "pool")
         conv_dropout = dropout if dropout_where in ("conv", "both") else 0.0
         dense_dropout = dropout if dropout_where in ("dense", "both") else 0.0
 
         layers, ch = [], in_channels
         for out_ch, k, p in zip(counts, kernels, pools):
-            if p not in ("max", "avg", "none"):
-                raise CnnlabError(f"pool must be 'max', 'avg' or 'none', got '{p}'")
             layers.append(
                 ConvBlock(ch, out_ch, k, padding, conv_layer, norm_layer, act, norm_position, p, conv_dropout,
                           convs_per_block, pool_first)
             )
             ch = out_ch
-        self.default_input_size = (in_channels, image_size, image_size)
         self.features = nn.Sequential(*layers)
         c, h, w = feature_shape(self.features, self.default_input_size, "convnet")
 
@@ -168,15 +164,11 @@ class ConvNet(ImageClassifier):
         else:
             flat = c * h * w
         head.append(nn.Flatten())
-        for width in [d for d in _as_list(dense) if d > 0]:
+        for width in [d for d in widths if d > 0]:  # 0: no hidden layer
             head += [nn.Linear(flat, width), act()]
             if dense_dropout > 0:
                 head.append(nn.Dropout(dense_dropout))
             flat = width
         head.append(nn.Linear(flat, num_classes))
         self.head = nn.Sequential(*head)
-        init_weights(self, init)
-
-
-def _as_list(value) -> list[int]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+        self.init_weights(conv=init, linear=init)

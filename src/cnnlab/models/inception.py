@@ -9,7 +9,7 @@ The 1x1 convs in front of the 3x3 and 5x5 are bottlenecks: they cut the
 channels the expensive kernels see (module 3a: 192 -> 16 channels before
 the 5x5, a 12x saving in that branch).
 
-Each conv is conv (no bias) -> norm -> act, as in torchvision's
+Each conv is a ``ConvNormAct`` (conv without bias -> norm -> act), as in torchvision's
 ``googlenet`` (batch norm in place of the paper's local response norm; no
 auxiliary classifiers). Unlike torchvision, the third branch really is a
 5x5 conv, as in the paper.
@@ -28,14 +28,16 @@ auxiliary classifiers). Unlike torchvision, the third branch really is a
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from typing import Optional
 
 import torch
 from torch import nn
 
+from cnnlab.models import checks
 from cnnlab.models.base import ImageClassifier
+from cnnlab.models.layers import VARIANT_IMAGE_SIZE, ActArg, ConvNormAct, NormArg, zoo_setup
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import ActArg, NormArg, zoo_setup
 
 # name: (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) -- Table 1 of the paper.
 MODULES = {
@@ -51,17 +53,6 @@ MODULES = {
 }
 
 
-class BasicConv(nn.Sequential):
-    """conv (no bias) -> norm -> act."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, norm_layer, act_layer, stride: int = 1,
-                 padding: int = 0) -> None:
-        super().__init__(OrderedDict(
-            conv=nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding, bias=False),
-            bn=norm_layer(out_ch), act=act_layer(),
-        ))
-
-
 class InceptionModule(nn.Module):
     """Four branches concatenated along channels: (N, c1 + c3 + c5 + cp, H, W)."""
 
@@ -69,13 +60,11 @@ class InceptionModule(nn.Module):
                  norm_layer, act_layer) -> None:
         super().__init__()
         self.out_channels = c1 + c3 + c5 + pool_proj
-        self.branch1 = BasicConv(in_ch, c1, 1, norm_layer, act_layer)
-        self.branch3 = nn.Sequential(BasicConv(in_ch, c3_reduce, 1, norm_layer, act_layer),
-                                     BasicConv(c3_reduce, c3, 3, norm_layer, act_layer, padding=1))
-        self.branch5 = nn.Sequential(BasicConv(in_ch, c5_reduce, 1, norm_layer, act_layer),
-                                     BasicConv(c5_reduce, c5, 5, norm_layer, act_layer, padding=2))
-        self.branch_pool = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1),
-                                         BasicConv(in_ch, pool_proj, 1, norm_layer, act_layer))
+        conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)  # padding (k-1)/2 keeps H, W
+        self.branch1 = conv(in_ch, c1, 1)
+        self.branch3 = nn.Sequential(conv(in_ch, c3_reduce, 1), conv(c3_reduce, c3, 3))
+        self.branch5 = nn.Sequential(conv(in_ch, c5_reduce, 1), conv(c5_reduce, c5, 5))
+        self.branch_pool = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), conv(in_ch, pool_proj, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = (self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x))
@@ -96,20 +85,21 @@ class Inception(ImageClassifier):
         norm: NormArg = "batchnorm",
         activation: ActArg = "relu",
     ) -> None:
-        super().__init__()
-        norm_layer, act_layer, self.default_input_size = zoo_setup(
-            "inception", variant, in_channels, num_classes, image_size, norm, activation, dropout)
+        norm_layer, act_layer = zoo_setup("inception", variant, norm, activation)
+        super().__init__(in_channels, num_classes, image_size, VARIANT_IMAGE_SIZE[variant])
+        checks.fraction("dropout", dropout)
 
+        conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)
         if variant == "imagenet":
             stem = [
-                ("conv1", BasicConv(in_channels, 64, 7, norm_layer, act_layer, stride=2, padding=3)),  # H/2
+                ("conv1", conv(in_channels, 64, 7, stride=2)),  # H/2
                 ("pool1", nn.MaxPool2d(3, stride=2, ceil_mode=True)),  # H/4
-                ("conv2", BasicConv(64, 64, 1, norm_layer, act_layer)),
-                ("conv3", BasicConv(64, 192, 3, norm_layer, act_layer, padding=1)),
+                ("conv2", conv(64, 64, 1)),
+                ("conv3", conv(64, 192, 3)),
                 ("pool2", nn.MaxPool2d(3, stride=2, ceil_mode=True)),  # (N, 192, H/8, W/8)
             ]
         else:
-            stem = [("conv1", BasicConv(in_channels, 192, 3, norm_layer, act_layer, padding=1))]  # (N, 192, H, W)
+            stem = [("conv1", conv(in_channels, 192, 3))]  # (N, 192, H, W)
 
         def module(key: str) -> tuple[str, nn.Module]:
             return f"inception{key}", InceptionModule(*MODULES[key], norm_layer=norm_layer, act_layer=act_layer)
@@ -126,9 +116,4 @@ class Inception(ImageClassifier):
         ]))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
                                   nn.Linear(1024, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        self.init_weights(conv="kaiming_normal_fan_out", linear="normal_0.01")

@@ -22,15 +22,18 @@ True
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Optional
 
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.models import checks
 from cnnlab.models.base import ImageClassifier
+from cnnlab.models.layers import VARIANT_IMAGE_SIZE, ActArg, ConvNormAct, NormArg, make_divisible, zoo_setup
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import ActArg, NormArg, zoo_setup
+
+MIN_WIDTH_MULT, MAX_WIDTH_MULT = 0.05, 16.0  # below, every layer is rounded up to 8 channels; above, absurd
 
 # (expansion t, output channels c, repeats n, first stride s) -- Table 2 of the paper.
 INVERTED_RESIDUAL_SETTING = (
@@ -44,28 +47,6 @@ INVERTED_RESIDUAL_SETTING = (
 )
 
 
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round a channel count to a multiple of ``divisor``, never dropping more than 10%.
-
-    >>> make_divisible(32 * 0.75), make_divisible(1280 * 1.0)
-    (24, 1280)
-    """
-    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * value else new
-
-
-class ConvNormAct(nn.Sequential):
-    """conv (no bias) -> norm -> [act]; ``groups=in_ch`` makes it depthwise."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, norm_layer, act_layer,
-                 groups: int = 1) -> None:
-        layers = [nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=(kernel_size - 1) // 2,
-                            groups=groups, bias=False), norm_layer(out_ch)]
-        if act_layer is not None:
-            layers.append(act_layer())
-        super().__init__(*layers)
-
-
 class InvertedResidual(nn.Module):
     """1x1 expand (x t) -> 3x3 depthwise (stride) -> 1x1 linear projection, plus x when shapes match."""
 
@@ -73,9 +54,10 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = round(in_ch * expand_ratio)
         self.use_residual = stride == 1 and in_ch == out_ch
-        self.expand = ConvNormAct(in_ch, hidden, 1, 1, norm_layer, act_layer) if expand_ratio != 1 else None
-        self.depthwise = ConvNormAct(hidden, hidden, 3, stride, norm_layer, act_layer, groups=hidden)  # (N, h, H/s, W/s)
-        self.project = ConvNormAct(hidden, out_ch, 1, 1, norm_layer, None)  # linear bottleneck: no activation
+        conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)
+        self.expand = conv(in_ch, hidden, 1) if expand_ratio != 1 else None
+        self.depthwise = conv(hidden, hidden, 3, stride=stride, groups=hidden)  # (N, h, H/s, W/s)
+        self.project = conv(hidden, out_ch, 1, act_layer=None)  # linear bottleneck: no activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.expand(x) if self.expand is not None else x
@@ -98,16 +80,16 @@ class MobileNetV2(ImageClassifier):
         norm: NormArg = "batchnorm",
         activation: ActArg = "relu6",
     ) -> None:
-        super().__init__()
-        if not width_mult > 0:
-            raise CnnlabError(f"width_mult must be > 0, got {width_mult}; 1.0 is the published network")
-        norm_layer, act_layer, self.default_input_size = zoo_setup(
-            "mobilenet_v2", variant, in_channels, num_classes, image_size, norm, activation, dropout)
+        norm_layer, act_layer = zoo_setup("mobilenet_v2", variant, norm, activation)
+        super().__init__(in_channels, num_classes, image_size, VARIANT_IMAGE_SIZE[variant])
+        checks.positive_float("width_mult", width_mult, minimum=MIN_WIDTH_MULT, maximum=MAX_WIDTH_MULT)
+        checks.fraction("dropout", dropout)
         cifar = variant == "cifar"
 
         ch = make_divisible(32 * width_mult)
         last = make_divisible(1280 * max(1.0, width_mult))
-        layers: list[nn.Module] = [ConvNormAct(in_channels, ch, 3, 1 if cifar else 2, norm_layer, act_layer)]
+        conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=act_layer)
+        layers: list[nn.Module] = [conv(in_channels, ch, 3, stride=1 if cifar else 2)]
         for stage, (t, c, n, s) in enumerate(INVERTED_RESIDUAL_SETTING):
             out_ch = make_divisible(c * width_mult)
             if cifar and stage == 1:
@@ -115,17 +97,10 @@ class MobileNetV2(ImageClassifier):
             for i in range(n):
                 layers.append(InvertedResidual(ch, out_ch, s if i == 0 else 1, t, norm_layer, act_layer))
                 ch = out_ch
-        layers.append(ConvNormAct(ch, last, 1, 1, norm_layer, act_layer))  # (N, 1280, H/32, W/32) imagenet
+        layers.append(conv(ch, last, 1))  # (N, 1280, H/32, W/32) imagenet
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
                                   nn.Linear(last, num_classes))
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        # He init for the convs (fan-out), as torchvision's mobilenet_v2 does.
+        self.init_weights(conv="kaiming_normal_fan_out", linear="normal_0.01", norm=True)

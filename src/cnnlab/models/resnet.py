@@ -24,51 +24,15 @@ stride, then a norm) where the channels or the resolution change.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Optional, Union
+from typing import Optional
 
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
-from cnnlab.models.base import ImageClassifier, check_input_channels
-from cnnlab.models.layers import get_activation, get_norm
+from cnnlab.models import checks
+from cnnlab.models.base import ImageClassifier
+from cnnlab.models.layers import VARIANT_IMAGE_SIZE, ActArg, ConvNormAct, NormArg, zoo_setup
 from cnnlab.models.registry import register_model
-
-NormArg = Union[str, Callable[[int], nn.Module]]  # a config name or a class/factory taking channels
-ActArg = Union[str, type]  # a config name or an nn.Module class
-
-VARIANTS = ("cifar", "imagenet")
-
-
-def check_variant(variant: str, name: str) -> None:
-    """Every family with both stems takes ``variant=cifar|imagenet``."""
-    if variant not in VARIANTS:
-        raise CnnlabError(f"model '{name}' has no variant '{variant}'; use variant=cifar or variant=imagenet")
-
-
-def zoo_setup(name: str, variant: str, in_channels: int, num_classes: int, image_size: Optional[int],
-              norm: NormArg, activation: ActArg, dropout: float = 0.0):
-    """The checks every zoo constructor makes; returns (norm_layer, act_layer, default_input_size).
-
-    The default input is 32x32 for ``variant=cifar`` and 224x224 for ``variant=imagenet``.
-    """
-    check_input_channels(in_channels, num_classes)
-    check_variant(variant, name)
-    if not 0.0 <= dropout < 1.0:
-        raise CnnlabError(f"dropout must be in [0, 1), got {dropout}")
-    size = image_size or (224 if variant == "imagenet" else 32)
-    return (*layer_classes(norm, activation), (in_channels, size, size))
-
-
-def layer_classes(norm: NormArg, activation: ActArg) -> tuple[Callable[[int], nn.Module], type]:
-    """Turn config strings into layer classes; classes passed in are used as they are.
-
-    >>> layer_classes("batchnorm", nn.ReLU)
-    (<class 'torch.nn.modules.batchnorm.BatchNorm2d'>, <class 'torch.nn.modules.activation.ReLU'>)
-    """
-    norm_layer = get_norm(norm) if isinstance(norm, str) or norm is None else norm
-    act_layer = get_activation(activation) if isinstance(activation, str) else activation
-    return norm_layer, act_layer
 
 
 def projection(in_ch: int, out_ch: int, stride: int, norm_layer) -> nn.Module:
@@ -132,18 +96,13 @@ class Bottleneck(nn.Module):
         return self.act3(out + self.shortcut(x))
 
 
-def stem(variant: str, in_channels: int, width: int, norm_layer, act_layer) -> nn.Sequential:
+def stem(variant: str, in_channels: int, width: int, norm_layer, act_layer) -> ConvNormAct:
     """ImageNet: 7x7/2 conv + 3x3/2 max-pool (H/4). CIFAR: 3x3/1 conv, no pool (H)."""
     if variant == "imagenet":
-        return nn.Sequential(OrderedDict(
-            conv=nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),  # (N, w, H/2, W/2)
-            bn=norm_layer(width), act=act_layer(),
-            pool=nn.MaxPool2d(3, stride=2, padding=1),  # (N, w, H/4, W/4)
-        ))
-    return nn.Sequential(OrderedDict(
-        conv=nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False),  # (N, w, H, W)
-        bn=norm_layer(width), act=act_layer(),
-    ))
+        block = ConvNormAct(in_channels, width, 7, stride=2, norm_layer=norm_layer, act_layer=act_layer)  # H/2
+        block.add_module("pool", nn.MaxPool2d(3, stride=2, padding=1))  # (N, w, H/4, W/4)
+        return block
+    return ConvNormAct(in_channels, width, 3, norm_layer=norm_layer, act_layer=act_layer)  # (N, w, H, W)
 
 
 class ResNet(ImageClassifier):
@@ -167,9 +126,10 @@ class ResNet(ImageClassifier):
         activation: ActArg = "relu",
         zero_init_residual: bool = False,
     ) -> None:
-        super().__init__()
-        norm_layer, act_layer, self.default_input_size = zoo_setup(
-            self.name, variant, in_channels, num_classes, image_size, norm, activation)
+        norm_layer, act_layer = zoo_setup(self.name, variant, norm, activation)
+        super().__init__(in_channels, num_classes, image_size, VARIANT_IMAGE_SIZE[variant])
+        checks.positive_int("width", width)
+        checks.flag("zero_init_residual", zero_init_residual)
         block = self.block
 
         stages: list[tuple[str, nn.Module]] = [("stem", stem(variant, in_channels, width, norm_layer, act_layer))]
@@ -183,15 +143,7 @@ class ResNet(ImageClassifier):
             stages.append((f"layer{i + 1}", nn.Sequential(*blocks)))
         self.features = nn.Sequential(OrderedDict(stages))  # (N, 8w*expansion, H/32, W/32) for imagenet
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, num_classes))
-        self._init_weights(zero_init_residual)
-
-    def _init_weights(self, zero_init_residual: bool) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        self.init_weights(conv="kaiming_normal_fan_out", norm=True)
         if zero_init_residual:  # each block starts as the identity (Goyal et al., 2017)
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)) and getattr(m.last_norm(), "weight", None) is not None:

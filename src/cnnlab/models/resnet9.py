@@ -12,26 +12,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.models.base import ImageClassifier, check_input_channels
-from cnnlab.models.layers import get_activation, get_norm
+from cnnlab.models import checks
+from cnnlab.models.base import ImageClassifier
+from cnnlab.models.layers import ConvNormAct, layer_classes
 from cnnlab.models.registry import register_model
 from cnnlab.models.shapes import feature_shape
 
 
-def conv_bn(in_ch: int, out_ch: int, norm_layer, act_layer, pool: bool = False) -> nn.Sequential:
-    layers = [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), norm_layer(out_ch), act_layer()]
-    if pool:
-        layers.append(nn.MaxPool2d(2))
-    return nn.Sequential(*layers)
+def conv_pool(in_ch: int, out_ch: int, norm_layer, act_layer) -> ConvNormAct:
+    """3x3 conv -> norm -> act -> 2x2 max-pool: (N, out_ch, H/2, W/2)."""
+    block = ConvNormAct(in_ch, out_ch, 3, norm_layer=norm_layer, act_layer=act_layer)
+    block.add_module("pool", nn.MaxPool2d(2))
+    return block
 
 
 class Residual(nn.Module):
-    """x + f(x): an identity shortcut around two conv-BN-ReLU layers."""
+    """x + f(x): an identity shortcut around two conv-norm-act layers."""
 
     def __init__(self, channels: int, norm_layer, act_layer) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            conv_bn(channels, channels, norm_layer, act_layer), conv_bn(channels, channels, norm_layer, act_layer)
+            ConvNormAct(channels, channels, 3, norm_layer=norm_layer, act_layer=act_layer),
+            ConvNormAct(channels, channels, 3, norm_layer=norm_layer, act_layer=act_layer),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,8 +58,6 @@ class Scale(nn.Module):
 class ResNet9(ImageClassifier):
     """ResNet-9 for 32x32 (or larger) images; see the module docstring."""
 
-    default_input_size = (3, 32, 32)
-
     def __init__(
         self,
         num_classes: int = 10,
@@ -68,17 +68,16 @@ class ResNet9(ImageClassifier):
         activation: str = "relu",
         logit_scale: float = 1.0,
     ) -> None:
-        super().__init__()
-        check_input_channels(in_channels, num_classes)
-        norm_layer, act = get_norm(norm), get_activation(activation)
-        w = width
-        self.default_input_size = (in_channels, image_size, image_size)
+        super().__init__(in_channels, num_classes, image_size, default_image_size=32)
+        w = checks.positive_int("width", width)
+        checks.positive_float("logit_scale", logit_scale)
+        norm_layer, act = layer_classes(norm, activation)
         self.features = nn.Sequential(
-            conv_bn(in_channels, w, norm_layer, act),  # prep: (N, w, H, W)
-            conv_bn(w, 2 * w, norm_layer, act, pool=True),  # (N, 2w, H/2, W/2)
+            ConvNormAct(in_channels, w, 3, norm_layer=norm_layer, act_layer=act),  # prep: (N, w, H, W)
+            conv_pool(w, 2 * w, norm_layer, act),  # (N, 2w, H/2, W/2)
             Residual(2 * w, norm_layer, act),
-            conv_bn(2 * w, 4 * w, norm_layer, act, pool=True),  # (N, 4w, H/4, W/4)
-            conv_bn(4 * w, 8 * w, norm_layer, act, pool=True),  # (N, 8w, H/8, W/8)
+            conv_pool(2 * w, 4 * w, norm_layer, act),  # (N, 4w, H/4, W/4)
+            conv_pool(4 * w, 8 * w, norm_layer, act),  # (N, 8w, H/8, W/8)
             Residual(8 * w, norm_layer, act),
         )
         feature_shape(self.features, self.default_input_size, "resnet9")  # fail early on tiny inputs

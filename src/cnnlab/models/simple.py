@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnlab.models.base import ImageClassifier, check_input_channels
+from cnnlab.models import checks
+from cnnlab.models.base import ImageClassifier
 from cnnlab.models.layers import get_activation
 from cnnlab.models.registry import register_model
 from cnnlab.models.shapes import feature_shape
@@ -18,8 +19,6 @@ class MnistClassic(ImageClassifier):
     28 -> 14 -> 7, so the head sees 64*7*7 = 3136 features.
     """
 
-    default_input_size = (1, 28, 28)
-
     def __init__(
         self,
         num_classes: int = 10,
@@ -29,10 +28,10 @@ class MnistClassic(ImageClassifier):
         dropout: float = 0.0,
         activation: str = "relu",
     ) -> None:
-        super().__init__()
-        check_input_channels(in_channels, num_classes)
+        super().__init__(in_channels, num_classes, image_size)
+        checks.positive_int("hidden", hidden)
+        checks.fraction("dropout", dropout)
         act = get_activation(activation)
-        self.default_input_size = (in_channels, image_size, image_size)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 32, 3, padding=1), act(), nn.MaxPool2d(2),  # (N, 32, H/2, W/2)
             nn.Conv2d(32, 64, 3, padding=1), act(), nn.MaxPool2d(2),  # (N, 64, H/4, W/4)
@@ -56,7 +55,7 @@ class LeNet5(ImageClassifier):
     output is a linear layer instead of RBF units.
     """
 
-    default_input_size = (1, 32, 32)
+    POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
     def __init__(
         self,
@@ -66,12 +65,10 @@ class LeNet5(ImageClassifier):
         activation: str = "tanh",
         pool: str = "avg",
     ) -> None:
-        super().__init__()
-        check_input_channels(in_channels, num_classes)
+        super().__init__(in_channels, num_classes, image_size, default_image_size=32)
         act = get_activation(activation)
-        pool_layer = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}[pool]
-        pad = max(0, (32 - image_size) // 2)  # 28x28 -> padded to 32x32 inside C1
-        self.default_input_size = (in_channels, image_size, image_size)
+        pool_layer = self.POOLS[checks.choice("pool", pool, self.POOLS)]
+        pad = max(0, (32 - self.image_size) // 2)  # 28x28 -> padded to 32x32 inside C1
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5, padding=pad), act(), pool_layer(2),  # C1, S2: (N, 6, 14, 14)
             nn.Conv2d(6, 16, 5), act(), pool_layer(2),  # C3, S4: (N, 16, 5, 5)

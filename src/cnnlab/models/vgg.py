@@ -24,10 +24,10 @@ from typing import Optional, Sequence, Union
 
 from torch import nn
 
+from cnnlab.models import checks
 from cnnlab.models.base import ImageClassifier
-from cnnlab.models.layers import NoNorm
+from cnnlab.models.layers import VARIANT_IMAGE_SIZE, ActArg, NormArg, zoo_setup
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import ActArg, NormArg, zoo_setup
 
 # Conv widths per layer, "M" a 2x2 max-pool (Table 1 of the paper).
 CONFIGS: dict[str, tuple[Union[int, str], ...]] = {
@@ -46,7 +46,7 @@ def vgg_features(config: Sequence[Union[int, str]], in_channels: int, norm_layer
             continue
         layers.append(nn.Conv2d(ch, int(item), 3, padding=1))
         norm = norm_layer(int(item))
-        if not isinstance(norm, (NoNorm, nn.Identity)):
+        if not isinstance(norm, nn.Identity):  # flat, as torchvision's vgg: no placeholder for "none"
             layers.append(norm)
         layers.append(act_layer())
         ch = int(item)
@@ -71,11 +71,11 @@ class VGG(ImageClassifier):
         activation: ActArg = "relu",
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
         if norm is None:  # the paper's plain network for ImageNet; batch norm to train on CIFAR
             norm = "none" if variant == "imagenet" else "batchnorm"
-        norm_layer, act_layer, self.default_input_size = zoo_setup(
-            self.name, variant, in_channels, num_classes, image_size, norm, activation, dropout)
+        norm_layer, act_layer = zoo_setup(self.name, variant, norm, activation)
+        super().__init__(in_channels, num_classes, image_size, VARIANT_IMAGE_SIZE[variant])
+        checks.fraction("dropout", dropout)
         self.features = vgg_features(CONFIGS[self.name], in_channels, norm_layer, act_layer)  # (N, 512, H/32, W/32)
         if variant == "imagenet":
             self.head = nn.Sequential(
@@ -86,13 +86,7 @@ class VGG(ImageClassifier):
             )
         else:
             self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        self.init_weights(conv="kaiming_normal_fan_out", linear="normal_0.01")
 
 
 @register_model("vgg11")
