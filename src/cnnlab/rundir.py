@@ -92,7 +92,6 @@ def _check_name_lengths(path: Path, anchor: Path) -> None:
 def _check_can_create(path: Path) -> None:
     """Refuse a path that cannot be created: under a file, or in a place that takes no new folders."""
     anchor = _nearest_existing(path.parent if path.parent != path else path)
-    _check_name_lengths(path, anchor)
     if not anchor.is_dir():
         raise CnnlabError(f"cannot create {path}: {anchor} is a file, not a folder; choose another --out")
     # A probe folder, removed at once, is the only reliable test (root ignores permission bits,
@@ -134,6 +133,7 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool) -> None:
     it must be a marked run directory that no other process is using. Symlinks are refused.
     """
     path = Path(path)
+    _check_name_lengths(path, _nearest_existing(path))  # before any stat(), which fails on such names
     if path.is_symlink():
         raise CnnlabError(f"--out {path} is a symbolic link (to {os.readlink(path)}); cnnlab does not write or "
                           "delete through links: name the real directory")

@@ -220,7 +220,7 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
             "epochs": trainer.epoch, "steps": trainer.step, "batch_size": batch_size,
             "best_val_accuracy": None, "best_val": trainer.best_val, "best_epoch": trainer.best_epoch,
             "monitor": cfg.train.early_stopping.monitor,
-            "train_seconds": round(trainer.train_seconds, 3),
+            "train_seconds": round(trainer.train_seconds, 3), "train_images": trainer.images_seen,
             "images_per_second": round(trainer.images_seen / max(trainer.train_seconds, 1e-9), 1),
             "device": str(device), "seed": cfg.train.seed, "versions": versions(),
             "input_size": list(data.input_size), "num_classes": data.num_classes,
