@@ -156,7 +156,7 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool) -> None:
 def check_resumable(path: str | os.PathLike) -> None:
     """Validate a run directory for ``--resume``: it exists, has ``last.pt`` and nobody holds it."""
     path = Path(path)
-    if path.is_symlink() or not path.is_dir():
+    if not path.is_dir():  # a link to a run is fine here: resuming deletes nothing
         raise CnnlabError(f"cannot resume {path}: it is not a run directory")
     if not (path / "last.pt").is_file():
         raise CnnlabError(f"cannot resume {path}: it has no last.pt checkpoint (the run saved none; "
@@ -204,8 +204,46 @@ def _clear_except_marker(path: Path) -> None:
             entry.unlink()
 
 
-def _os_error(path: Path, exc: OSError) -> CnnlabError:
-    return CnnlabError(f"cannot create {path}: {exc.strerror or exc}; choose another --out")
+def _take_existing(path: Path, kind: str) -> int:
+    """Lock a marked run directory (or an empty folder) and empty it: the fd of its locked marker."""
+    if is_run_dir(path):
+        fd = os.open(path / MARKER, os.O_RDWR)
+    else:  # an empty folder: it holds nothing, so it is simply taken
+        fd = os.open(path / MARKER, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    _lock(fd, path)
+    try:
+        _clear_except_marker(path)
+        _rewrite_locked(fd, _marker_record(kind))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _create(path: Path, kind: str) -> int:
+    """Create ``path`` with its marker locked inside: the fd of the marker."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name with the marker locked inside, then renamed: the
+    # directory never exists without its marker.
+    tmp = path.parent / f".cnnlab-new-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    fd = -1
+    try:
+        fd = os.open(tmp / MARKER, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _rewrite_locked(fd, _marker_record(kind))
+        os.rename(tmp, path)  # replaces nothing but an empty folder made meanwhile
+    except BaseException as exc:
+        if fd >= 0:
+            os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            holder = lock_holder(path)
+            if holder is not None:
+                raise _busy_error(path, holder) from None
+            raise CnnlabError(f"{path} appeared while the inputs loaded; choose another --out") from None
+        raise
+    return fd
 
 
 @contextlib.contextmanager
@@ -217,39 +255,10 @@ def open_run_dir(path: str | os.PathLike, *, overwrite: bool = False, kind: str 
     """
     path = Path(path)
     check_out_dir(path, overwrite)  # again: the world may have changed while the data loaded
-    if path.exists():  # a marked run directory (or an empty folder) that --overwrite replaces
-        if is_run_dir(path):
-            fd = os.open(path / MARKER, os.O_RDWR)
-            _lock(fd, path)
-            _clear_except_marker(path)
-            _rewrite_locked(fd, _marker_record(kind))
-        else:  # an empty folder: it holds nothing, so it is simply taken
-            fd = os.open(path / MARKER, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            _lock(fd, path)
-            _rewrite_locked(fd, _marker_record(kind))
-    else:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Built under a temporary name with the marker locked inside, then renamed: the
-            # directory never exists without its marker.
-            tmp = path.parent / f".cnnlab-new-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            tmp.mkdir()
-        except OSError as exc:
-            raise _os_error(path, exc) from None
-        fd = os.open(tmp / MARKER, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        _rewrite_locked(fd, _marker_record(kind))
-        try:
-            os.rename(tmp, path)  # replaces nothing but an empty folder made meanwhile
-        except OSError as exc:
-            os.close(fd)
-            shutil.rmtree(tmp, ignore_errors=True)
-            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
-                holder = lock_holder(path)
-                if holder is not None:
-                    raise _busy_error(path, holder) from None
-                raise CnnlabError(f"{path} appeared while the data loaded; choose another --out") from None
-            raise _os_error(path, exc) from None
+    try:
+        fd = _take_existing(path, kind) if path.exists() else _create(path, kind)
+    except OSError as exc:
+        raise CnnlabError(f"cannot prepare {path}: {exc.strerror or exc}; choose another --out") from None
     try:
         yield path
     finally:
@@ -260,7 +269,7 @@ def open_run_dir(path: str | os.PathLike, *, overwrite: bool = False, kind: str 
 def lock_run_dir(path: str | os.PathLike, kind: str = "train") -> Iterator[Path]:
     """Hold an existing run directory (``--resume``) for the block; runs made before the marker get one."""
     path = Path(path)
-    if path.is_symlink() or not path.is_dir():
+    if not path.is_dir():
         raise CnnlabError(f"{path} is not a run directory")
     previous = read_marker(path)
     try:
@@ -268,10 +277,11 @@ def lock_run_dir(path: str | os.PathLike, kind: str = "train") -> Iterator[Path]
     except OSError as exc:
         raise CnnlabError(f"cannot lock {path}: {exc.strerror}") from None
     _lock(fd, path)
-    record = {**_marker_record(kind), **{k: v for k, v in previous.items() if k in ("run_id", "kind", "created")}}
-    record["pid"] = os.getpid()
-    _rewrite_locked(fd, record)
     try:
+        record = {**_marker_record(kind),
+                  **{k: v for k, v in previous.items() if k in ("run_id", "kind", "created")}}
+        record["pid"] = os.getpid()
+        _rewrite_locked(fd, record)
         yield path
     finally:
         os.close(fd)
