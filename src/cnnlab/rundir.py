@@ -104,6 +104,13 @@ def _check_can_create(path: Path) -> None:
     os.rmdir(probe)
 
 
+def _is_empty(folder: Path) -> bool:
+    try:
+        return not any(folder.iterdir())
+    except OSError:  # unreadable: treat as holding something
+        return False
+
+
 def lock_holder(path: str | os.PathLike) -> int | None:
     """The PID holding the run directory's lock, or None when it is free (or not a run)."""
     marker = Path(path) / MARKER
@@ -145,7 +152,7 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool) -> None:
                           "--resume to continue it, or choose another --out")
     if not path.is_dir():
         raise CnnlabError(f"refusing to overwrite {path}: it is a file, not a cnnlab run directory")
-    if not is_run_dir(path) and any(path.iterdir()):
+    if not is_run_dir(path) and not _is_empty(path):
         raise CnnlabError(f"refusing to overwrite {path}: it is not a cnnlab run directory (no {MARKER} marker); "
                           "delete it yourself or choose another --out")
     holder = lock_holder(path)
