@@ -8,9 +8,11 @@ torch.Size([1, 10])
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,9 +20,10 @@ from cnnlab.config import Config, config_from_dict
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, model_arguments
 from cnnlab.models.shapes import feature_shape
+from cnnlab.rundir import MARKER as RUN_MARKER  # noqa: F401  (creating and locking: cnnlab.rundir)
 
 WEIGHT_FILES = ("final.pt", "best.pt", "last.pt")  # preference order: the tested weights first
-RUN_MARKER = "config.yaml"  # a folder holding this file is a cnnlab run directory
+CONFIG_FILE = "config.yaml"  # every run has one; runs made before the marker existed have only this
 
 
 def resolve_device(name: str) -> torch.device:
@@ -56,14 +59,33 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int)
     return model
 
 
-def load_run_config(run_dir: str | os.PathLike) -> Config:
-    """The resolved :class:`Config` stored in a run directory."""
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The raw mapping stored in a run's ``config.yaml`` (one-line errors for a broken file)."""
     import yaml
 
-    path = Path(run_dir) / RUN_MARKER
+    path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise CnnlabError(f"{run_dir} is not a cnnlab run directory (no {RUN_MARKER})")
-    return config_from_dict(yaml.safe_load(path.read_text()) or {})
+        raise CnnlabError(f"{run_dir} is not a cnnlab run directory (no {CONFIG_FILE})")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CnnlabError(f"{path} is not UTF-8 text (byte {exc.start}); it was not written by cnnlab") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        raise CnnlabError(f"{path} is not valid YAML{at}; restore it or train the run again") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise CnnlabError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
+    return raw
+
+
+def load_run_config(run_dir: str | os.PathLike) -> Config:
+    """The resolved :class:`Config` stored in a run directory."""
+    return config_from_dict(read_run_config(run_dir))
 
 
 @dataclass
@@ -108,18 +130,50 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
     for key in ("model", "input_size", "classes"):
         if key not in state:
             raise CnnlabError(f"{path} lacks '{key}'; it is not a cnnlab training checkpoint")
-    input_size = tuple(int(v) for v in state["input_size"])
-    model = build_model(cfg, input_size, len(state["classes"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CnnlabError(f"{path} does not fit model '{cfg.model.name}' as configured in "
-                          f"{run_dir / 'config.yaml'}: {str(exc).splitlines()[0]}") from None
+    input_size, classes, mean, std = checkpoint_metadata(state, path)
+    model = build_model(cfg, input_size, len(classes))
+    from cnnlab.train.checkpoint import load_model_state
+
+    load_model_state(model, state["model"],
+                     f"{path} does not fit model '{cfg.model.name}' as configured in {run_dir / CONFIG_FILE}")
     model.to(device).eval()
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    return LoadedRun(run_dir, cfg, model, input_size, list(state["classes"]), state.get("mean"), state.get("std"),
-                     path, summary)
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    except (UnicodeDecodeError, ValueError):
+        summary = {}  # the summary is informative only; the weights and config define the run
+    return LoadedRun(run_dir, cfg, model, input_size, classes, mean, std, path,
+                     summary if isinstance(summary, dict) else {})
+
+
+def checkpoint_metadata(state: dict, path: Path) -> tuple[tuple[int, int, int], list[str], list | None, list | None]:
+    """The checkpoint's input size (C, H, W), class names and normalisation, checked: one line if malformed."""
+    def bad(key: str, expected: str) -> CnnlabError:
+        shown = repr(state.get(key))
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        return CnnlabError(f"{path}: '{key}' is {shown}; expected {expected}; the checkpoint is damaged")
+
+    size = state["input_size"]
+    if (not isinstance(size, (list, tuple)) or len(size) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536 for v in size)):
+        raise bad("input_size", "three positive integers (channels, height, width)")
+    input_size = (size[0], size[1], size[2])
+    classes = state["classes"]
+    if (not isinstance(classes, (list, tuple)) or not 1 <= len(classes) <= 1_000_000
+            or not all(isinstance(c, str) for c in classes)):
+        raise bad("classes", "a list of class names")
+    stats = []
+    for key, positive in (("mean", False), ("std", True)):
+        value = state.get(key)
+        if value is not None and (
+                not isinstance(value, (list, tuple)) or len(value) != input_size[0]
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                           and (v > 0 or not positive) for v in value)):
+            raise bad(key, f"None or {input_size[0]} finite numbers" + (" above 0" if positive else ""))
+        stats.append(None if value is None else [float(v) for v in value])
+    if (stats[0] is None) != (stats[1] is None):
+        raise bad("std" if stats[1] is None else "mean", "both mean and std, or neither")
+    return input_size, list(classes), stats[0], stats[1]
 
 
 def load_run_model(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, tuple[int, int, int]]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
+
+from cnnlab.fileio import write_json_atomic
 
 
 def machine_description() -> dict[str, Any]:
@@ -34,7 +35,5 @@ def write_result(name: str, payload: dict[str, Any], out_dir: str | os.PathLike 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = out / f"{name}-{stamp}.json"
     record = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine_description(), **payload}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, record)
     return path

@@ -8,9 +8,7 @@ the real MNIST and writes ``summary.json`` (``test_accuracy``,
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -52,7 +50,8 @@ def register(subparsers) -> None:
                             "try 2+ on an idle machine)")
     train.add_argument("--data-dir", default=None, help="folder holding the dataset (else $CNNLAB_DATA, ./data)")
     train.add_argument("--out", default=None, help="output folder (default runs/scratch-<dataset>-<algorithm>)")
-    train.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace --out if it is a run directory cnnlab made (marked by .cnnlab-run)")
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     train.set_defaults(func=run_train)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -89,27 +88,19 @@ def _check_args(args) -> None:
         raise CnnlabError(f"--lr must be > 0, got {args.lr}")
 
 
-def _prepare_out(path: Path, overwrite: bool) -> None:
-    if path.exists():
-        if not overwrite:
-            raise CnnlabError(f"output folder {path} already exists; pass --overwrite or choose another --out")
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    path.mkdir(parents=True)
-
-
 def run_train(args) -> int:
     _check_args(args)
     channels = _parse_channels(args.channels)
     out = Path(args.out or f"runs/scratch-{args.dataset}-{args.algorithm}")
-    _prepare_out(out, args.overwrite)
+    from cnnlab.rundir import check_out_dir, open_run_dir
+
+    check_out_dir(out, args.overwrite)  # before any work; the folder itself is made once the data has loaded
 
     import numpy as np
 
     from cnnlab import __version__
     from cnnlab.data.locate import find_dataset_dir, load_idx_dataset
+    from cnnlab.fileio import atomic_path, write_json_atomic
     from cnnlab.scratch.mnist import train_mnist
     from cnnlab.scratch.threads import blas_threads
 
@@ -118,27 +109,29 @@ def run_train(args) -> int:
     if args.limit:
         train_x, train_y = train_x[: args.limit], train_y[: args.limit]
         test_x, test_y = test_x[: args.limit], test_y[: args.limit]
-    notice(f"scratch train {args.dataset}: {len(train_x)} train / {len(test_x)} test images from {data_dir}, "
-           f"algorithm {args.algorithm}, {args.epochs} epoch(s), batch {args.batch_size}")
-    with blas_threads(args.threads):
-        net, summary = train_mnist(
-            train_x, train_y, test_x, test_y, algorithm=args.algorithm, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed, channels=channels,
-            hidden=args.hidden, progress=notice,
-        )
-    net.save(out / "model.npz")
-    summary.update({
-        "dataset": args.dataset,
-        "data_dir": str(data_dir),
-        "model": "scratch two-conv net (NumPy)",
-        "cnnlab_version": __version__,
-        "numpy": np.__version__,
-        "cpu_count": os.cpu_count(),
-        "blas_threads": args.threads,
-        "command": "cnnlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("cnnlab") else None,
-        "out": str(out),
-    })
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with open_run_dir(out, overwrite=args.overwrite, kind="scratch-train"):
+        notice(f"scratch train {args.dataset}: {len(train_x)} train / {len(test_x)} test images from {data_dir}, "
+               f"algorithm {args.algorithm}, {args.epochs} epoch(s), batch {args.batch_size}")
+        with blas_threads(args.threads):
+            net, summary = train_mnist(
+                train_x, train_y, test_x, test_y, algorithm=args.algorithm, epochs=args.epochs,
+                batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
+                channels=channels, hidden=args.hidden, progress=notice,
+            )
+        with atomic_path(out / "model.npz") as tmp:
+            net.save(tmp)
+        summary.update({
+            "dataset": args.dataset,
+            "data_dir": str(data_dir),
+            "model": "scratch two-conv net (NumPy)",
+            "cnnlab_version": __version__,
+            "numpy": np.__version__,
+            "cpu_count": os.cpu_count(),
+            "blas_threads": args.threads,
+            "command": "cnnlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("cnnlab") else None,
+            "out": str(out),
+        })
+        write_json_atomic(out / "summary.json", summary)
     if args.json:
         print_json(summary)
     else:

@@ -15,14 +15,18 @@ def register(subparsers) -> None:
             "Train a CNN. PRESET is a shipped recipe (see `cnnlab presets`) or a YAML file; "
             "any config key can be overridden as key=value, e.g. `cnnlab train mnist-fast train.epochs=2 "
             "optim.lr=0.01 model.dropout=0.25`. Writes a run directory with config.yaml, metrics.jsonl, "
-            "summary.json, best.pt/last.pt/final.pt and curves.png."
+            "summary.json, best.pt/last.pt/final.pt and curves.png, marked by a .cnnlab-run file and locked "
+            "while the run lasts. --overwrite replaces only such a marked run directory. --resume continues a "
+            "run exactly; key=value overrides given with it are recorded in its config.yaml (the config they "
+            "replace goes to config_history.yaml); a run that already finished is left as it is."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("preset", nargs="?", help="preset name or YAML file (omit with --resume)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--out", help="run directory (default runs/<name>-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run directory (only one cnnlab made: marked by .cnnlab-run)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last.pt exactly")
     p.add_argument("--data-dir", help="directory holding the datasets (before $CNNLAB_DATA and ./data)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
@@ -31,18 +35,22 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cnnlab.config import config_to_dict, config_with_overrides, load_config
+    from cnnlab.config import config_with_overrides, load_config
     from cnnlab.errors import CnnlabError
-    from cnnlab.runs import load_run_config
+    from cnnlab.runs import read_run_config
     from cnnlab.train.run import train
 
     overrides = list(args.overrides)
     if args.resume:
+        if args.out is not None:
+            raise CnnlabError(f"--resume continues {args.resume} in place; drop --out {args.out}")
+        if args.overwrite:
+            raise CnnlabError("--resume continues a run and --overwrite replaces one; choose one")
         if args.preset and "=" in args.preset:
             overrides.insert(0, args.preset)
         elif args.preset:
             raise CnnlabError("--resume continues a run with its stored config; do not also give a preset")
-        cfg = config_with_overrides(config_to_dict(load_run_config(args.resume)), overrides)
+        cfg = config_with_overrides(read_run_config(args.resume), overrides)
         out = args.resume
     else:
         if not args.preset:
@@ -57,8 +65,8 @@ def run(args) -> int:
     else:
         _print_summary(summary)
     if summary["status"] == "nonfinite_loss":
-        notice(f"cnnlab: error: training stopped: non-finite loss at step {summary['nonfinite_step']}; "
-               "lower optim.lr or set train.clip_norm")
+        notice(f"cnnlab: error: training stopped: non-finite loss at step {summary['nonfinite_step']} "
+               f"(see {summary['run_dir']}/summary.json); lower optim.lr or set train.clip_norm")
         return 1
     if summary["status"] == "interrupted":
         return 130

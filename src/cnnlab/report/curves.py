@@ -7,23 +7,39 @@ from pathlib import Path
 
 
 def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
-    """(step records, epoch records) from a ``metrics.jsonl``."""
+    """(step records, epoch records) from a ``metrics.jsonl``; a missing file has none.
+
+    A line that is not a JSON object (a crash mid-write) is skipped.
+    """
     steps, epochs = [], []
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
+    path = Path(path)
+    if not path.is_file():
+        return steps, epochs
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(record, dict):
             (steps if record.get("type") == "step" else epochs).append(record)
     return steps, epochs
 
 
-def plot_curves(metrics_path: Path, out_path: Path) -> Path:
-    """Draw the four training curves of a run into ``out_path`` (PNG)."""
+def plot_curves(metrics_path: Path, out_path: Path) -> Path | None:
+    """Draw the four training curves of a run into ``out_path`` (PNG, written atomically).
+
+    Returns None, writing nothing, when no step or epoch was logged yet.
+    """
+    steps, epochs = read_metrics(metrics_path)
+    if not steps and not epochs:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, epochs = read_metrics(metrics_path)
+    from cnnlab.fileio import atomic_path
+
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     (ax_loss, ax_acc), (ax_lr, ax_gn) = axes
     s = [r["step"] for r in steps]
@@ -48,6 +64,7 @@ def plot_curves(metrics_path: Path, out_path: Path) -> Path:
     for ax in axes.flat:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_path, dpi=90)
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return out_path

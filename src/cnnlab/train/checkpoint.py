@@ -2,20 +2,21 @@
 
 A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so
 ``torch.load(..., weights_only=True)`` can read it without unpickling any
-object. Writing goes to a temporary file in the same folder, is flushed to
-disk, then renamed over the target: a crash leaves the old file or the new
-one, never half of one.
+object. Writing goes through :func:`cnnlab.fileio.atomic_path`: a crash
+leaves the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
 
 FORMAT = "cnnlab-checkpoint"
 FORMAT_VERSION = 1
@@ -23,18 +24,9 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """Atomically write ``payload`` (plain data and tensors) to ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(record, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp:
+        torch.save(record, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -45,15 +37,55 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         record = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, pickle with objects, random bytes ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CnnlabError(
-            f"cannot load checkpoint {path}: it is corrupt or not a cnnlab checkpoint ({first[:200]})"
+            f"cannot load checkpoint {path}: it is corrupt or not a cnnlab checkpoint ({_load_failure(exc)})"
         ) from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CnnlabError(f"{path} is not a cnnlab checkpoint (no '{FORMAT}' marker); was it written by cnnlab?")
     if record.get("format_version", 0) > FORMAT_VERSION:
         raise CnnlabError(f"{path} was written by a newer cnnlab (format {record['format_version']}); upgrade cnnlab")
     return record
+
+
+def _load_failure(exc: Exception) -> str:
+    """A short reason for a failed ``torch.load``, without torch's advice to unpickle anyway."""
+    text = " ".join(str(exc).split())
+    blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if blocked or "Weights only load failed" in text:
+        # torch suggests weights_only=False, which would run whatever the file holds: never advise it.
+        what = blocked.group(1) if blocked else "a Python object"
+        return f"it holds a pickled Python object ({what[:100]}), which cnnlab never unpickles"
+    return text[:200] or type(exc).__name__
+
+
+def describe_mismatch(model_state: dict[str, torch.Tensor], saved: dict[str, Any]) -> str:
+    """The first difference between a model's state dict and a saved one, e.g. for an error line.
+
+    >>> describe_mismatch({"w": torch.zeros(2, 3)}, {"w": torch.zeros(4, 3)})
+    "first mismatch 'w': checkpoint (4, 3) vs model (2, 3)"
+    """
+    for key, tensor in model_state.items():
+        if key not in saved:
+            return f"the checkpoint lacks '{key}' (model {tuple(tensor.shape)})"
+        other = saved[key]
+        if not isinstance(other, torch.Tensor):
+            return f"'{key}' in the checkpoint is not a tensor"
+        if other.shape != tensor.shape:
+            return f"first mismatch '{key}': checkpoint {tuple(other.shape)} vs model {tuple(tensor.shape)}"
+    extra = [k for k in saved if k not in model_state]
+    if extra:
+        return f"the checkpoint has '{extra[0]}', which the model lacks ({len(extra)} such key(s))"
+    return "the tensors do not fit"
+
+
+def load_model_state(model: torch.nn.Module, saved: Any, source: str) -> None:
+    """``model.load_state_dict(saved)``, or a one-line error naming the first mismatching key and shapes."""
+    if not isinstance(saved, dict):
+        raise CnnlabError(f"{source}: the checkpoint's 'model' entry is not a state dict")
+    try:
+        model.load_state_dict(saved)
+    except (RuntimeError, TypeError, ValueError, KeyError):
+        raise CnnlabError(f"{source}: {describe_mismatch(model.state_dict(), saved)}") from None
 
 
 def rng_state() -> dict[str, Any]:

@@ -8,49 +8,28 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import platform
-import shutil
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
 from cnnlab import __version__
 from cnnlab.config import Config, config_from_dict, config_to_dict, dump_config
 from cnnlab.errors import CnnlabError
-from cnnlab.runs import RUN_MARKER, build_model, resolve_device
+from cnnlab.fileio import write_json_atomic, write_text_atomic
+from cnnlab.rundir import check_out_dir, check_resumable, lock_run_dir, open_run_dir
+from cnnlab.runs import CONFIG_FILE, build_model, read_run_config, resolve_device
 from cnnlab.train.callbacks import Callback, EarlyStopping, MetricsLogger, ProgressPrinter
 from cnnlab.train.evaluate import evaluate
 from cnnlab.train.trainer import Trainer
 
-
-
-def check_out_dir(path: Path, overwrite: bool) -> None:
-    """Refuse an existing ``path`` unless ``overwrite``, and then only if it is a run directory.
-
-    Called before any work starts, so a refused run costs nothing and touches nothing.
-    """
-    if not path.exists():
-        return
-    if not overwrite:
-        raise CnnlabError(
-            f"output directory {path} already exists; pass --overwrite to replace it, "
-            "--resume to continue it, or choose another --out")
-    if not path.is_dir() or (any(path.iterdir()) and not (path / RUN_MARKER).exists()):
-        raise CnnlabError(f"refusing to overwrite {path}: it is not a cnnlab run directory")
-
-
-def prepare_run_dir(out: str | os.PathLike, overwrite: bool) -> Path:
-    """Create ``out`` (replacing an old run directory there when ``overwrite``)."""
-    path = Path(out)
-    check_out_dir(path, overwrite)
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
+HISTORY_FILE = "config_history.yaml"  # earlier configs of a run that --resume changed
+FINISHED = ("completed", "early_stopping")
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -68,10 +47,72 @@ def versions() -> dict[str, str]:
     return info
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def restored_torch_state() -> Iterator[None]:
+    """Undo on exit what a run sets globally (thread count, cuDNN flags), so callers in a loop are unaffected."""
+    threads = torch.get_num_threads()
+    cudnn = torch.backends.cudnn
+    flags = (cudnn.benchmark, cudnn.deterministic)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        cudnn.benchmark, cudnn.deterministic = flags
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}{key}."))
+    return flat
+
+
+def _config_changes(old: dict, new: dict) -> dict[str, list]:
+    """``{"train.epochs": [1, 2], ...}``: the dotted keys whose values differ."""
+    a, b = _flatten(old), _flatten(new)
+    return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def record_config_change(run_dir: Path, old: dict, cfg: Config) -> dict[str, list]:
+    """Write the resumed run's new config; the one it replaces is appended to ``config_history.yaml``."""
+    import yaml
+
+    old = config_to_dict(config_from_dict(old))  # compared in the same normal form as the new one
+    new = config_to_dict(cfg)
+    changes = _config_changes(old, new)
+    if not changes:
+        return changes
+    history_path = run_dir / HISTORY_FILE
+    history = []
+    if history_path.is_file():
+        try:
+            loaded = yaml.safe_load(history_path.read_text(encoding="utf-8"))
+            history = loaded if isinstance(loaded, list) else []
+        except (UnicodeDecodeError, yaml.YAMLError):
+            history = []  # a damaged history must not stop the run; the new entry starts it again
+    history.append({"replaced": time.strftime("%Y-%m-%dT%H:%M:%S"), "changes": changes, "config": old})
+    write_text_atomic(history_path, yaml.safe_dump(history, sort_keys=False))
+    write_text_atomic(run_dir / CONFIG_FILE, dump_config(cfg))
+    return changes
+
+
+def finished_summary(run_dir: Path, cfg: Config, stored: dict) -> dict | None:
+    """The summary of a run that already ended (completed or early-stopped) unless ``cfg`` asks for more epochs."""
+    import json
+
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("status") not in FINISHED:
+        return None
+    stored_epochs = (stored.get("train") or {}).get("epochs") if isinstance(stored.get("train"), dict) else None
+    if isinstance(stored_epochs, int) and cfg.train.epochs > stored_epochs:
+        return None  # train.epochs was raised: there is more to do
+    return summary
 
 
 def train(
@@ -87,20 +128,38 @@ def train(
     """Train ``cfg`` into a run directory and return its summary (also written to ``summary.json``).
 
     ``data`` may pass an already loaded :class:`~cnnlab.data.datasets.ImageData`
-    (benchmarks reuse one copy across runs).
+    (benchmarks reuse one copy across runs). With ``resume``, ``out_dir`` is the run to
+    continue and ``cfg`` its stored config with any overrides; a changed config is recorded
+    (the old one in ``config_history.yaml``). A finished run is returned as it is, with a notice.
+    Global torch state the run changes (threads, cuDNN flags) is restored on return.
     """
+    if resume:
+        if out_dir is None:
+            raise CnnlabError("resuming needs the run directory to continue")
+        run_dir = Path(out_dir)
+        check_resumable(run_dir)
+        stored = read_run_config(run_dir)
+        done = finished_summary(run_dir, cfg, stored)
+        if done is not None:
+            print(f"{run_dir} already finished (status {done['status']}, {done.get('epochs')} epochs); "
+                  "nothing to resume; raise train.epochs to train longer", file=sys.stderr, flush=True)
+            return done
+    else:
+        run_dir = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
+        check_out_dir(run_dir, overwrite)
+        stored = None
+    with restored_torch_state():
+        return _train(cfg, run_dir, overwrite, stored, list(callbacks), data, quiet)
+
+
+def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, callbacks: list[Callback], data,
+           quiet: bool) -> dict[str, Any]:
     from cnnlab.data.datasets import load_dataset
     from cnnlab.data.pipeline import make_splits
 
+    resume = stored is not None
     wall_start = time.perf_counter()
     phases: dict[str, float] = {}
-    if resume:
-        run_dir = Path(out_dir)
-        if not (run_dir / "last.pt").exists():
-            raise CnnlabError(f"cannot resume {run_dir}: it has no last.pt checkpoint")
-    else:
-        run_dir = Path(out_dir or default_run_dir(cfg))
-        check_out_dir(run_dir, overwrite)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
@@ -113,80 +172,90 @@ def train(
     data = data if data is not None else load_dataset(cfg.data)
     splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last)
     phases["data"] = time.perf_counter() - t0
+    if cfg.train.early_stopping.patience is not None and splits.val is None:
+        raise CnnlabError("train.early_stopping needs validation data; set data.val=split or data.val=test")
+    batch_size = cfg.data.batch_size
+    if batch_size > splits.counts["train"]:
+        # A batch larger than the data is one batch of all of it; say so rather than report fictional speed.
+        batch_size = splits.train.batch_size = splits.counts["train"]
+        print(f"notice: data.batch_size={cfg.data.batch_size} is larger than the {batch_size} training images; "
+              f"using batches of {batch_size}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
     model = build_model(cfg, data.input_size, data.num_classes).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     phases["build"] = time.perf_counter() - t0
-    if not resume:  # only now, with data and model known to work, is the run directory created
-        prepare_run_dir(run_dir, overwrite)
-        (run_dir / "config.yaml").write_text(dump_config(cfg))
-    params = sum(p.numel() for p in model.parameters())
-    meta = {"model_name": cfg.model.name, "model_options": dict(cfg.model.options),
-            "input_size": list(data.input_size), "num_classes": data.num_classes, "classes": data.classes,
-            "mean": splits.mean, "std": splits.std, "config": config_to_dict(cfg)}
+    # Only now, with data and model known to work, is the run directory created (or locked).
+    holder = lock_run_dir(run_dir) if resume else open_run_dir(run_dir, overwrite=overwrite, kind="train")
+    with holder:
+        if not resume:
+            write_text_atomic(run_dir / CONFIG_FILE, dump_config(cfg))
+        params = sum(p.numel() for p in model.parameters())
+        meta = {"model_name": cfg.model.name, "model_options": dict(cfg.model.options),
+                "input_size": list(data.input_size), "num_classes": data.num_classes, "classes": data.classes,
+                "mean": splits.mean, "std": splits.std, "config": config_to_dict(cfg)}
 
-    all_callbacks: list[Callback] = [MetricsLogger(run_dir / "metrics.jsonl"), ProgressPrinter(not quiet)]
-    if cfg.train.early_stopping.patience is not None:
-        if splits.val is None:
-            raise CnnlabError("train.early_stopping needs validation data; set data.val=split or data.val=test")
-        all_callbacks.append(EarlyStopping(cfg.train.early_stopping))
-    all_callbacks += list(callbacks)
-    trainer = Trainer(cfg, model, splits.train, splits.val, run_dir, all_callbacks, meta, quiet)
-    if resume:
-        trainer.resume_from(run_dir / "last.pt")
-        trainer.notice(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}")
-    if not quiet:
-        trainer.notice(f"training {cfg.model.name} ({params:,} parameters) on {data.name} "
-                       f"[{splits.counts['train']} train / {splits.counts['val']} val / {splits.counts['test']} test] "
-                       f"on {device} -> {run_dir}")
-    t0 = time.perf_counter()
-    trainer.fit()
-    phases["loop"] = time.perf_counter() - t0
-
-    summary: dict[str, Any] = {
-        "status": trainer.stop_reason, "run_dir": str(run_dir), "name": cfg.name,
-        "dataset": data.name, "model": cfg.model.name, "params": params,
-        "epochs": trainer.epoch, "steps": trainer.step,
-        "best_val_accuracy": None, "best_val": trainer.best_val, "best_epoch": trainer.best_epoch,
-        "monitor": cfg.train.early_stopping.monitor,
-        "train_seconds": round(trainer.train_seconds, 3),
-        "images_per_second": round(trainer.step * cfg.data.batch_size / max(trainer.train_seconds, 1e-9), 1),
-        "device": str(device), "seed": cfg.train.seed, "versions": versions(),
-        "input_size": list(data.input_size), "num_classes": data.num_classes,
-        "split_sizes": splits.counts, "skipped_images": len(data.skipped),
-        "skipped_files": data.skipped[:50], "mean": splits.mean, "std": splits.std,
-    }
-    accs = [h["val_accuracy"] for h in trainer.history if h.get("val_accuracy") is not None]
-    summary["best_val_accuracy"] = max(accs) if accs else None
-    if trainer.stop_reason == "nonfinite_loss":
-        summary.update(test_accuracy=None, nonfinite_step=trainer.nonfinite_step)
-    elif trainer.stop_reason == "interrupted":
-        summary.update(test_accuracy=None)
-    else:
-        es = cfg.train.early_stopping
-        tested = "last"
-        if es.patience is not None and es.restore_best and trainer.best_state is not None:
-            model.load_state_dict(trainer.best_state)
-            tested = f"best (epoch {trainer.best_epoch})"
+        all_callbacks: list[Callback] = [MetricsLogger(run_dir / "metrics.jsonl"), ProgressPrinter(not quiet)]
+        if cfg.train.early_stopping.patience is not None:
+            all_callbacks.append(EarlyStopping(cfg.train.early_stopping))
+        all_callbacks += callbacks
+        trainer = Trainer(cfg, model, splits.train, splits.val, run_dir, all_callbacks, meta, quiet)
+        if resume:
+            trainer.resume_from(run_dir / "last.pt")
+            changes = record_config_change(run_dir, stored, cfg)
+            changed = "".join(f"; {k}: {a} -> {b}" for k, (a, b) in changes.items())
+            trainer.notice(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}{changed}")
+        if not quiet:
+            trainer.notice(f"training {cfg.model.name} ({params:,} parameters) on {data.name} "
+                           f"[{splits.counts['train']} train / {splits.counts['val']} val / "
+                           f"{splits.counts['test']} test] on {device} -> {run_dir}")
         t0 = time.perf_counter()
-        result = evaluate(model, splits.test, cfg.train.precision)
-        phases["test"] = time.perf_counter() - t0
-        summary.update(test_accuracy=result.accuracy, test_loss=result.loss, tested_weights=tested)
-        from cnnlab.train.checkpoint import save_checkpoint
+        trainer.fit()
+        phases["loop"] = time.perf_counter() - t0
 
-        save_checkpoint(run_dir / "final.pt", {"kind": "weights", "model": model.state_dict(),
-                                               "epoch": trainer.epoch, **meta})
-    phases.update(train_steps=trainer.train_seconds, validate=trainer.val_seconds,
-                  checkpoints=trainer.checkpoint_seconds)
-    if cfg.train.plots and trainer.step > 0:
-        t0 = time.perf_counter()
-        from cnnlab.report.curves import plot_curves
+        summary: dict[str, Any] = {
+            "status": trainer.stop_reason, "run_dir": str(run_dir), "name": cfg.name,
+            "dataset": data.name, "model": cfg.model.name, "params": params,
+            "epochs": trainer.epoch, "steps": trainer.step, "batch_size": batch_size,
+            "best_val_accuracy": None, "best_val": trainer.best_val, "best_epoch": trainer.best_epoch,
+            "monitor": cfg.train.early_stopping.monitor,
+            "train_seconds": round(trainer.train_seconds, 3), "train_images": trainer.images_seen,
+            "images_per_second": round(trainer.images_seen / max(trainer.train_seconds, 1e-9), 1),
+            "device": str(device), "seed": cfg.train.seed, "versions": versions(),
+            "input_size": list(data.input_size), "num_classes": data.num_classes,
+            "split_sizes": splits.counts, "skipped_images": len(data.skipped),
+            "skipped_files": data.skipped[:50], "mean": splits.mean, "std": splits.std,
+        }
+        accs = [h["val_accuracy"] for h in trainer.history if h.get("val_accuracy") is not None]
+        summary["best_val_accuracy"] = max(accs) if accs else None
+        if trainer.stop_reason == "nonfinite_loss":
+            summary.update(test_accuracy=None, nonfinite_step=trainer.nonfinite_step)
+        elif trainer.stop_reason == "interrupted":
+            summary.update(test_accuracy=None)
+        else:
+            es = cfg.train.early_stopping
+            tested = "last"
+            if es.patience is not None and es.restore_best and trainer.best_state is not None:
+                model.load_state_dict(trainer.best_state)
+                tested = f"best (epoch {trainer.best_epoch})"
+            t0 = time.perf_counter()
+            result = evaluate(model, splits.test, cfg.train.precision)
+            phases["test"] = time.perf_counter() - t0
+            summary.update(test_accuracy=result.accuracy, test_loss=result.loss, tested_weights=tested)
+            from cnnlab.train.checkpoint import save_checkpoint
 
-        plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
-        phases["plots"] = time.perf_counter() - t0
-    phases["wall"] = time.perf_counter() - wall_start
-    summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}
-    write_json_atomic(run_dir / "summary.json", summary)
+            save_checkpoint(run_dir / "final.pt", {"kind": "weights", "model": model.state_dict(),
+                                                   "epoch": trainer.epoch, **meta})
+        phases.update(train_steps=trainer.train_seconds, validate=trainer.val_seconds,
+                      checkpoints=trainer.checkpoint_seconds)
+        if cfg.train.plots and trainer.step > 0:
+            t0 = time.perf_counter()
+            from cnnlab.report.curves import plot_curves
+
+            plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
+            phases["plots"] = time.perf_counter() - t0
+        phases["wall"] = time.perf_counter() - wall_start
+        summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}
+        write_json_atomic(run_dir / "summary.json", summary)
     return summary

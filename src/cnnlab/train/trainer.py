@@ -31,7 +31,7 @@ from cnnlab.config import Config
 from cnnlab.data.loader import DeviceBatches
 from cnnlab.errors import CnnlabError
 from cnnlab.train.callbacks import Callback
-from cnnlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cnnlab.train.checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
 from cnnlab.train.evaluate import evaluate
 from cnnlab.train.monitor import Monitor
 from cnnlab.train.optim import build_optimizer, penalty, penalty_weights
@@ -79,6 +79,8 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_epoch: int | None = None
         self.train_seconds = 0.0  # time inside training steps only
+        self.images_seen = 0  # training images through the model (the last batch may be short)
+        self.saved_epoch: int | None = None  # the epoch of the last.pt on disk (None: none written)
         self.val_seconds = 0.0
         self.checkpoint_seconds = 0.0
         self.history: list[dict[str, Any]] = []
@@ -161,6 +163,7 @@ class Trainer:
             log_now = (self.step + 1) % tc.log_every == 0
             loss, grad_norm, lr = self._train_step(x, y, want_grad_norm=log_now)
             window_images += len(y)
+            self.images_seen += len(y)
             if check_every_step or log_now:
                 if not math.isfinite(loss.item()):
                     self.train_seconds += time.perf_counter() - step_clock
@@ -196,10 +199,13 @@ class Trainer:
     def _stop_nonfinite(self, value: float) -> None:
         self.nonfinite_step = self.step + 1
         self.stop_reason = "nonfinite_loss"
-        self.notice(
-            f"loss became {value} at step {self.nonfinite_step} (epoch {self.epoch + 1}); training stopped; "
-            f"the last good checkpoint is {self.run_dir / 'last.pt'} (epoch {self.epoch})"
-        )
+        last = self.run_dir / "last.pt"
+        if self.saved_epoch is not None and last.is_file():  # a run can blow up before its first checkpoint
+            kept = f"the last good checkpoint is {last} (epoch {self.saved_epoch})"
+        else:
+            kept = "no checkpoint was saved before it"
+        self.notice(f"loss became {value} at step {self.nonfinite_step} (epoch {self.epoch + 1}); "
+                    f"training stopped; {kept}")
 
     def _end_epoch(self, seconds: float) -> None:
         self._sync()
@@ -258,10 +264,12 @@ class Trainer:
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "best_val": self.best_val, "best_epoch": self.best_epoch,
             "train_seconds": self.train_seconds, "val_seconds": self.val_seconds,
+            "images_seen": self.images_seen,
             "history": self.history,
             "metrics_bytes": metrics_file.stat().st_size if metrics_file.exists() else 0,
             **self.extra_checkpoint,
         })
+        self.saved_epoch = self.epoch
         self.checkpoint_seconds += time.perf_counter() - t0
 
     def resume_from(self, path: Path) -> None:
@@ -269,17 +277,31 @@ class Trainer:
         state = load_checkpoint(path, map_location=self.device)
         if state.get("kind") != "resumable":
             raise CnnlabError(f"{path} holds weights only; resuming needs the last.pt of a run")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
-        self._sums = {k: v.to(self.device) for k, v in state["sums"].items()}
-        set_rng_state(state["rng"])
-        for cb, cb_state in zip(self.callbacks, state["callbacks"]):
-            cb.load_state_dict(cb_state)
-        self.best_val, self.best_epoch = state["best_val"], state["best_epoch"]
-        self.train_seconds, self.val_seconds = state["train_seconds"], state["val_seconds"]
-        self.history = list(state["history"])
+        load_model_state(self.model, state.get("model"),
+                         f"cannot resume from {path}: it does not fit the model as now configured "
+                         "(undo the model.* or data.* overrides)")
+        try:
+            saved_groups = state["optimizer"]["param_groups"]
+            if saved_groups and set(saved_groups[0]) != set(self.optimizer.param_groups[0]):
+                raise ValueError("the saved optimizer is of another kind")
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
+            self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+            self._sums = {k: v.to(self.device) for k, v in state["sums"].items()}
+            set_rng_state(state["rng"])
+            for cb, cb_state in zip(self.callbacks, state["callbacks"]):
+                cb.load_state_dict(cb_state)
+            self.best_val, self.best_epoch = state["best_val"], state["best_epoch"]
+            self.train_seconds, self.val_seconds = state["train_seconds"], state["val_seconds"]
+            self.history = list(state["history"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            detail = " ".join(str(exc).split())[:160]
+            raise CnnlabError(f"cannot resume from {path}: its optimizer, schedule or progress state does not fit "
+                              f"the run as now configured ({type(exc).__name__}: {detail}); undo the optim.* "
+                              "or schedule.* overrides") from None
+        # Checkpoints written before images were counted: every completed step was a full batch.
+        self.images_seen = int(state.get("images_seen", self.step * self.train_batches.batch_size))
+        self.saved_epoch = self.epoch
         best_path = self.run_dir / "best.pt"
         if self.best_epoch is not None and best_path.exists():
             self.best_state = load_checkpoint(best_path, map_location=self.device)["model"]

@@ -1,0 +1,70 @@
+"""The output-directory policy: marker first, one lock per run, --overwrite only for marked runs."""
+
+import json
+import os
+
+import pytest
+
+from cnnlab.errors import CnnlabError
+from cnnlab.rundir import MARKER, check_out_dir, is_run_dir, lock_holder, lock_run_dir, open_run_dir
+
+
+def test_a_new_run_directory_is_marked_and_locked(tmp_path):
+    out = tmp_path / "runs" / "a"
+    check_out_dir(out, overwrite=False)
+    assert not (tmp_path / "runs").exists()  # validation creates nothing
+    with open_run_dir(out, kind="train") as run:
+        marker = json.loads((run / MARKER).read_text())
+        assert marker["pid"] == os.getpid() and marker["kind"] == "train" and len(marker["run_id"]) == 32
+        assert {"created", "cnnlab_version"} <= set(marker)
+        assert lock_holder(out) == os.getpid()
+        with pytest.raises(CnnlabError, match=f"in use by another cnnlab process \\(PID {os.getpid()}\\)"):
+            with open_run_dir(out, overwrite=True):
+                pass
+    assert lock_holder(out) is None and is_run_dir(out)
+    assert [p.name for p in tmp_path.joinpath("runs").iterdir()] == ["a"]  # no temporary folder left
+
+
+def test_overwrite_empties_a_marked_run_and_refuses_anything_else(tmp_path):
+    out = tmp_path / "run"
+    with open_run_dir(out):
+        (out / "old.txt").write_text("old")
+        (out / "sub").mkdir()
+    first = json.loads((out / MARKER).read_text())["run_id"]
+    with open_run_dir(out, overwrite=True):
+        assert sorted(p.name for p in out.iterdir()) == [MARKER]
+    assert json.loads((out / MARKER).read_text())["run_id"] != first
+
+    lookalike = tmp_path / "lookalike"
+    lookalike.mkdir()
+    (lookalike / "config.yaml").write_text("name: mine\n")
+    with pytest.raises(CnnlabError, match="not a cnnlab run directory"):
+        check_out_dir(lookalike, overwrite=True)
+    with pytest.raises(CnnlabError, match="not a cnnlab run directory"):
+        with open_run_dir(lookalike, overwrite=True):
+            pass
+    assert (lookalike / "config.yaml").read_text() == "name: mine\n"
+
+
+def test_a_link_inside_a_replaced_run_is_removed_not_followed(tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "data.txt").write_text("precious")
+    out = tmp_path / "run"
+    with open_run_dir(out):
+        (out / "link").symlink_to(keep, target_is_directory=True)
+    with open_run_dir(out, overwrite=True):
+        pass
+    assert (keep / "data.txt").read_text() == "precious" and not (out / "link").exists()
+
+
+def test_resume_lock_adopts_an_old_unmarked_run_and_excludes_others(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.yaml").write_text("name: x\n")
+    with lock_run_dir(old):
+        assert lock_holder(old) == os.getpid()
+        with pytest.raises(CnnlabError, match=f"PID {os.getpid()}"):
+            with lock_run_dir(old):
+                pass
+    assert is_run_dir(old) and (old / "config.yaml").read_text() == "name: x\n"
