@@ -278,8 +278,11 @@ def draw_plot(rows: list[dict], path: str) -> None:
     fig.tight_layout()
     from pathlib import Path
 
+    from cnnlab.fileio import atomic_path
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
