@@ -93,6 +93,7 @@ class OptimConfig:
     decay_norm_and_bias: bool = False  # apply weight decay to norm weights and biases too
     l1: float = 0.0  # explicit penalty l1 * sum|w| added to the loss (conv and linear weights)
     l2: float = 0.0  # explicit penalty l2 * sum w^2 added to the loss
+    layer_decay: Optional[float] = None  # per-stage lr: the head gets lr, each earlier stage this factor times the next
 
 
 @dataclass
@@ -133,6 +134,7 @@ class TrainConfig:
     threads: Optional[int] = None  # CPU intra-op threads (default: torch's choice)
     checkpoint_every: int = 1  # epochs between last.pt saves
     plots: bool = True  # draw curves.png at the end
+    unfreeze_every: Optional[int] = None  # gradual unfreezing: one more frozen stage trains every this many epochs
     early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
 
 
@@ -189,6 +191,8 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.threads": (lambda v: v is None or v >= 1, "a positive integer"),
     "train.checkpoint_every": (lambda v: v >= 1, "a positive integer"),
     "train.early_stopping.patience": (lambda v: v is None or v >= 1, "a positive integer"),
+    "optim.layer_decay": (lambda v: v is None or 0.0 < v <= 1.0, "a factor in (0, 1]"),
+    "train.unfreeze_every": (lambda v: v is None or v >= 1, "a positive integer"),
 }
 
 
