@@ -10,7 +10,7 @@ def register(subparsers) -> None:
         "predict", help="classify image files with a trained run",
         description="Each image is decoded, converted to the run's channels and size (with the run's "
                     "data.resize policy) and normalised as in training.")
-    p.add_argument("run_dir", help="a run directory written by `cnnlab train`")
+    p.add_argument("run_dir", help="a run directory written by `cnnlab train`, or a MODEL.onnx from `cnnlab export`")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP)")
     p.add_argument("-k", "--top-k", type=int, default=3, help="classes to show per image (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -18,9 +18,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cnnlab.predict import predict_files
+    if str(args.run_dir).endswith(".onnx"):  # ONNX Runtime alone: torch is never imported on this path
+        from cnnlab.transfer.onnx_predict import predict_onnx
 
-    results = predict_files(args.run_dir, args.images, args.top_k)
+        results = predict_onnx(args.run_dir, args.images, args.top_k)
+    else:
+        from cnnlab.predict import predict_files
+
+        results = predict_files(args.run_dir, args.images, args.top_k)
     if args.json:
         print_json({"run_dir": args.run_dir, "predictions": results})
         return 0
