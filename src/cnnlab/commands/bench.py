@@ -14,6 +14,7 @@ def register(subparsers) -> None:
     inner = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
     _register_train(inner)
     _register_conv(inner)
+    _register_transfer(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -113,4 +114,42 @@ def run_conv(args) -> int:
     payload = run_conv_bench(settings, say)
     if args.json:
         print_json(payload)
+    return 0
+
+
+# ---------------------------------------------------------------------------- bench transfer
+
+def _register_transfer(subparsers) -> None:
+    import cnnlab.bench.transfer as transfer  # light: no torch at import time
+
+    p = subparsers.add_parser("transfer", help="cached features vs live backbone; ONNX Runtime vs PyTorch",
+                              description=_description(transfer))
+    p.add_argument("--images", type=int, default=5000, help="CIFAR-10 training images per epoch (default 5000)")
+    p.add_argument("--backbone", help="a run directory (default: the folder-convnet network at 32x32)")
+    p.add_argument("--models", default=",".join(transfer.INFERENCE_MODELS),
+                   help="inference models (default mnist-fast,resnet9,resnet18)")
+    p.add_argument("--threads", type=int, default=1, help="threads for PyTorch and ONNX Runtime (default 1)")
+    p.add_argument("--data-dir", help="directory holding the datasets")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=run_transfer)
+
+
+def run_transfer(args) -> int:
+    from cnnlab.bench.transfer import INFERENCE_MODELS, format_table, run_transfer_bench
+    from cnnlab.errors import CnnlabError
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in INFERENCE_MODELS]
+    if unknown or not models:
+        raise CnnlabError(f"--models takes {', '.join(INFERENCE_MODELS)}, got {args.models!r}")
+    if args.images < 64 or args.threads < 1:
+        raise CnnlabError("--images must be at least 64 and --threads at least 1")
+    payload = run_transfer_bench(args.images, args.backbone, args.data_dir, models, args.threads, args.out_dir,
+                                 say=notice)
+    if args.json:
+        print_json(payload)
+        return 0
+    print("\n".join(format_table(payload)))
+    notice(f"wrote {payload['json_path']}")
     return 0

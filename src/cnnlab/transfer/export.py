@@ -74,17 +74,25 @@ def export_metadata(classes: list[str], input_size, resize: str, mean, std) -> d
 
 def layer_using(model: nn.Module, example: torch.Tensor, op: str) -> str | None:
     """The name (and type) of the innermost module whose forward calls the aten operator ``op``."""
+    from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
     stack: list[str] = []
     found: list[str] = []
     wanted = op.split("::")[-1]
 
-    class Spy(TorchDispatchMode):
+    def seen(name: str) -> None:
+        if name == wanted and stack and not found:
+            found.append(stack[-1])
+
+    class Functions(TorchFunctionMode):  # composite ops (fft_rfft2) are visible only at this level
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen(getattr(func, "__name__", ""))
+            return func(*args, **(kwargs or {}))
+
+    class Kernels(TorchDispatchMode):  # "convolution.default" -> "convolution"
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = func.__name__.split(".")[0]  # "fft_rfft2.default" -> "fft_rfft2"
-            if name == wanted and stack and not found:
-                found.append(stack[-1])
+            seen(func.__name__.split(".")[0])
             return func(*args, **(kwargs or {}))
 
     names = {m: n for n, m in model.named_modules()}
@@ -93,7 +101,7 @@ def layer_using(model: nn.Module, example: torch.Tensor, op: str) -> str | None:
         handles.append(module.register_forward_pre_hook(lambda m, a, n=name: stack.append(n)))
         handles.append(module.register_forward_hook(lambda m, a, o: stack.pop()))
     try:
-        with torch.no_grad(), Spy():
+        with torch.no_grad(), Functions(), Kernels():
             model(example)
     except Exception:  # noqa: BLE001 -- the export error is reported either way
         pass
@@ -116,10 +124,52 @@ def _export_error(exc: Exception, model: nn.Module, example: torch.Tensor, opset
         where = f" used by layer {layer}" if layer else ""
         return CnnlabError(f"cannot export to ONNX opset {opset}: the format has no operator {op}{where}; "
                            "try another --opset, or --format torchscript, or a model without that layer")
-    return CnnlabError(f"cannot export to ONNX: {type(exc).__name__}: {text[:200]}")
+    layer = failing_layer(exc, model)
+    where = f" in layer {layer}" if layer else ""
+    return CnnlabError(f"cannot export to ONNX{where}: {type(exc).__name__}: {text[:200]}")
+
+
+def failing_layer(exc: BaseException, model: nn.Module) -> str | None:
+    """The innermost module of ``model`` whose code is on the exception's traceback."""
+    names = {id(m): n for n, m in model.named_modules()}
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if owner is not None and id(owner) in names:
+            found = owner
+        tb = tb.tb_next
+    if found is None:
+        return None
+    return f"'{names[id(found)] or 'model'}' ({type(found).__name__})"
 
 
 # ----------------------------------------------------------------------------- writers
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence file descriptors 1 and 2: the exporter's C++ side prints whole graphs when it fails."""
+    import sys
+
+    fds = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+            fds.append(stream.fileno())
+        except (AttributeError, OSError, ValueError):  # pytest's capture: nothing to silence at the fd level
+            pass
+    saved = [os.dup(fd) for fd in fds]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in fds:
+            os.dup2(devnull, fd)
+        yield
+    finally:
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(devnull)
 
 
 def write_onnx(wrapper: Deployable, example: torch.Tensor, path: Path, meta: dict[str, Any], opset: int,
@@ -132,7 +182,7 @@ def write_onnx(wrapper: Deployable, example: torch.Tensor, path: Path, meta: dic
     axes = {"image": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_stderr():
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, (example,), buffer, dynamo=False, opset_version=opset,
                               input_names=["image"], output_names=["logits"], dynamic_axes=axes,
@@ -155,8 +205,9 @@ def write_torchscript(wrapper: Deployable, example: torch.Tensor, path: Path, me
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(wrapper, (example,), check_trace=False)
     except Exception as exc:  # noqa: BLE001
-        raise CnnlabError(f"cannot export to TorchScript: {type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())[:200]}") from None
+        layer = failing_layer(exc, wrapper.model)
+        raise CnnlabError(f"cannot export to TorchScript{f' in layer {layer}' if layer else ''}: "
+                          f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, yet still works
         torch.jit.save(traced, str(tmp), _extra_files={"cnnlab.json": json.dumps(meta)})
