@@ -148,27 +148,28 @@ def failing_layer(exc: BaseException, model: nn.Module) -> str | None:
 
 
 @contextlib.contextmanager
-def quiet_stderr():
-    """Silence file descriptors 1 and 2: the exporter's C++ side prints whole graphs when it fails."""
+def quiet_exporter():
+    """Send file descriptor 1 to /dev/null while exporting: when an export fails, torch's C++ side
+    prints the whole graph to C's stdout (buffered), which is flushed here, before the fd comes back."""
+    import ctypes
     import sys
 
-    fds = []
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-            fds.append(stream.fileno())
-        except (AttributeError, OSError, ValueError):  # pytest's capture: nothing to silence at the fd level
-            pass
-    saved = [os.dup(fd) for fd in fds]
-    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        for fd in fds:
-            os.dup2(devnull, fd)
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stdout (pytest): nothing at the fd level
+        yield
+        return
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
         yield
     finally:
-        for fd, copy in zip(fds, saved):
-            os.dup2(copy, fd)
-            os.close(copy)
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).fflush(None)  # C stdio buffers, where std::cout writes, go to /dev/null
+        os.dup2(saved, fd)
+        os.close(saved)
         os.close(devnull)
 
 
@@ -182,7 +183,7 @@ def write_onnx(wrapper: Deployable, example: torch.Tensor, path: Path, meta: dic
     axes = {"image": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_stderr():
+        with quiet_exporter(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, (example,), buffer, dynamo=False, opset_version=opset,
                               input_names=["image"], output_names=["logits"], dynamic_axes=axes,

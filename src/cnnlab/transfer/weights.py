@@ -131,7 +131,7 @@ def read_weights(source: str | os.PathLike) -> WeightsFile:
             reason = " ".join(str(exc).split())[:160]
             raise CnnlabError(f"cannot read weights file {origin}: it is corrupt or not safetensors "
                               f"({reason})") from None
-        return WeightsFile(*_unwrap(state, origin)[:1], origin)
+        return WeightsFile(_unwrap(state, origin)[0], origin)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, a pickle with objects or code, random bytes ...
@@ -200,7 +200,10 @@ def match_state(model: nn.Module, weights: WeightsFile, name: str) -> tuple[dict
         if lost:
             parts.append(f"{len(lost)} model tensor(s) missing from the file, first {', '.join(map(repr, lost[:3]))}")
             order = next(((k, s) for k, s in zip(keys, source) if _shape(source[s]) != _shape(target[k])), None)
-            if order is not None:
+            if weights.origin.endswith(".safetensors"):
+                parts.append("a safetensors file keeps no tensor order, so only names can match "
+                             "(torchvision's names fit tv:NAME models)")
+            elif order is not None:
                 k, s2 = order
                 parts.append(f"in order, the first tensors that differ are model '{k}' {_shape(target[k])} "
                              f"and file '{s2}' {_shape(source[s2])}")
