@@ -39,6 +39,16 @@ def run(args) -> int:
         raise CnnlabError(f"--batch-size must be at least 1, got {args.batch_size}")
     cfg = load_config(args.data, {k: v for k, v in overrides.items() if k.startswith("data.")})
     del data_overrides
+    asked = [k for k, v in overrides.items() if k.startswith("data.augment.") and v not in (0, 0.0, None)]
+    if asked:
+        raise CnnlabError(f"{asked[0]}={overrides[asked[0]]}: data.augment is on, but cached features are computed "
+                          "once from unaugmented images; drop the data.augment.* overrides")
+    from cnnlab.config import AugmentConfig
+    from cnnlab.data.augment import BatchAugment
+
+    if BatchAugment(cfg.data.augment).active:  # a training preset's augmentation: not part of a feature cache
+        notice(f"notice: the data.augment settings of {args.data} are not applied to cached features")
+        cfg.data.augment = AugmentConfig()
     if args.data_dir:
         cfg.data.data_dir = args.data_dir
     spec = backbone_spec(args.backbone, overrides)
