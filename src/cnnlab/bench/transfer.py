@@ -7,7 +7,7 @@ against the frozen backbone run live on every batch (forward without gradients,
 then the same head step); the one-time cost of filling the cache is reported
 beside it. (2) Inference images/s of the ``mnist-fast``, ``resnet9`` and
 ``resnet18`` networks (random weights: speed does not depend on them) in PyTorch
-and in ONNX Runtime at batch 1 and 64.
+(the better of NCHW and channels-last) and in ONNX Runtime at batch 1 and 64.
 """
 
 from __future__ import annotations
@@ -126,9 +126,18 @@ def bench_inference(names: list[str], batches: tuple[int, ...] = (1, 64), budget
                 x = torch.rand(b, *size)
                 xn = x.numpy()
                 with torch.no_grad():
-                    t_torch = _timed(lambda: model(x), budget)
+                    # PyTorch gets its better memory layout (channels-last is up to 3.5x faster here on the CPU).
+                    t_nchw = _timed(lambda: model(x), budget)
+                    model_cl = model.to(memory_format=torch.channels_last)
+                    x_cl = x.contiguous(memory_format=torch.channels_last)
+                    t_cl = _timed(lambda: model_cl(x_cl), budget)
+                    model.to(memory_format=torch.contiguous_format)
+                t_torch = min(t_nchw, t_cl)
                 t_ort = _timed(lambda: session.run(["logits"], {"image": xn}), budget)
                 rows.append({"model": name, "batch": b, "torch_images_per_second": round(b / t_torch, 1),
+                             "torch_layout": "channels_last" if t_cl < t_nchw else "nchw",
+                             "torch_nchw_images_per_second": round(b / t_nchw, 1),
+                             "torch_channels_last_images_per_second": round(b / t_cl, 1),
                              "onnxruntime_images_per_second": round(b / t_ort, 1),
                              "onnxruntime_vs_torch": round(t_torch / t_ort, 2)})
     return rows
@@ -160,8 +169,9 @@ def format_table(payload: dict[str, Any]) -> list[str]:
     lines = [f"head epoch on {c['images']} images ({c['feature_dim']}-d features of {c['backbone']}): "
              f"cached {c['cached_epoch_seconds']:.3f}s vs live backbone {c['live_epoch_seconds']:.3f}s = "
              f"{c['speedup']}x faster (filling the cache once: {c['cache_fill_seconds']:.2f}s)",
-             "", "| model | batch | PyTorch images/s | ONNX Runtime images/s | ORT / PyTorch |", "|---|---:|---:|---:|---:|"]
+             "", "| model | batch | PyTorch images/s (best layout) | ONNX Runtime images/s | ORT / PyTorch |",
+             "|---|---:|---:|---:|---:|"]
     for r in payload["inference"]:
-        lines.append(f"| {r['model']} | {r['batch']} | {r['torch_images_per_second']:,.1f} | "
+        lines.append(f"| {r['model']} | {r['batch']} | {r['torch_images_per_second']:,.1f} ({r['torch_layout']}) | "
                      f"{r['onnxruntime_images_per_second']:,.1f} | {r['onnxruntime_vs_torch']:.2f}x |")
     return lines
