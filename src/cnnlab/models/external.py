@@ -117,7 +117,13 @@ def torchvision_constructor(arch: str) -> Callable[..., Any]:
 
 
 class TimmClassifier(ImageClassifier):
-    """A timm network: ``features`` runs ``forward_features``, ``head`` runs ``forward_head``."""
+    """A timm network: ``features`` runs ``forward_features``, ``head`` runs ``forward_head``.
+
+    Its parameters all live under ``features.net`` (timm's model, classifier included), so it is
+    one stage: freeze it by name patterns (``model.freeze=[features.net.layer1.*]``), not by ``freeze_k``.
+    """
+
+    stages_supported = False
 
     def __init__(self, arch: str, num_classes: int = 1000, in_channels: int = 3,
                  image_size: Optional[int] = None, **kwargs: Any) -> None:
@@ -127,6 +133,10 @@ class TimmClassifier(ImageClassifier):
         self.arch = arch
         self.features = _TimmPart(net, "forward_features")
         self.head = _TimmHead(net)
+
+    def classifier_layer(self) -> nn.Module:
+        """timm's own classifier (it lives under ``features.net``, where the parameters are registered)."""
+        return self.head.net.get_classifier()
 
     def reset_head(self, num_classes: int) -> "TimmClassifier":
         self.head.net.reset_classifier(num_classes)

@@ -69,6 +69,9 @@ def apply_freeze(model: nn.Module, mode: Any, k: int | None = None) -> dict[str,
     if mode in (None, "none"):
         _set_trainable(model, True)
     elif mode in ("all_but_last_k", "all"):
+        if not getattr(model, "stages_supported", True):
+            raise CnnlabError(f"{type(model).__name__} has no separate stages (timm keeps its classifier inside "
+                              "the network); freeze by name with model.freeze=[PATTERN, ...]")
         k = 0 if mode == "all" else k
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise CnnlabError(f"model.freeze_k must be an integer >= 0 (stages left trainable), got {k!r}")
