@@ -87,3 +87,18 @@ def test_a_head_trains_from_the_cache(cifar_run, cifar_folder, tmp_path, capsys)
                         "train.plots=false", "--out", tmp_path / "mlp", "--quiet")
     assert summary["params"] == (64 * 32 + 32) + (32 * 10 + 10)  # a one-hidden-layer MLP head
     assert summary["input_size"] == [64, 1, 1] and summary["test_accuracy"] > 0.1
+
+
+def test_layer_stops_the_backbone_at_a_stage(cifar_run, cifar_folder, tmp_path, capsys):
+    code, stdout, _ = _features(capsys, cifar_run, cifar_folder, tmp_path / "l1", "--layer", "1")
+    assert code == 0 and "features of 16 values" in stdout  # the second block's 16 channels, pooled
+    run = load_run(cifar_run)
+    cfg = load_config("folder-convnet", {"data.root": str(cifar_folder), "data.image_size": 32,
+                                         "data.cache_dir": str(cifar_folder.with_name("decoded-f"))})
+    x = run.normalize(load_dataset(cfg.data).train_x[:5].float() / 255)
+    with torch.no_grad():
+        live = run.model.features[1](run.model.features[0](x)).mean(dim=(2, 3))
+    np.testing.assert_allclose(np.load(tmp_path / "l1" / "train_x.npy")[:5], live.numpy(), atol=1e-5)
+    code, _, err = _features(capsys, cifar_run, cifar_folder, tmp_path / "l9", "--layer", "layer9")
+    assert code == 2 and "is not a stage of the backbone; use one of 0, 1, 2, 3" in err
+    assert not (tmp_path / "l9").exists()
