@@ -170,7 +170,7 @@ def _int_in(low: int, high: int, optional: bool = False) -> tuple[typing.Callabl
 
 # Range checks: key -> (predicate, description of the valid range). Every float is also finite
 # (checked with the type, in _check_type).
-_RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+_RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callable[[], str]]]] = {
     "data.val_fraction": (lambda v: 0.0 < v < 1.0, "a fraction in (0, 1)"),
     "data.test_fraction": (lambda v: 0.0 < v < 1.0, "a fraction in (0, 1)"),
     "data.batch_size": _int_in(1, MAX_BATCH),
@@ -215,7 +215,8 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.label_smoothing": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     "train.log_every": _int_in(1, MAX_STEPS),
     "train.threads": (lambda v: v is None or 1 <= v <= max_threads(),
-                      f"null or an integer in [1, {max_threads()}] (4 x this machine's {os.cpu_count() or 1} CPUs)"),
+                      lambda: f"null or an integer in [1, {max_threads()}] (4 x this machine's "
+                              f"{os.cpu_count() or 1} CPUs)"),
     "train.checkpoint_every": _int_in(1, MAX_EPOCHS),
     "train.early_stopping.patience": _int_in(1, MAX_EPOCHS, optional=True),
     "train.early_stopping.min_delta": (lambda v: v >= 0, ">= 0"),
@@ -414,7 +415,7 @@ def config_from_dict(raw: dict) -> Config:
     for key, (ok, desc) in _RANGES.items():
         value = get_dotted(cfg, key)
         if not ok(value):
-            raise CnnlabError(f"{key}={short_repr(value)} is out of range; expected {desc}")
+            raise CnnlabError(f"{key}={short_repr(value)} is out of range; expected {desc() if callable(desc) else desc}")
     return cfg
 
 

@@ -58,12 +58,12 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int)
 
 def load_run_config(run_dir: str | os.PathLike) -> Config:
     """The resolved :class:`Config` stored in a run directory."""
-    import yaml
+    from cnnlab.config import load_yaml, read_text_file
 
     path = Path(run_dir) / RUN_MARKER
     if not path.is_file():
         raise CnnlabError(f"{run_dir} is not a cnnlab run directory (no {RUN_MARKER})")
-    return config_from_dict(yaml.safe_load(path.read_text()) or {})
+    return config_from_dict(load_yaml(read_text_file(path, "run config"), str(path)) or {})
 
 
 @dataclass
@@ -97,7 +97,8 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise CnnlabError(f"run directory {run_dir} does not exist")
+        raise CnnlabError(f"{run_dir} is a file, not a run directory" if run_dir.exists()
+                          else f"run directory {run_dir} does not exist")
     cfg = load_run_config(run_dir)
     candidates = [run_dir / weights] if weights else [run_dir / name for name in WEIGHT_FILES]
     path = next((p for p in candidates if p.is_file()), None)
@@ -117,7 +118,10 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
                           f"{run_dir / 'config.yaml'}: {str(exc).splitlines()[0]}") from None
     model.to(device).eval()
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    except ValueError:  # broken JSON or not UTF-8: the summary is informational, the model still loads
+        summary = {}
     return LoadedRun(run_dir, cfg, model, input_size, list(state["classes"]), state.get("mean"), state.get("std"),
                      path, summary)
 
