@@ -45,7 +45,6 @@ def test_unknown_section_names_nearest():
     ("train.seed=-1", "train.seed=-1 is out of range; expected an integer in [0, 4,294,967,295]"),
     ("train.seed=12345678901234567890", "train.seed=12345678901234567890 is out of range"),
     ("train.threads=100000", "train.threads=100000 is out of range"),
-    ("train.threads=0", "train.threads=0 is out of range"),
     ("data.batch_size=100000000", "data.batch_size=100000000 is out of range"),
     ("data.eval_batch_size=100000000", "data.eval_batch_size=100000000 is out of range"),
     ("train.epochs=1e300", "train.epochs must be an integer, got 1e+300"),
@@ -53,7 +52,6 @@ def test_unknown_section_names_nearest():
     ("train.log_every=1e12", "train.log_every=1000000000000 is out of range"),
     ("train.checkpoint_every=10000000", "train.checkpoint_every=10000000 is out of range"),
     ("train.early_stopping.patience=10000000", "train.early_stopping.patience=10000000 is out of range"),
-    ("schedule.patience=-1", "schedule.patience=-1 is out of range"),
     ("schedule.warmup_epochs=-1", "schedule.warmup_epochs=-1.0 is out of range"),
     ("data.image_size=100000", "data.image_size=100000 is out of range"),
     ("data.augment.crop_padding=100000", "data.augment.crop_padding=100000 is out of range"),
@@ -100,8 +98,10 @@ def test_threads_bound_follows_the_cpu_count(monkeypatch):
         load_config("mnist-classic", ["train.threads=13"])
 
 
-def test_integral_floats_still_read_as_integers():
+def test_seeds_are_32_bit_and_integral_floats_still_integers():
     assert load_config("mnist-classic", ["train.epochs=3.0", "train.seed=4294967295"]).train.seed == 2**32 - 1
+    with pytest.raises(CnnlabError, match="train.seed=4294967296 is out of range"):
+        load_config("mnist-classic", ["train.seed=4294967296"])
 
 
 def _alias_bomb(levels: int = 9) -> str:

@@ -76,19 +76,17 @@ def test_an_unexpected_exception_is_one_line_exit_1_and_debug_shows_it(capsys, m
     with pytest.raises(RuntimeError, match="boom"):
         main(["--debug", "presets"])
 
-
-def test_any_error_line_is_capped(capsys):
-    code, _, err = run_cli(capsys, "train", "x" * 5000)
-    assert code == 2 and one_line(err)
-
-
-def test_ctrl_c_still_exits_130(capsys, monkeypatch):
-    def interrupted(args):
+    def interrupted(args):  # Ctrl-C is not swallowed by the last line of defence
         raise KeyboardInterrupt
 
     monkeypatch.setattr("cnnlab.commands.presets.run", interrupted)
     code, _, err = run_cli(capsys, "presets")
     assert code == 130 and "interrupted" in err
+
+
+def test_any_error_line_is_capped(capsys):
+    code, _, err = run_cli(capsys, "train", "x" * 5000)
+    assert code == 2 and one_line(err)
 
 
 # ----------------------------------------------------------------------------- config values through the CLI
@@ -152,13 +150,11 @@ def test_a_run_config_that_is_not_utf8(capsys, fake_run, tmp_path):
     assert code == 2 and one_line(err) and "is not UTF-8 text" in err
 
 
-def test_predict_top_k_below_one(capsys, fake_run, tmp_path):
-    code, _, err = run_cli(capsys, "predict", fake_run, write_png(tmp_path / "a.png"), "-k", "0")
+def test_predict_top_k(capsys, fake_run, tmp_path):
+    image = write_png(tmp_path / "a.png")
+    code, _, err = run_cli(capsys, "predict", fake_run, image, "-k", "0")
     assert code == 2 and one_line(err) and "-k/--top-k 0 must be at least 1" in err
-
-
-def test_predict_top_k_above_the_classes_shows_all(capsys, fake_run, tmp_path):
-    code, out, _ = run_cli(capsys, "predict", fake_run, write_png(tmp_path / "a.png"), "-k", "1000000", "--json")
+    code, out, _ = run_cli(capsys, "predict", fake_run, image, "-k", "1000000", "--json")  # more than the classes: all
     assert code == 0 and len(json.loads(out)["predictions"][0]["top"]) == 3
 
 
@@ -175,14 +171,11 @@ def test_predict_a_folder_classifies_the_images_inside(capsys, fake_run, tmp_pat
     assert [p["image"] for p in json.loads(out)["predictions"]] == [str(photos / n) for n in ("a.jpg", "b.png", "c.BMP")]
 
 
-def test_predict_a_folder_without_images(capsys, fake_run, tmp_path):
+def test_predict_inputs_that_are_not_images(capsys, fake_run, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = run_cli(capsys, "predict", fake_run, empty)
     assert code == 2 and one_line(err) and "is a folder with no image files" in err
-
-
-def test_predict_a_non_image_file(capsys, fake_run, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("hello")
     code, _, err = run_cli(capsys, "predict", fake_run, text)
