@@ -94,6 +94,7 @@ def _one_line(exc: BaseException, limit: int = MAX_LINE) -> str:
     """The message of ``exc`` on one line, at most ``limit`` characters.
 
     An OSError reads "Permission denied: PATH" rather than "[Errno 13] Permission denied: 'PATH'".
+    A longer message loses its middle: the start says what went wrong and the end what to do.
     """
     if isinstance(exc, OSError) and exc.strerror:
         names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
@@ -101,7 +102,10 @@ def _one_line(exc: BaseException, limit: int = MAX_LINE) -> str:
     else:
         text = str(exc) or type(exc).__name__
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    head = (limit - 5) * 2 // 5
+    return f"{text[:head]} ... {text[len(text) - (limit - 5 - head):]}"
 
 
 def _silence_stdout() -> None:
