@@ -54,7 +54,9 @@ def test_unknown_section_names_nearest():
     ("train.early_stopping.patience=10000000", "train.early_stopping.patience=10000000 is out of range"),
     ("schedule.warmup_epochs=-1", "schedule.warmup_epochs=-1.0 is out of range"),
     ("data.image_size=100000", "data.image_size=100000 is out of range"),
-    ("data.augment.crop_padding=100000", "data.augment.crop_padding=100000 is out of range"),
+    ("data.augment.crop_padding=4096", "data.augment.crop_padding=4096 is out of range"),
+    ("optim.lr=1e300", "optim.lr=1e+300 is too large"),
+    ("optim.weight_decay=-1e39", "optim.weight_decay=-1e+39 is too large"),
     ("optim.betas=[0.9,1.5]", "optim.betas=(0.9, 1.5) is out of range"),
 ])
 def test_bad_values_are_rejected(override, message):

@@ -156,6 +156,8 @@ MAX_IMAGE_SIZE = 4096
 MAX_EPOCHS = 10**6
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 MAX_STEPS = 10**9
+MAX_CROP_PADDING = 256  # pixels per side; a padded batch grows with (size + 2 * padding)**2
+FLOAT32_MAX = 3.4e38  # a config float ends up in float32 tensors (learning rate, weight decay, ...)
 
 
 def max_threads() -> int:
@@ -178,7 +180,7 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
     "data.image_size": _int_in(1, MAX_IMAGE_SIZE, optional=True),
     "data.channels": (lambda v: v in (None, 1, 3), "1 or 3"),
     "data.limit_train": _int_in(1, MAX_STEPS, optional=True),
-    "data.augment.crop_padding": _int_in(0, MAX_IMAGE_SIZE),
+    "data.augment.crop_padding": _int_in(0, MAX_CROP_PADDING),
     "data.augment.hflip": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
     "data.augment.erase_prob": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
     "data.augment.erase_size": (lambda v: 0.0 < v <= 1.0, "a fraction in (0, 1]"),
@@ -486,6 +488,8 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
             raise CnnlabError(f"{key}={short_repr(value)} is too large; expected a finite number") from None
         if not math.isfinite(number):
             raise CnnlabError(f"{key}={number} is not a finite number; give a finite value")
+        if abs(number) > FLOAT32_MAX:  # torch keeps these in float32 tensors: 1e300 would overflow there
+            raise CnnlabError(f"{key}={number:g} is too large; expected a magnitude below {FLOAT32_MAX:.1e}")
         return number
     if hint is str:
         if not isinstance(value, str):
