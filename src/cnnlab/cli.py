@@ -64,20 +64,58 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         result = args.func(args)
-    except (CnnlabError, FileNotFoundError, FileExistsError) as exc:
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`cnnlab models | head -1`): not an error of ours to
+        # report; stop writing to the closed pipe so the interpreter's final flush stays quiet.
+        _silence_stdout()
+        return 1
+    except (CnnlabError, OSError) as exc:  # a user mistake, or a file that cannot be read or written
         if args.debug:
             raise
         print(f"cnnlab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("cnnlab: interrupted", file=sys.stderr)
-        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if args.debug:
+            raise
+        detail = _one_line(exc, limit=MAX_LINE - 120)
+        print(f"cnnlab: error: internal error: {type(exc).__name__}: {detail}; "
+              "rerun with --debug for the traceback", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) if not isinstance(exc, FileNotFoundError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
-    return " ".join(text.split())
+MAX_LINE = 480  # characters of an error message (the whole line stays under 500)
+
+
+def _one_line(exc: BaseException, limit: int = MAX_LINE) -> str:
+    """The message of ``exc`` on one line, at most ``limit`` characters.
+
+    An OSError reads "Permission denied: PATH" rather than "[Errno 13] Permission denied: 'PATH'".
+    A longer message loses its middle: the start says what went wrong and the end what to do.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        text = f"{exc.strerror}: {' -> '.join(names)}" if names else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = (limit - 5) * 2 // 5
+    return f"{text[:head]} ... {text[len(text) - (limit - 5 - head):]}"
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (e.g. captured by a test)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

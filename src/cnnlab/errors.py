@@ -7,6 +7,7 @@ non-zero; library callers can catch it like any ``ValueError``.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from typing import Iterable
 
 
@@ -32,3 +33,52 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
         return f"did you mean '{best}'?"
     shown = ", ".join(choices[:20]) + (" ..." if len(choices) > 20 else "")
     return f"valid choices: {shown}"
+
+
+# An error message echoes what the user gave; a value built by a YAML alias bomb or a pasted file
+# can be megabytes long, so every echoed value is cut to this many characters.
+ECHO_LIMIT = 100
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib with small limits, and huge integers described instead of converted (Python refuses
+    to turn an integer of more than 4300 digits into text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict, self.maxset = 3, 8, 8, 8, 8
+        self.maxstring, self.maxother, self.maxlong = ECHO_LIMIT, ECHO_LIMIT, 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:
+            return f"<integer of about {int(x.bit_length() * 0.30103) + 1} digits>"
+        return repr(x)
+
+
+def short_repr(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters with ``...``, safe for any size of value.
+
+    Nested containers are shown to a few levels and items (a YAML alias bomb is megabytes as text).
+
+    >>> short_repr("x" * 500, limit=12)
+    "'xxxxxxxx..."
+    >>> short_repr([[1] * 20] * 3)
+    '[[1, 1, 1, 1, 1, 1, 1, 1, ...], [1, 1, 1, 1, 1, 1, 1, 1, ...], [1, 1, 1, 1, 1, 1, 1, 1, ...]]'
+    """
+    try:
+        text = _ShortRepr().repr(value)
+    except Exception:  # a value whose __repr__ fails still gets named
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_int_range(option: str, value: int, low: int, high: int, hint: str = "") -> int:
+    """Return ``value`` if ``low <= value <= high``, else raise one line naming the option.
+
+    >>> check_int_range("--top", 5, 1, 256)
+    5
+    """
+    if not low <= value <= high:
+        raise CnnlabError(f"{option} {short_repr(value)} is out of range; expected an integer in "
+                          f"[{low}, {high:,}]" + (f"; {hint}" if hint else ""))
+    return value

@@ -8,8 +8,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, check_int_range
 from cnnlab.report.plots import image_grid_axes, pyplot, show_image
+
+MAX_TOP = 256  # images drawn in top_losses.png; a grid of more is unreadable (and costs memory)
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int) -> torch.Tensor:
@@ -28,6 +30,7 @@ def evaluate_run(run_dir, data_dir: str | None = None, weights: str | None = Non
     from cnnlab.runs import load_run
     from cnnlab.train.evaluate import evaluate
 
+    check_int_range("top", top, 1, MAX_TOP)
     run = load_run(run_dir, weights=weights)
     cfg = run.config
     if data_dir:
