@@ -56,7 +56,7 @@ class DataConfig:
     name: str = "mnist"  # mnist, fashion-mnist, cifar10, cifar10-jpeg, cifar100, imagenette-160, folder
     root: Optional[str] = None  # an image folder (for name=folder): class per sub-folder
     data_dir: Optional[str] = None  # explicit directory holding the datasets
-    download: bool = False  # opt-in torchvision download for online users
+    download: bool = True  # fetch a missing MNIST/Fashion-MNIST/CIFAR (MD5-checked); never with CNNLAB_OFFLINE=1
     val: Literal["split", "test", "none"] = "split"  # a stratified split, the test set, or none
     val_fraction: float = 0.1
     final_fit: bool = False  # train on train+validation (no model selection on val)
@@ -69,7 +69,7 @@ class DataConfig:
     eval_batch_size: int = 1000
     strict: bool = False  # an unreadable image is fatal (else skipped and counted)
     cache_dir: Optional[str] = None  # decoded-folder cache (default ~/.cache/cnnlab)
-    limit_train: Optional[int] = None  # use only the first N training images (quick experiments)
+    limit_train: Optional[int] = None  # exactly N training images drawn at random, each class keeping its share (seeded)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

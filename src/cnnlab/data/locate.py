@@ -69,7 +69,11 @@ def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
     if os.environ.get("CNNLAB_DATA"):
         roots.append(Path(os.environ["CNNLAB_DATA"]))
     roots.append(Path("data"))
-    return roots
+    unique: list[Path] = []
+    for root in roots:  # --data-dir and $CNNLAB_DATA often name the same folder
+        if not any(root.resolve() == seen.resolve() for seen in unique):
+            unique.append(root)
+    return unique
 
 
 def _has(folder: Path, entry: str, kind: str) -> bool:
@@ -105,6 +109,8 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None, *, do
     way_out = ""
     if remote.downloadable(name) and remote.offline():
         way_out = f", or unset CNNLAB_OFFLINE (now '{os.environ.get('CNNLAB_OFFLINE')}') to download it"
+    elif remote.downloadable(name) and not download:
+        way_out = ", or set data.download=true to download it"
     raise CnnlabError(
         f"dataset '{name}' not found; looked in {', '.join(str(p) for p in tried)}; "
         f"expected {expected} in one of them; set CNNLAB_DATA=DIR or pass --data-dir DIR to a folder "
