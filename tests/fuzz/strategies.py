@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import inspect
 import typing
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -154,8 +156,84 @@ WORK_KEYS = {"train.epochs": ["1", "2", "0", "-1", "1.5", "x", "null", "[]", ".i
                               "true", "'1'"]}
 
 
+TYPED_INTS = ["1", "2", "0", "3", "-1", "8", "100000", "100000000", "99999999999999999999", "-99999999999999999999",
+              str(2 ** 63), "1.5"]
+TYPED_FLOATS = ["0.1", "0.5", "0", "1", "1e-3", "-1", "2", "0.999", ".inf", ".nan", "-.inf", "1e308", "1e-320", "x"]
+
+
+def _typed_pool(hint: Any) -> list[str]:
+    """Values of the right type for a config field (plus a few near misses)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return (_typed_pool(inner[0]) if inner else []) + ["null"]
+    if origin is typing.Literal:
+        return [str(a) for a in args] + ["nope", "1"]
+    if origin is tuple:
+        return ["[0.9, 0.999]", "[0.5, 0.5]", "[0.5]", "[.nan, 0.9]", "[0.9, 1.5]", "[-1, 0.9]", "[1, 2, 3]"]
+    if hint is bool:
+        return ["true", "false", "1", "maybe"]
+    if hint is int:
+        return TYPED_INTS
+    if hint is float:
+        return TYPED_FLOATS
+    if hint is str:
+        return WORDS[:20] + ["", "x" * 600]
+    if dataclasses.is_dataclass(hint) or hint is dict:
+        return ["{}", "null", "{x: 1}", "1"]
+    return ["null", "1", "x"]
+
+
+def _default_pool(default: Any) -> list[str]:
+    """Values for a model option, from the type of its default."""
+    if isinstance(default, bool):
+        return ["true", "false", "2"]
+    if isinstance(default, int):
+        return ["1", "2", "0", "4", "-1", "3", "100000000", "99999999999999999999", "1.5", "x"]
+    if isinstance(default, float):
+        return ["0.5", "0", "0.2", "1", "1.5", "-0.5", ".nan", ".inf", "x"]
+    if isinstance(default, str):
+        return [default] + WORDS[:24] + ["", "foo"]
+    if isinstance(default, (list, tuple)):
+        return ["[4, 8]", "[4]", "[]", "[0, 4]", "[-1]", "[4, x]"]
+    return ["null", "4", "[4, 8]", "avg", "batchnorm", "foo", "0", "-1", "100000000"]
+
+
+@functools.lru_cache(maxsize=None)
+def typed_values() -> dict[str, tuple[str, ...]]:
+    """For every real key, values of the right type (most get past validation into the run)."""
+    from cnnlab.config import Config
+    from cnnlab.models import list_models, model_arguments
+
+    pools: dict[str, list[str]] = {}
+
+    def walk(cls, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            pools[prefix + f.name] = _typed_pool(hint)
+            if dataclasses.is_dataclass(hint):
+                walk(hint, f"{prefix}{f.name}.")
+
+    walk(Config, "")
+    pools["model.name"] = list(list_models()) + ["nosuchmodel"]
+    for name in list_models():
+        for option, default in model_arguments(name).items():
+            key = f"model.{option}"
+            pools[key] = list(dict.fromkeys(pools.get(key, []) + _default_pool(
+                None if default is inspect.Parameter.empty else default)))
+    for key, pool in WORK_KEYS.items():
+        pools[key] = pool
+    return {k: tuple(v) for k, v in pools.items()}
+
+
+def typed_override() -> st.SearchStrategy[str]:
+    pools = typed_values()
+    return st.sampled_from(sorted(pools)).flatmap(lambda k: st.sampled_from(pools[k]).map(lambda v: f"{k}={v}"))
+
+
 def override_item(max_bomb_levels: int = 6, bounded_work: bool = False) -> st.SearchStrategy[str]:
-    """One command-line override: ``key=value`` or something malformed."""
+    """One command-line override: ``key=value`` (mostly of the right type) or something malformed."""
 
     def for_key(key: str) -> st.SearchStrategy[str]:
         if bounded_work and key in WORK_KEYS:
@@ -163,7 +241,9 @@ def override_item(max_bomb_levels: int = 6, bounded_work: bool = False) -> st.Se
         return values(max_bomb_levels).map(lambda v: f"{key}={v}")
 
     return st.one_of(
-        keys().flatmap(for_key),
+        typed_override(),
+        typed_override(),
+        typed_override(),
         keys().flatmap(for_key),
         keys().flatmap(for_key),
         safe_text,  # usually no "=" at all
@@ -384,9 +464,9 @@ def _option_value(action: argparse.Action) -> st.SearchStrategy[str]:
     if action.dest == "baseline":
         pool = _preset_like()
     if pool is not None:
-        return st.one_of(st.sampled_from(pool), st.sampled_from(pool), safe_text)
+        return st.one_of(*[st.sampled_from(pool)] * 5, safe_text)
     if action.choices:
-        return st.one_of(st.sampled_from([str(c) for c in action.choices]), safe_text)
+        return st.one_of(*[st.sampled_from([str(c) for c in action.choices])] * 5, safe_text)
     if action.type is int:
         return st.sampled_from(NUMBERS)
     if action.type is float:
@@ -411,9 +491,14 @@ def _cli_parser():
 
 def profile_rest_tokens() -> st.SearchStrategy[list[str]]:
     """Model options for ``cnnlab profile MODEL key=value ...``."""
+    pools = typed_values()
+    model_keys = sorted(k for k in pools if k.startswith("model.") and k != "model.name")
+    typed = st.sampled_from(model_keys).flatmap(lambda k: st.sampled_from(pools[k]).map(lambda v: f"{k}={v}"))
     item = st.one_of(
+        typed.map(lambda o: o.split(".", 1)[1]),  # profile takes options bare (width=4) ...
+        typed.map(lambda o: o.split(".", 1)[1]),
+        typed,  # ... or as model.width=4
         st.tuples(st.sampled_from(model_option_keys()), values(4)).map(lambda t: f"{t[0].split('.', 1)[1]}={t[1]}"),
-        st.tuples(st.sampled_from(model_option_keys()), values(4)).map(lambda t: f"{t[0]}={t[1]}"),
         override_item(4),
     )
     return st.lists(item, max_size=3)
@@ -438,14 +523,15 @@ def cli_args(draw, command: tuple[str, ...], extra_overrides: tuple[str, ...] = 
                 overrides += draw(profile_rest_tokens())
                 continue
             if action.dest == "overrides":
-                overrides += draw(override_lists(max_size=5, bounded_work=True))
+                overrides += draw(override_lists(max_size=2, bounded_work=True))
                 continue
-            if action.nargs in ("?", "*") and draw(st.booleans()):
+            if action.nargs in ("?", "*") and draw(st.integers(0, 5)) == 0:
                 continue
             count = draw(st.integers(1, 3)) if action.nargs in ("+", "*") else 1
             positionals += [[draw(_positional_values(command, action.dest))] for _ in range(count)]
             continue
-        if draw(st.integers(0, 3)) != 0:  # each option appears about a quarter of the time
+        rarity = 8 if action.dest == "resume" else 4
+        if draw(st.integers(0, rarity - 1)) != 0:  # each option appears about a quarter of the time
             continue
         flag = draw(st.sampled_from(action.option_strings))
         if action.nargs == 0:
@@ -454,7 +540,8 @@ def cli_args(draw, command: tuple[str, ...], extra_overrides: tuple[str, ...] = 
             options.append([f"{flag}={draw(_option_value(action))}"])
         else:
             options.append([flag, draw(_option_value(action))])
-    options += [[j] for j in draw(st.lists(st.sampled_from(JUNK), max_size=1))]
+    if draw(st.integers(0, 7)) == 0:
+        options.append([draw(st.sampled_from(JUNK))])
     # Options go anywhere; positionals keep their order among themselves.
     groups = positionals + options
     order = draw(st.permutations(range(len(groups))))

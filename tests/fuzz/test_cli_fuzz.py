@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz.cli_cases import run_cli_case
 from tests.fuzz.harness import examples
-from tests.fuzz.strategies import JUNK, cli_args, safe_text
+from tests.fuzz.strategies import JUNK, OUTPUT_PATHS, cli_args, safe_text, typed_override
 from tests.fuzz.world import TINY_TRAIN
 
 FOLDER_TINY = TINY_TRAIN + ["data.root=images", "data.image_size=16", "model.blocks=2", "model.filters=4"]
@@ -24,6 +24,19 @@ FOLDER_TINY = TINY_TRAIN + ["data.root=images", "data.image_size=16", "model.blo
 @given(argv=st.sampled_from([TINY_TRAIN, FOLDER_TINY]).flatmap(lambda extra: cli_args(("train",), tuple(extra))))
 def test_train(template, argv):
     run_cli_case(template, argv, "cli.train")
+
+
+@examples(30)
+@given(preset=st.sampled_from(["tiny.yaml", "mnist-fast", "mnist-classic", "fashion-convnet", "folder-convnet"]),
+       overrides=st.lists(typed_override(), min_size=1, max_size=2),
+       out=st.one_of(st.none(), st.sampled_from(OUTPUT_PATHS)), overwrite=st.booleans(), data=st.data())
+def test_train_typed_overrides(template, preset, overrides, out, overwrite, data):
+    """A run that gets past parsing: a preset, tiny data, one or two overrides of the right type."""
+    extra = FOLDER_TINY if preset in ("folder-convnet", "tiny.yaml") else TINY_TRAIN
+    argv = ["train", preset, *extra, *overrides] + (["--out", out] if out is not None else [])
+    argv += ["--overwrite"] if overwrite else []
+    argv += data.draw(st.sampled_from([[], ["--quiet"], ["--json"]]))
+    run_cli_case(template, argv, "cli.train.typed")
 
 
 @examples(15)
