@@ -47,12 +47,11 @@ def named_outputs(argv: list[str]) -> list[tuple[str, str]]:
         if key.strip() == "data.cache_dir" and value.strip():
             outputs.append((value.strip().strip("'\""), "dir"))
     out = getattr(args, "out", None)
-    if out is not None:
-        outputs.append((out, "file" if command in FILE_OUT_COMMANDS else "dir"))
-    for dest in ("out_dir",):
-        if getattr(args, dest, None):
-            outputs.append((getattr(args, dest), "dir"))
-    if getattr(args, "plot", None):
+    if out is not None:  # an empty --out or --out-dir is the current directory
+        outputs.append((out or ".", "file" if command in FILE_OUT_COMMANDS else "dir"))
+    if getattr(args, "out_dir", None) is not None:
+        outputs.append((args.out_dir or ".", "dir"))
+    if getattr(args, "plot", None):  # --plot '' draws nothing
         outputs.append((args.plot, "file"))
     if getattr(args, "resume", None):
         outputs.append((args.resume, "run"))

@@ -331,26 +331,34 @@ def yaml_documents() -> st.SearchStrategy[bytes]:
 # ----------------------------------------------------------------------------- corrupted bytes
 
 
-def corrupt(original: bytes) -> st.SearchStrategy[bytes]:
-    """Damaged versions of ``original``: truncated, bytes flipped, appended garbage, or replaced."""
-    n = len(original)
-    truncated = st.integers(0, max(0, n - 1)).map(lambda k: original[:k])
-    flipped = st.lists(st.tuples(st.integers(0, max(0, n - 1)), st.integers(1, 255)), min_size=1, max_size=8).map(
-        lambda flips: _flip(original, flips))
+def corruption() -> st.SearchStrategy[tuple]:
+    """How to damage a file, as data (so a failing case can be written down as an ``@example``).
+
+    ``("truncate", fraction)``, ``("flip", [(position fraction, xor mask), ...])``, ``("append", bytes)``,
+    ``("replace", bytes)``; :func:`apply_corruption` turns it into bytes.
+    """
+    fraction = st.floats(0, 1, exclude_max=True)
     return st.one_of(
-        truncated, flipped, flipped,
-        st.binary(max_size=512),
-        st.binary(min_size=1, max_size=64).map(lambda tail: original + tail),
-        st.just(b""),
+        st.tuples(st.just("truncate"), fraction),
+        st.tuples(st.just("flip"), st.lists(st.tuples(fraction, st.integers(1, 255)), min_size=1, max_size=8)),
+        st.tuples(st.just("append"), st.binary(min_size=1, max_size=64)),
+        st.tuples(st.just("replace"), st.binary(max_size=512)),
     )
 
 
-def _flip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
-    buf = bytearray(data)
-    for index, mask in flips:
-        if buf:
-            buf[index % len(buf)] ^= mask
-    return bytes(buf)
+def apply_corruption(spec: tuple, original: bytes) -> bytes:
+    kind = spec[0]
+    if kind == "truncate":
+        return original[: int(spec[1] * len(original))]
+    if kind == "flip":
+        buf = bytearray(original)
+        for where, mask in spec[1]:
+            if buf:
+                buf[int(where * len(buf))] ^= mask
+        return bytes(buf)
+    if kind == "append":
+        return original + spec[1]
+    return spec[1]  # replace
 
 
 def png_header(width: int, height: int, colour_type: int = 2) -> bytes:

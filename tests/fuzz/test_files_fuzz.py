@@ -15,13 +15,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.fuzz import harness
 from tests.fuzz.cli_cases import run_cli_case
 from tests.fuzz.harness import examples
-from tests.fuzz.strategies import bomb_png, corrupt, png_header
+from tests.fuzz.strategies import apply_corruption, bomb_png, corruption, png_header
 
 
 def _load(**data_options):
@@ -55,36 +55,41 @@ def _library_case(template: Path, *parts: str) -> harness.Case:
 # ----------------------------------------------------------------------------- image folders
 
 
-@st.composite
-def damaged_images(draw, originals: list[bytes]):
-    """Replacement bytes for some images: damaged copies, bombs, or files of another kind."""
-    original = draw(st.sampled_from(originals))
-    return draw(st.one_of(
-        corrupt(original),
-        st.builds(png_header, st.sampled_from([1, 16, 100000, 2 ** 31 - 1]), st.sampled_from([1, 16, 100000, 2 ** 31 - 1]),
-                  st.sampled_from([0, 2, 3, 6])),
-        st.just(b"BM" + b"\xff" * 60),
-        st.just("bomb"),  # a valid 20000 x 20000 PNG: Pillow's decompression-bomb limit
-    ))
+def image_damage() -> st.SearchStrategy[tuple]:
+    """A damaged copy of an image, a bomb, or a file of another kind."""
+    side = st.sampled_from([1, 16, 100000, 2 ** 31 - 1])
+    return st.one_of(
+        corruption(), corruption(),
+        st.tuples(st.just("png_header"), side, side, st.sampled_from([0, 2, 3, 6])),
+        st.just(("replace", b"BM" + b"\xff" * 60)),
+        st.just(("bomb",)),  # a valid 20000 x 20000 PNG, over Pillow's decompression-bomb limit
+    )
+
+
+def damaged_image(spec: tuple, original: bytes) -> bytes:
+    if spec[0] == "bomb":
+        return _bomb()
+    if spec[0] == "png_header":
+        return png_header(*spec[1:])
+    return apply_corruption(spec, original)
 
 
 @examples(40)
-@given(data=st.data(), image_size=st.sampled_from([None, 8, 16]), channels=st.sampled_from([None, 1, 3]),
-       strict=st.booleans(), whole_class=st.booleans())
-def test_image_folder(template, data, image_size, channels, strict, whole_class):
+@given(damage=st.lists(st.tuples(st.integers(0, 17), image_damage()), min_size=1, max_size=4),
+       whole_class=st.booleans(), extra=st.sampled_from([None, "dir.png", "empty.jpg", "link.png"]),
+       image_size=st.sampled_from([None, 8, 16]), channels=st.sampled_from([None, 1, 3]), strict=st.booleans())
+@example(damage=[(0, ("bomb",))], whole_class=False, extra=None, image_size=None, channels=None, strict=False)
+def test_image_folder(template, damage, whole_class, extra, image_size, channels, strict):
+    """``whole_class`` breaks every image of one class with the first damage: that class must not stay silently."""
     harness.count("data.folder")
     case = _library_case(template, "images")
     try:
         files = sorted(p for p in (case.sandbox / "images").rglob("*.png"))
-        originals = [files[0].read_bytes(), files[-1].read_bytes()]
-        if whole_class:  # every image of one class broken: the class must not silently stay
-            targets = sorted((case.sandbox / "images" / "square").glob("*.png"))
-        else:
-            targets = data.draw(st.lists(st.sampled_from(files), min_size=1, max_size=4, unique=True))
-        for path in targets:
-            payload = data.draw(damaged_images(originals))
-            path.write_bytes(_bomb() if payload == "bomb" else payload)
-        extra = data.draw(st.sampled_from([None, "dir.png", "empty.jpg", "link.png"]))
+        original = files[0].read_bytes()
+        targets = [(p, damage[0][1]) for p in files if p.parent.name == "square"] if whole_class else \
+            [(files[i % len(files)], spec) for i, spec in damage]
+        for path, spec in targets:
+            path.write_bytes(damaged_image(spec, original))
         if extra == "dir.png":
             (case.sandbox / "images" / "hstripes" / "dir.png").mkdir()
         elif extra == "empty.jpg":
@@ -94,7 +99,7 @@ def test_image_folder(template, data, image_size, channels, strict, whole_class)
         options = dict(name="folder", root="images", image_size=image_size, channels=channels, strict=strict,
                        cache_dir=str(case.tmp / "cache"))
         outcome = harness.run_isolated(lambda: _load(**options), case)
-        harness.check_library(outcome, f"load_dataset(folder with {len(targets)} damaged images, {options})")
+        harness.check_library(outcome, f"load_dataset(folder with damaged images {damage}, {options})")
     finally:
         harness.remove_case(case)
 
@@ -118,6 +123,7 @@ def _bomb() -> bytes:
     st.just("hstripes\th\u00e9\n".encode("latin-1")),
     st.just(b"\xff\xfe" + "hstripes\tx\n".encode("utf-16-le")),
 ))
+@example(table=b"\x99\x11\x9c{")  # UnicodeDecodeError in datasets.readable_class_names
 def test_classes_tsv(template, table):
     harness.count("data.classes_tsv")
     case = _library_case(template, "images")
@@ -147,11 +153,21 @@ def idx_header(draw) -> bytes:
     return bytes([0, 0, dtype, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + body
 
 
+def idx_damage() -> st.SearchStrategy[tuple]:
+    """Damage to the bytes on disk, to the content inside the gzip, a new header, or new labels."""
+    return st.one_of(
+        st.tuples(st.just("file"), corruption()),
+        st.tuples(st.just("content"), corruption()),
+        st.tuples(st.just("header"), idx_header()),
+        st.tuples(st.just("labels"), st.lists(st.integers(0, 255), min_size=1, max_size=40)),
+    )
+
+
 @examples(35)
-@given(data=st.data(), dataset=st.sampled_from(["mnist", "fashion-mnist"]), stem=st.sampled_from(IDX_NAMES),
-       layer=st.sampled_from(["file", "content", "header", "labels"]))
-def test_idx_files(template, data, dataset, stem, layer):
-    """mnist holds .gz files, fashion-mnist raw ones; damage the bytes on disk or inside the gzip."""
+@given(dataset=st.sampled_from(["mnist", "fashion-mnist"]), stem=st.sampled_from(IDX_NAMES), damage=idx_damage())
+@example(dataset="mnist", stem="train-labels-idx1-ubyte", damage=("labels", [200]))  # label 200 of 10 classes
+def test_idx_files(template, dataset, stem, damage):
+    """mnist holds .gz files, fashion-mnist raw ones."""
     harness.count("data.idx")
     from cnnlab.data.idx import write_idx
 
@@ -162,22 +178,23 @@ def test_idx_files(template, data, dataset, stem, layer):
         gz = path.suffix == ".gz"
         stored = path.read_bytes()
         content = gzip.decompress(stored) if gz else stored
+        layer, spec = damage
         if layer == "file":
-            new = data.draw(corrupt(stored))
+            new = apply_corruption(spec, stored)
         else:
             if layer == "content":
-                content = data.draw(corrupt(content))
+                content = apply_corruption(spec, content)
             elif layer == "header":
-                content = data.draw(idx_header())
-            else:  # labels outside 0..9, or images where labels belong
-                values = data.draw(st.lists(st.integers(0, 255), min_size=1, max_size=40))
-                tmp = case.tmp / "labels"
-                write_idx(tmp, np.array(values, dtype=np.uint8))
-                content = tmp.read_bytes()
-            new = gzip.compress(content) if gz else content
+                content = spec
+            else:  # as many labels as the file held (so the counts agree), some outside 0..9
+                count = int.from_bytes(content[4:8], "big") if content[3] == 1 else len(spec)
+                labels = (spec * (count // len(spec) + 1))[:count]
+                write_idx(case.tmp / "labels", np.array(labels, dtype=np.uint8))
+                content = (case.tmp / "labels").read_bytes()
+            new = gzip.compress(content, mtime=0) if gz else content
         path.write_bytes(new)
         outcome = harness.run_isolated(lambda: _load(name=dataset, data_dir="data"), case)
-        harness.check_library(outcome, f"load_dataset({dataset}) with {path.name} = {new[:80]!r}...")
+        harness.check_library(outcome, f"load_dataset({dataset}) with {path.name} damaged by {damage!r}"[:2000])
     finally:
         harness.remove_case(case)
 
@@ -215,13 +232,19 @@ def cifar_payload(draw) -> bytes:
 
 
 @examples(35)
-@given(data=st.data(), name=st.sampled_from(CIFAR_FILES))
-def test_cifar_batches(template, data, name):
+@given(name=st.sampled_from(CIFAR_FILES),
+       damage=st.one_of(corruption(), cifar_payload().map(lambda b: ("replace", b)),
+                        cifar_payload().map(lambda b: ("replace", b)), st.just(("replace", EVIL_PICKLE))))
+@example(name="test_batch", damage=("replace", pickle.dumps({b"label_names": []}, protocol=2)))  # TypeError
+@example(name="data_batch_1", damage=("replace", pickle.dumps({"data": None, "labels": [1]}, protocol=2)))
+@example(name="data_batch_3", damage=("replace", pickle.dumps({"data": "data", "labels": [1]}, protocol=2)))
+@example(name="batches.meta", damage=("replace", pickle.dumps({b"label_names": [b"\xdb"]}, protocol=2)))
+def test_cifar_batches(template, name, damage):
     harness.count("data.cifar")
     case = _library_case(template, "data/cifar-10-batches-py")
     try:
         path = case.sandbox / "data" / "cifar-10-batches-py" / name
-        new = data.draw(st.one_of(corrupt(path.read_bytes()), cifar_payload(), cifar_payload(), st.just(EVIL_PICKLE)))
+        new = apply_corruption(damage, path.read_bytes())
         path.write_bytes(new)
         outcome = harness.run_isolated(lambda: _load(name="cifar10", data_dir="data"), case)
         harness.check_library(outcome, f"load_dataset(cifar10) with {name} = {new[:120]!r}...")
@@ -239,25 +262,30 @@ ODD_VALUES = [None, "abc", [], [3], [3, -8, 8], [3, 16, 16.5], [0, 0, 0], ["3", 
               [float("nan")] * 3, ["a"], [1, 2, 3], [None, None], 99, -1, "cnnlab-checkpoint", {}]
 
 
-@st.composite
-def damaged_checkpoint(draw, original: bytes) -> bytes:
-    """Either damaged bytes, or a loadable checkpoint with one field replaced."""
-    if draw(st.booleans()):
-        return draw(corrupt(original))
+def checkpoint_damage() -> st.SearchStrategy[tuple]:
+    """Damaged bytes, or a loadable checkpoint with one or two fields replaced (or dropped)."""
+    field = st.tuples(st.sampled_from(CHECKPOINT_FIELDS), st.sampled_from(range(len(ODD_VALUES) + 2)))
+    return st.one_of(
+        st.tuples(st.just("bytes"), corruption()),
+        st.tuples(st.just("fields"), st.lists(field, min_size=1, max_size=2)),
+    )
+
+
+def damaged_checkpoint(spec: tuple, original: bytes) -> bytes:
+    if spec[0] == "bytes":
+        return apply_corruption(spec[1], original)
     import io
 
     import torch
 
     record = torch.load(io.BytesIO(original), weights_only=True)
-    for _ in range(draw(st.integers(1, 2))):
-        key = draw(st.sampled_from(CHECKPOINT_FIELDS))
-        value = draw(st.sampled_from(ODD_VALUES + ["tensor", "drop"]))
-        if value == "drop":
+    for key, index in spec[1]:
+        if index == len(ODD_VALUES):
             record.pop(key, None)
-        elif value == "tensor":
+        elif index == len(ODD_VALUES) + 1:
             record[key] = torch.zeros(3)
         else:
-            record[key] = value
+            record[key] = ODD_VALUES[index]
     buffer = io.BytesIO()
     torch.save(record, buffer)
     return buffer.getvalue()
@@ -269,14 +297,18 @@ READERS = [["eval", "run"], ["eval", "run", "--weights", "last.pt"], ["eval", "r
 
 
 @examples(30)
-@given(data=st.data(), names=st.sampled_from([["final.pt"], ["last.pt"], ["best.pt"], ["final.pt", "best.pt", "last.pt"]]),
-       argv=st.sampled_from(READERS))
-def test_checkpoints(template, data, names, argv):
-    original = (template / "run" / names[0]).read_bytes()
-    replacements = {name: data.draw(damaged_checkpoint(original)) for name in names}
+@given(names=st.sampled_from([["final.pt"], ["last.pt"], ["best.pt"], ["final.pt", "best.pt", "last.pt"]]),
+       damage=checkpoint_damage(), argv=st.sampled_from(READERS))
+@example(names=["final.pt"], damage=("fields", [("input_size", 0)]), argv=["eval", "run"])  # TypeError, load_run
+@example(names=["final.pt"], damage=("fields", [("mean", 1)]), argv=["predict", "run", "img.png"])  # normalize
+@example(names=["final.pt"], damage=("fields", [("format_version", 1)]), argv=["predict", "run", "img.png"])
+@example(names=["best.pt"], damage=("fields", [("mean", 1)]), argv=["eval", "run", "--weights", "best.pt"])
+def test_checkpoints(template, names, damage, argv):
+    """The same damage goes into each named checkpoint of the sandbox's run, then a reader runs."""
 
-    def damage(sandbox: Path) -> None:
-        for name, payload in replacements.items():
-            (sandbox / "run" / name).write_bytes(payload)
+    def damage_run(sandbox: Path) -> None:
+        for name in names:
+            path = sandbox / "run" / name
+            path.write_bytes(damaged_checkpoint(damage, path.read_bytes()))
 
-    run_cli_case(template, argv, "checkpoint.cli", prepare=damage)
+    run_cli_case(template, argv, "checkpoint.cli", prepare=damage_run)
