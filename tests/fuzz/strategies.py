@@ -539,7 +539,7 @@ def cli_args(draw, command: tuple[str, ...], extra_overrides: tuple[str, ...] = 
             positionals += [[draw(_positional_values(command, action.dest))] for _ in range(count)]
             continue
         rarity = 8 if action.dest == "resume" else 4
-        if draw(st.integers(0, rarity - 1)) != 0:  # each option appears about a quarter of the time
+        if not action.required and draw(st.integers(0, rarity - 1)) != 0:  # most options: a quarter of the time
             continue
         flag = draw(st.sampled_from(action.option_strings))
         if action.nargs == 0:

@@ -46,6 +46,10 @@ def test_train(template, argv):
        overrides=st.lists(typed_override(), min_size=1, max_size=2),
        out=st.one_of(st.none(), st.sampled_from(OUTPUT_PATHS)), overwrite=st.booleans(),
        flags=st.sampled_from([[], ["--quiet"], ["--json"]]))
+@example(preset="tiny.yaml", overrides=["model.image_size=99999999999999999999"], out=None, overwrite=False,
+         flags=[])  # a 1286-character "cannot build model" line quoting torch's overflow message
+@example(preset="tiny.yaml", overrides=["data.image_size=100000"], out=None, overwrite=False,
+         flags=[])  # MemoryError: 503 GiB in folder.decode_all
 def test_train_typed_overrides(template, preset, overrides, out, overwrite, flags):
     """A run that gets past parsing: a preset, tiny data, one or two overrides of the right type."""
     extra = FOLDER_TINY if preset in ("folder-convnet", "tiny.yaml") else TINY_TRAIN

@@ -100,6 +100,7 @@ def _build_and_run(name: str, overrides: list[str], input_size: tuple[int, int, 
        options=st.lists(st.tuples(st.sampled_from(model_option_keys()), values(4)).map("=".join), max_size=3),
        input_size=st.sampled_from([(1, 28, 28), (3, 32, 32), (3, 16, 16), (1, 8, 8)]),
        classes=st.sampled_from([2, 10]))
+@example(name="convnet", options=["model.blocks=100000"], input_size=(1, 28, 28), classes=2)  # OverflowError
 def test_model_options(name, options, input_size, classes):
     """Any option value for any model: a model that runs, or one line naming the problem."""
     harness.count("models.options")
