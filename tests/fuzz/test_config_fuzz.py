@@ -33,6 +33,7 @@ def _load(source, overrides):
 @example(source=None, overrides=["no\nequals sign"])  # parse_overrides echoes a newline
 @example(source=None, overrides=["bad\rkey=1"])  # "unknown config key" echoes a carriage return
 @example(source=None, overrides=["model.options=x"])  # AttributeError in config_from_dict
+@example(source=None, overrides=["train.seed=!!float x"])  # PyYAML's ValueError escapes _parse_value
 def test_overrides(source, overrides):
     """Runs in this process (fast); alias bombs here stay at 9**6 elements."""
     harness.count("config.overrides")
