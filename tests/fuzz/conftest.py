@@ -9,24 +9,18 @@ Profiles (Hypothesis settings):
 Choose one with ``--hypothesis-profile NAME`` or ``CNNLAB_FUZZ_PROFILE=NAME`` (the Makefile
 sets the latter). Each test states its example count for ``ci``; ``long`` multiplies it.
 
-At the end of a session the terminal summary says how many generated inputs were tried
-(``fuzz: N generated inputs, M targets``), added up over pytest-xdist workers; under
-``make fuzz`` (``CNNLAB_FUZZ_RESULTS=DIR``) the figure is also written to
-``DIR/fuzz-<stamp>.json``.
+The count of inputs tried is reported by tests/fuzz/report.py (loaded from tests/conftest.py,
+because under pytest-xdist the controller process never imports this file).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.fuzz import harness
 from tests.fuzz.harness import CI_SCALE
 
 _COMMON = dict(
@@ -79,41 +73,3 @@ def _preload() -> None:
     from cnnlab.cli import build_parser
 
     build_parser()
-
-
-# ----------------------------------------------------------------------------- counting inputs
-
-_TOTALS: Counter = Counter()
-
-
-def pytest_sessionfinish(session):
-    config = session.config
-    if hasattr(config, "workeroutput"):  # an xdist worker: hand the counts to the controller
-        config.workeroutput["fuzz_counts"] = json.dumps(dict(harness.COUNTS))
-    else:
-        _TOTALS.update(harness.COUNTS)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error):
-    counts = getattr(node, "workeroutput", {}).get("fuzz_counts")
-    if counts:
-        _TOTALS.update(json.loads(counts))
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not _TOTALS:
-        return
-    failed = [r for r in terminalreporter.stats.get("failed", []) if "tests/fuzz/" in r.nodeid]
-    inputs, targets = sum(_TOTALS.values()), len(_TOTALS)
-    profile = settings.get_current_profile_name()
-    terminalreporter.write_line(
-        f"fuzz: {inputs} generated inputs, {targets} targets (profile {profile}); {len(failed)} fuzz tests failed")
-    out_dir = os.environ.get("CNNLAB_FUZZ_RESULTS")
-    if out_dir:
-        path = Path(config.rootpath) / out_dir / f"fuzz-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"profile": profile, "generated_inputs": inputs, "targets": dict(sorted(_TOTALS.items())),
-                  "failed_tests": sorted(r.nodeid for r in failed), "exit_status": int(exitstatus)}
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        terminalreporter.write_line(f"fuzz: wrote {path}")
