@@ -117,6 +117,7 @@ def test_bench_conv(template, argv):
 
 @examples(6)
 @given(argv=cli_args(("bench", "train"), tuple(TINY_TRAIN)))
+@example(argv=["bench", "train", "tiny.yaml", "--baseline", "mnist-fast", "x" * 600])  # 639-character line
 def test_bench_train(template, argv):
     run_cli_case(template, argv, "cli.bench.train")
 
