@@ -13,7 +13,8 @@ import importlib
 import sys
 
 from cnnlab import __version__
-from cnnlab.errors import CnnlabError
+from cnnlab.commands.common import OneLineParser
+from cnnlab.errors import MAX_LINE, CnnlabError, one_line
 
 # Sub-commands listed first in ``--help``; any other module in cnnlab/commands
 # that has ``register`` follows alphabetically, so adding a command is adding a file.
@@ -31,7 +32,7 @@ def command_modules() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnlab",
         description=(
             "A laboratory for convolutional neural networks on images. "
@@ -87,25 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
-MAX_LINE = 480  # characters of an error message (the whole line stays under 500)
-
-
 def _one_line(exc: BaseException, limit: int = MAX_LINE) -> str:
-    """The message of ``exc`` on one line, at most ``limit`` characters.
+    """The message of ``exc`` on one line (see :func:`cnnlab.errors.one_line`).
 
     An OSError reads "Permission denied: PATH" rather than "[Errno 13] Permission denied: 'PATH'".
-    A longer message loses its middle: the start says what went wrong and the end what to do.
     """
     if isinstance(exc, OSError) and exc.strerror:
         names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
         text = f"{exc.strerror}: {' -> '.join(names)}" if names else exc.strerror
     else:
         text = str(exc) or type(exc).__name__
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    head = (limit - 5) * 2 // 5
-    return f"{text[:head]} ... {text[len(text) - (limit - 5 - head):]}"
+    return one_line(text, limit)
 
 
 def _silence_stdout() -> None:

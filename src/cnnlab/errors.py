@@ -11,8 +11,34 @@ import reprlib
 from typing import Iterable
 
 
+MAX_LINE = 480  # characters of an error message (the CLI's whole "cnnlab: error: ..." line stays under 500)
+
+
+def one_line(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space, cut to ``limit``.
+
+    A longer text loses its middle: the start says what went wrong and the end what to do.
+
+    >>> one_line("bad value\\n  on two lines")
+    'bad value on two lines'
+    >>> len(one_line("x" * 1000, limit=50))
+    50
+    """
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    head = (limit - 5) * 2 // 5
+    return f"{text[:head]} ... {text[len(text) - (limit - 5 - head):]}"
+
+
 class CnnlabError(ValueError):
-    """A user-facing error: the message names the bad value and the fix."""
+    """A user-facing error: the message names the bad value and the fix.
+
+    The message is always one line of at most :data:`MAX_LINE` characters, whatever it echoes.
+    """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(one_line(message))
 
 
 def nearest(word: str, choices: Iterable[str]) -> str | None:

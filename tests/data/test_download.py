@@ -116,7 +116,7 @@ def test_offline_error_names_places_files_and_both_ways_out(online, monkeypatch,
     with pytest.raises(CnnlabError) as info:
         find_dataset_dir("mnist")
     message = str(info.value)
-    for part in ("no-such-folder/mnist", "data/mnist", "MNIST/raw", "t10k-labels-idx1-ubyte",
+    for part in ("no-such-folder,", "data (in mnist/, MNIST/raw/ or directly)", "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]",
                  "set CNNLAB_DATA=DIR or pass --data-dir DIR", "unset CNNLAB_OFFLINE"):
         assert part in message
     assert not (online / "data").exists()

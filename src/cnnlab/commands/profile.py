@@ -17,6 +17,7 @@ import difflib
 import json
 from pathlib import Path
 
+from cnnlab.commands.common import OneLineParser
 from cnnlab.errors import CnnlabError, check_int_range, short_repr
 
 MAX_BATCH = 1 << 16
@@ -65,7 +66,7 @@ def register(subparsers) -> None:
 
 def _parse_rest(args: argparse.Namespace) -> tuple[argparse.Namespace, list[str]]:
     """Options may come after the target, mixed with overrides; parse them here."""
-    parser = argparse.ArgumentParser(prog="cnnlab profile MODEL|RUN_DIR", description=DESCRIPTION)
+    parser = OneLineParser(prog="cnnlab profile MODEL|RUN_DIR", description=DESCRIPTION)
     _add_options(parser)
     defaults = parser.parse_args([])
     late, overrides = parser.parse_known_args(args.rest)
