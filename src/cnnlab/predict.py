@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnlab.data.folder import IMAGE_SUFFIXES  # a folder given to predict is read as data.name=folder reads
 from cnnlab.errors import CnnlabError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what `data.name=folder` reads too
 CHUNK = 256  # images decoded and classified at a time, so a large folder does not fill memory
 
 
