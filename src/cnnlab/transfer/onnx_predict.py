@@ -55,19 +55,48 @@ def open_model(path: str):
     return session, read_metadata(session, path)
 
 
+def image_paths(paths: list[str]) -> list[str]:
+    """Files as given; a folder stands for the image files directly inside it (sorted), as in ``predict RUN_DIR``."""
+    from cnnlab.data.folder import IMAGE_SUFFIXES
+
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            try:
+                found = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            except OSError as exc:
+                raise CnnlabError(f"cannot list folder {path}: {exc.strerror or exc}") from None
+            if not found:
+                raise CnnlabError(f"{path} is a folder with no image files ({'/'.join(IMAGE_SUFFIXES)}) directly "
+                                  "inside it; name the image files, or a folder that holds them")
+            out.extend(found)
+        elif p.is_file():
+            out.append(path)
+        else:
+            raise CnnlabError(f"image file {path} does not exist")
+    return out
+
+
 def load_images01(paths: list[str], meta: dict[str, Any]) -> np.ndarray:
     """Files -> (N, C, H, W) float32 on [0, 1], converted as ``cnnlab predict`` converts them."""
+    import warnings
+
+    from PIL import Image
+
     from cnnlab.data.folder import decode_image
 
     c, size, _ = meta["input_size"]
     out = []
     for path in paths:
-        if not Path(path).is_file():
-            raise CnnlabError(f"image file {path} does not exist")
         try:
-            out.append(decode_image(Path(path), size, meta.get("resize", "resize"), "L" if c == 1 else "RGB"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)  # refused, as predict RUN_DIR does
+                out.append(decode_image(Path(path), size, meta.get("resize", "resize"), "L" if c == 1 else "RGB"))
         except CnnlabError:
             raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise CnnlabError(f"cannot read image {path}: it is too large to decode safely ({exc})") from None
         except Exception as exc:  # Pillow raises many types for a broken file
             raise CnnlabError(f"cannot read image {path}: {exc}") from None
     return np.stack(out).astype(np.float32) / np.float32(255.0)
@@ -78,6 +107,7 @@ def predict_onnx(model_path: str, paths: list[str], k: int = 3) -> list[dict]:
     if k < 1:
         raise CnnlabError(f"--top-k must be at least 1, got {k}")
     session, meta = open_model(model_path)
+    paths = image_paths(paths)
     images = load_images01(paths, meta)
     fixed = session.get_inputs()[0].shape[0]
     step = fixed if isinstance(fixed, int) and fixed > 0 else len(images)
