@@ -13,7 +13,7 @@ from hypothesis import assume
 from tests.fuzz import harness
 
 # Commands whose --out names a file (a picture), not a run directory.
-FILE_OUT_COMMANDS = {("data", "preview")}
+FILE_OUT_COMMANDS = {("data", "preview"), ("export",)}
 
 
 def child_env(case: harness.Case) -> dict[str, str]:
@@ -55,7 +55,7 @@ def named_outputs(argv: list[str]) -> list[tuple[str, str]]:
         outputs.append((args.plot, "file"))
     if getattr(args, "resume", None):
         outputs.append((args.resume, "run"))
-    if command == ("eval",):
+    if command == ("eval",) or (command == ("export",) and not out):  # export writes RUN_DIR/model.onnx
         outputs.append((args.run_dir, "run"))
     if command in (("train",), ("scratch", "train")) and not out and not getattr(args, "resume", None):
         outputs.append(("runs", "dir"))  # the default runs/<name>-<time>

@@ -130,6 +130,18 @@ def test_presets_and_models(template, argv):
     run_cli_case(template, argv, "cli.presets.models")
 
 
+@examples(10)
+@given(argv=cli_args(("export",)))
+def test_export(template, argv):
+    run_cli_case(template, argv, "cli.export")
+
+
+@examples(10)
+@given(argv=cli_args(("features",)))
+def test_features(template, argv):
+    run_cli_case(template, argv, "cli.features")
+
+
 COMMAND_WORDS = ["train", "eval", "predict", "presets", "models", "data", "profile", "scratch", "bench", "info",
                  "preview", "conv", "nosuch", "--version", "--help", "-h", ""]
 

@@ -124,6 +124,9 @@ def test_export_a_run_and_predict_with_onnx_runtime_agrees_with_the_run(mnist_ru
         assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
         np.testing.assert_allclose([t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]],
                                    atol=2e-4)
+    # A folder stands for its images, as with a run directory.
+    from_folder = _cli_json(capsys, "predict", onnx_path, tmp_path / "digits")["predictions"]
+    assert [p["top"] for p in from_folder] == [p["top"] for p in ours]
     # Predicting from the .onnx file never imports torch.
     script = (f"import sys, json; from cnnlab.cli import main; "
               f"rc = main(['predict', {str(onnx_path)!r}, {images[1]!r}, '--json']); "
