@@ -56,6 +56,23 @@ def quiet_optuna() -> None:
 # ----------------------------------------------------------------------------- sampler, pruner, suggestions
 
 
+def _grid_sampler_class():
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler without its ``study.stop()`` at the end of the grid: the workers' budget
+        (trials = grid size) ends the sweep, and ``stop`` is only legal inside ``study.optimize``."""
+
+        def after_trial(self, study, trial, state, values) -> None:
+            return None
+
+    return GridSampler
+
+
+def _GridSampler(*args, **kwargs):  # noqa: N802 (a class made on first use keeps Optuna's import lazy)
+    return _grid_sampler_class()(*args, **kwargs)
+
+
 def make_sampler(spec: SweepSpec, worker: int = 0):
     """The spec's Optuna sampler, seeded. Worker k of a parallel sweep uses seed + k (grid: the same seed,
     since the grid's shuffled order must agree between workers)."""
@@ -64,7 +81,7 @@ def make_sampler(spec: SweepSpec, worker: int = 0):
     s = spec.sampler
     seed = int(s.get("seed", 0))
     if s["name"] == "grid":
-        return optuna.samplers.GridSampler(spec.grid(), seed=seed)
+        return _GridSampler(spec.grid(), seed=seed)
     if s["name"] == "random":
         return optuna.samplers.RandomSampler(seed=seed + worker)
     import warnings
