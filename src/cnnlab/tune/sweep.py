@@ -101,8 +101,10 @@ def make_pruner(spec: SweepSpec, epochs: int):
 
     p = spec.pruner
     if p["name"] == "median":
+        # warmup_epochs: the first N epochs of every trial always run. Steps are epoch numbers from 1 and
+        # Optuna prunes from step == n_warmup_steps on, hence the + 1.
         return optuna.pruners.MedianPruner(n_startup_trials=int(p.get("startup_trials", 5)),
-                                           n_warmup_steps=int(p.get("warmup_epochs", 0)))
+                                           n_warmup_steps=int(p.get("warmup_epochs", 0)) + 1)
     if p["name"] == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=int(p.get("min_epochs", 1)),
                                                       reduction_factor=int(p.get("reduction_factor", 3)))
