@@ -107,11 +107,11 @@ def _check_exactly_once(study_trials, n, sweep_dirs):
 
 def test_two_workers_share_sqlite_and_run_every_trial_once(tmp_path, make_spec, capsys):
     out = tmp_path / "sweep"
-    code, stdout, err = cli(capsys, "sweep", make_spec(trials=6), "--out", out, "--workers", 2, "--json")
+    code, stdout, err = cli(capsys, "sweep", make_spec(trials=4), "--out", out, "--workers", 2, "--json")
     assert code == 0, err
     study = optuna.load_study(study_name="tiny-sweep", storage=f"sqlite:///{out / 'study.db'}")
-    _check_exactly_once(study.trials, 6, [out])
-    assert len(read_csv(out / "trials.csv")) == 6
+    _check_exactly_once(study.trials, 4, [out])
+    assert len(read_csv(out / "trials.csv")) == 4
 
 
 def _postgres_or_skip():
@@ -132,17 +132,18 @@ def test_two_workers_share_postgresql_and_run_every_trial_once(tmp_path, make_sp
     _postgres_or_skip()
     study_name = f"test-{uuid.uuid4().hex[:8]}"
     out = tmp_path / "sweep"
-    code, stdout, err = cli(capsys, "sweep", make_spec(trials=6), "--out", out, "--workers", 2,
+    code, stdout, err = cli(capsys, "sweep", make_spec(trials=4), "--out", out, "--workers", 2,
                             "--storage", postgres_url(), "--study", study_name, "--json")
     assert code == 0, err
     assert not (out / "study.db").exists()
     study = optuna.load_study(study_name=study_name, storage=postgres_url())  # plain Optuna, on the server
-    _check_exactly_once(study.trials, 6, [out])
-    # a second machine joining the same study with the same space adds nothing once the budget is spent
-    code, _, err = cli(capsys, "sweep", make_spec(trials=6), "--out", tmp_path / "second", "--storage",
+    _check_exactly_once(study.trials, 4, [out])
+    # a second machine (its own --out) joins the same study with a budget of 5: it runs the one trial left
+    code, _, err = cli(capsys, "sweep", make_spec(trials=5), "--out", tmp_path / "second", "--storage",
                        postgres_url(), "--study", study_name, "--quiet")
     assert code == 0, err
-    assert len(optuna.load_study(study_name=study_name, storage=postgres_url()).trials) == 6
+    trials = optuna.load_study(study_name=study_name, storage=postgres_url()).trials
+    assert len(trials) == 5 and trials[4].user_attrs["sweep_dir"] == str((tmp_path / "second").absolute())
     optuna.delete_study(study_name=study_name, storage=postgres_url())
 
 
@@ -203,7 +204,8 @@ def test_median_pruner_prunes_bad_trials(tmp_path, make_spec, capsys):
 
 def test_resume_reruns_interrupted_trials_and_keeps_the_budget(tmp_path, make_spec, capsys):
     out = tmp_path / "sweep"
-    assert cli(capsys, "sweep", make_spec(trials=2), "--out", out, "--quiet")[0] == 0
+    assert cli(capsys, "sweep", make_spec(trials=2, sampler={"name": "random", "seed": 0}), "--out", out,
+               "--quiet")[0] == 0
     # a worker killed mid-trial leaves its trial RUNNING in the study
     study = optuna.load_study(study_name="tiny-sweep", storage=f"sqlite:///{out / 'study.db'}")
     stale = study.ask({"optim.lr": optuna.distributions.FloatDistribution(1e-3, 3e-2, log=True),
@@ -220,6 +222,11 @@ def test_resume_reruns_interrupted_trials_and_keeps_the_budget(tmp_path, make_sp
     # nothing more to do: a resume with the same budget runs no trial
     resume_sweep(out, trials=3, quiet=True)
     assert len(optuna.load_study(study_name="tiny-sweep", storage=f"sqlite:///{out / 'study.db'}").trials) == 4
+    # a larger budget draws new points: the resumed sampler does not replay the first run's random draws
+    resume_sweep(out, trials=5, quiet=True)
+    trials = optuna.load_study(study_name="tiny-sweep", storage=f"sqlite:///{out / 'study.db'}").trials
+    assert len(trials) == 6 and trials[4].params not in [t.params for t in trials[:4]]
+    assert trials[5].params not in [t.params for t in trials[:5]]
 
 
 def test_shipped_specs_validate():

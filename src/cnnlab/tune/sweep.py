@@ -73,17 +73,20 @@ def _GridSampler(*args, **kwargs):  # noqa: N802 (a class made on first use keep
     return _grid_sampler_class()(*args, **kwargs)
 
 
-def make_sampler(spec: SweepSpec, worker: int = 0):
-    """The spec's Optuna sampler, seeded. Worker k of a parallel sweep uses seed + k (grid: the same seed,
-    since the grid's shuffled order must agree between workers)."""
+def make_sampler(spec: SweepSpec, worker: int = 0, existing: int = 0):
+    """The spec's Optuna sampler, seeded by the spec's seed, the worker index and the number of trials the
+    study already holds (so a resumed sweep does not draw its first random points again). A fresh sweep
+    with one worker therefore uses exactly the spec's seed. The grid sampler keeps the spec's seed: every
+    worker must agree on the grid's shuffled order."""
     import optuna
 
     s = spec.sampler
     seed = int(s.get("seed", 0))
     if s["name"] == "grid":
         return _GridSampler(spec.grid(), seed=seed)
+    seed = (seed + worker + 1_000_003 * existing) % 2**32
     if s["name"] == "random":
-        return optuna.samplers.RandomSampler(seed=seed + worker)
+        return optuna.samplers.RandomSampler(seed=seed)
     import warnings
 
     conditional = any(p.when for p in spec.space)
@@ -91,7 +94,7 @@ def make_sampler(spec: SweepSpec, worker: int = 0):
     # constant_liar keeps parallel workers from proposing the same point while trials run.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks multivariate/group/constant_liar experimental
-        return optuna.samplers.TPESampler(seed=seed + worker, n_startup_trials=int(s.get("startup_trials", 10)),
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(s.get("startup_trials", 10)),
                                           multivariate=True, group=conditional, constant_liar=True)
 
 
@@ -228,6 +231,7 @@ class WorkerJob:
     worker: int
     quiet: bool
     data_dir: str | None
+    existing: int | None = None  # trials in the study when the sweep (re)started: part of the sampler seed
 
 
 def _data_key(cfg) -> str:
@@ -244,7 +248,11 @@ def run_worker(job: WorkerJob, data_cache: dict | None = None) -> dict[str, int]
     quiet_optuna()
     spec = spec_from_dict(job.spec_raw)
     storage = open_storage(job.storage_url)
-    study = optuna.load_study(study_name=job.study_name, storage=storage, sampler=make_sampler(spec, job.worker),
+    existing = job.existing
+    if existing is None:
+        existing = len(optuna.load_study(study_name=job.study_name, storage=storage).trials)
+    study = optuna.load_study(study_name=job.study_name, storage=storage,
+                              sampler=make_sampler(spec, job.worker, existing),
                               pruner=make_pruner(spec, spec.config_for({}).train.epochs))
     data_cache = {} if data_cache is None else data_cache
     start = time.monotonic()
@@ -489,8 +497,11 @@ def _run_and_report(spec, out: Path, url: str, study_name: str, n_trials: int, w
                     data_dir, data_cache) -> dict:
     from cnnlab.tune.results import write_outputs
 
+    import optuna
+
+    existing = len(optuna.load_study(study_name=study_name, storage=open_storage(url)).trials)
     job = WorkerJob(str(out), url, study_name, {**spec.source, "base": spec.base_raw}, n_trials, timeout, 0, quiet,
-                    data_dir)
+                    data_dir, existing)
     start = time.perf_counter()
     interrupted = False
     try:
