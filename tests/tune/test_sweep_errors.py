@@ -59,6 +59,9 @@ def test_bad_spec_sections(capsys, tmp_path, make_spec):
     check_one_line_error(capsys, tmp_path, ["sweep-mnist-quik"], "no sweep spec or YAML file named 'sweep-mnist-quik'",
                          "did you mean 'sweep-mnist-quick'?")
     check_one_line_error(capsys, tmp_path, [make_spec(), "--trials", "0"], "--trials must be >= 1")
+    check_one_line_error(capsys, tmp_path, [make_spec(), "train.epoch=2"], "unknown config key 'train.epoch'",
+                         "did you mean 'train.epochs'?")
+    check_one_line_error(capsys, tmp_path, [make_spec(), "model.dense=8"], "'model.dense' is both fixed")
 
 
 def test_grid_too_large_for_trials(capsys, tmp_path, make_spec):

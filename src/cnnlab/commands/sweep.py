@@ -23,6 +23,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("spec", nargs="?", help="sweep spec: a YAML file or a shipped name")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides fixed for every trial (added to the spec's overrides)")
     p.add_argument("--trials", type=int, help="trials in the study in all (default: the spec's)")
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     p.add_argument("--storage", help="study storage URL (default: sqlite in OUT), e.g. postgresql://me@db/sweeps")
@@ -57,9 +59,9 @@ def run(args) -> int:
     from cnnlab.tune.sweep import resume_sweep, run_sweep
 
     if isinstance(args.resume, str):
-        if args.spec or args.out or args.overwrite or args.study:
-            raise CnnlabError(f"--resume {args.resume} continues that sweep with its stored spec; drop SPEC, --out, "
-                              "--overwrite and --study")
+        if args.spec or args.out or args.overwrite or args.study or args.overrides:
+            raise CnnlabError(f"--resume {args.resume} continues that sweep with its stored spec; drop SPEC, "
+                              "key=value, --out, --overwrite and --study")
         summary = resume_sweep(args.resume, storage_url=args.storage, workers=args.workers, trials=args.trials,
                                timeout=args.timeout, quiet=args.quiet, data_dir=args.data_dir)
     else:
@@ -69,7 +71,7 @@ def run(args) -> int:
         if args.resume and not args.storage:
             raise CnnlabError("--resume without DIR continues a study on a shared --storage; to continue a sweep "
                               "directory, give it: --resume DIR")
-        spec = load_spec(args.spec, trials=args.trials)
+        spec = load_spec(args.spec, trials=args.trials, overrides=list(args.overrides))
         summary = run_sweep(spec, args.out, storage_url=args.storage, study_name=args.study, workers=args.workers,
                             trials=args.trials, timeout=args.timeout, overwrite=args.overwrite,
                             resume=bool(args.resume), quiet=args.quiet, data_dir=args.data_dir)

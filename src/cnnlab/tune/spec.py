@@ -186,8 +186,9 @@ def spec_text(source: str) -> str:
     return (resources.files("cnnlab") / "presets" / "sweeps" / f"{source}.yaml").read_text(encoding="utf-8")
 
 
-def load_spec(source: str, trials: int | None = None) -> SweepSpec:
-    """Read and validate a spec (file or shipped name); ``trials`` overrides the spec's own count."""
+def load_spec(source: str, trials: int | None = None, overrides: list[str] | None = None) -> SweepSpec:
+    """Read and validate a spec (file or shipped name); ``trials`` overrides the spec's own count and
+    ``overrides`` (``["train.epochs=2"]``) are added to the spec's fixed overrides."""
     try:
         raw = yaml.safe_load(spec_text(source))
     except yaml.YAMLError as exc:
@@ -196,6 +197,10 @@ def load_spec(source: str, trials: int | None = None) -> SweepSpec:
         raise CnnlabError(f"sweep spec '{source}' must hold a YAML mapping at the top level")
     if trials is not None:
         raw = {**raw, "trials": trials}
+    if overrides:
+        from cnnlab.config import parse_overrides
+
+        raw = {**raw, "overrides": {**_mapping(raw.get("overrides"), "'overrides'"), **parse_overrides(overrides)}}
     return spec_from_dict(raw, default_name=Path(source).stem)
 
 
