@@ -178,7 +178,7 @@ def make_plots(sweep_dir: Path, study, rows: list[dict], direction: str, metric:
             first = ax.flat[0] if hasattr(ax, "flat") else ax
             fig = first.figure
             axes = len(ax.flat) if hasattr(ax, "flat") else 1
-            fig.set_size_inches(max(fig.get_size_inches()[0], 8, 3.2 * axes), max(fig.get_size_inches()[1], 4.5))
+            fig.set_size_inches(max(fig.get_size_inches()[0], 10, 3.2 * axes), max(fig.get_size_inches()[1], 4.5))
             _save(fig, folder / f"{name}.png")
             made[name] = f"{PLOTS_DIR}/{name}.png"
         except Exception as exc:  # a plot must never lose the sweep's other outputs
