@@ -243,3 +243,24 @@ def test_shipped_specs_validate():
     assert cfg.data.augment.brightness == 0.0  # the base's colour jitter is reset by the spec
     again = spec.config_for({})
     assert again.data.augment.hflip == 0.0  # a bundle never leaks into the next trial
+
+
+def test_list_status_html_and_bundles(tmp_path, make_spec, capsys):
+    code, stdout, _ = cli(capsys, "sweep", "--list")
+    assert code == 0 and "sweep-mnist-quick" in stdout and "sweep-imagenette-convnet" in stdout
+    spec = make_spec(trials=2, sampler={"name": "grid", "seed": 0},
+                     space={"optimizer": {"choices": {"adam": {"optim.name": "adam"},
+                                                      "sgd-nesterov": {"optim.name": "sgd", "optim.nesterov": True,
+                                                                       "optim.lr": 0.05}}}})
+    out = tmp_path / "sweep"
+    code, _, err = cli(capsys, "sweep", spec, "--out", out)
+    assert code == 0, err
+    assert "optimizer=sgd-nesterov" in err  # a bundle is shown (and stored) by its label
+    rows = {r["param:optimizer"]: r for r in read_csv(out / "trials.csv")}
+    import yaml
+
+    cfg = yaml.safe_load(open(rows["sgd-nesterov"]["run_dir"] + "/config.yaml"))
+    assert cfg["optim"]["name"] == "sgd" and cfg["optim"]["nesterov"] is True and cfg["optim"]["lr"] == 0.05
+    (out / "report.html").unlink()
+    code, stdout, err = cli(capsys, "sweep", "--status", out, "--html")
+    assert code == 0 and (out / "report.html").is_file() and "sgd-nesterov" in stdout

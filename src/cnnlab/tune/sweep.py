@@ -324,19 +324,21 @@ def run_trial(study, trial, spec: SweepSpec, job: WorkerJob, data_cache: dict) -
                  else f"the run reported no {spec.metric}")
         trial.set_user_attr("error", error)
         study.tell(trial, state=TrialState.FAIL)
-        _report(job, trial.number, "fail", None, spec, params, seconds, error)
+        _report(job, trial.number, "fail", None, spec, trial.params, seconds, error)
         return "fail"
     if callback.pruned:
         study.tell(trial, state=TrialState.PRUNED)
-        _report(job, trial.number, "pruned", callback.last, spec, params, seconds, f"at epoch {summary['epochs']}")
+        _report(job, trial.number, "pruned", callback.last, spec, trial.params, seconds,
+                f"at epoch {summary['epochs']}")
         return "pruned"
     study.tell(trial, callback.last)
-    _report(job, trial.number, "complete", callback.last, spec, params, seconds, "")
+    _report(job, trial.number, "complete", callback.last, spec, trial.params, seconds, "")
     return "complete"
 
 
 def _report(job: WorkerJob, number: int, state: str, value, spec: SweepSpec, params: dict, seconds: float,
             note: str) -> None:
+    """One line per trial on stderr; ``params`` as Optuna stores them (a bundle shows its label)."""
     if job.quiet:
         return
     shown = "" if value is None else f"{spec.metric} {value:.4f}  "
