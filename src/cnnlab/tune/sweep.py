@@ -435,6 +435,11 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *, storage_
     if spec.sampler["name"] == "grid" and spec.grid_size() > n_trials:
         raise CnnlabError(f"the grid has {spec.grid_size()} points but --trials is {n_trials}; raise --trials to "
                           f"{spec.grid_size()} or shrink the grid")
+    if spec.sampler["name"] == "grid" and spec.grid_size() < n_trials:
+        if not quiet:
+            print(f"notice: the grid has {spec.grid_size()} points; running {spec.grid_size()} trials, not {n_trials}",
+                  file=sys.stderr, flush=True)
+        n_trials = spec.grid_size()
     storage = open_storage(storage_url) if storage_url else None  # a bad server fails here, before any work
     if storage is not None:
         create_or_load_study(storage, study_name, spec, resume)  # a conflicting study fails before any work
