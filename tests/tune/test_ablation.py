@@ -69,6 +69,12 @@ def test_every_technique_has_a_plan_for_mnist_fast():
     variants, info = plan(load_config("mnist-fast"), list(TECHNIQUES))
     assert set(info) == set(TECHNIQUES) and len(TECHNIQUES) == 10
     assert [n for n, t in info.items() if not t["applicable"]] == ["residual"]
+    # knowing the input size, the plan sees that mnist-fast (no dense layer) has nowhere to put dropout
+    _, sized = plan(load_config("mnist-fast"), list(TECHNIQUES), (1, 28, 28), 10)
+    assert [n for n, t in sized.items() if not t["applicable"]] == ["residual", "dropout"]
+    assert "changes nothing in model 'convnet'" in sized["dropout"]["reason"]
+    _, dense = plan(load_config("mnist-fast", ["model.dense=32"]), ["dropout"], (1, 28, 28), 10)
+    assert dense["dropout"]["applicable"]
     assert info["onecycle"]["in_recipe"] and info["label_smoothing"]["in_recipe"]
     assert not info["dropout"]["in_recipe"] and not info["augmentation"]["in_recipe"]
     assert len(variants) == 2 + 2 * 9

@@ -174,13 +174,34 @@ class Variant:
     overrides: dict
 
 
-def plan(cfg: Config, names: list[str]) -> tuple[list[Variant], dict[str, dict]]:
-    """The variants to train and, per technique, its on/off overrides or why it does not apply."""
+def _no_model_effect(cfg: Config, on: dict, off: dict, input_size, num_classes: int) -> str | None:
+    """A reason when switching a model option builds the same network (dropout on a net with no dense layer)."""
+    from cnnlab.runs import build_model
+
+    keys = sorted(k for k in {**on, **off} if k.startswith("model."))
+    if not keys or input_size is None:
+        return None
+    base = config_to_dict(cfg)
+    nets = [repr(build_model(_apply(base, o), tuple(input_size), num_classes)) for o in (on, off)]
+    if nets[0] != nets[1]:
+        return None
+    shown = ", ".join(f"{k}={on[k]!r}" for k in keys if k in on)
+    return f"{shown} changes nothing in model '{cfg.model.name}' as configured (it builds the same layers)"
+
+
+def plan(cfg: Config, names: list[str], input_size=None, num_classes: int = 10) -> tuple[list[Variant], dict[str, dict]]:
+    """The variants to train and, per technique, its on/off overrides or why it does not apply.
+
+    With ``input_size`` (C, H, W) given, a model option whose on and off settings build the same
+    network (e.g. dropout where the model puts it on dense layers but has none) is not applicable.
+    """
     info: dict[str, dict] = {}
     for n in names:
         t = TECHNIQUES[n]
         on, off = t.on(cfg), t.off(cfg)
         reason = on if isinstance(on, str) else off if isinstance(off, str) else None
+        if reason is None:
+            reason = _no_model_effect(cfg, on, off, input_size, num_classes)
         info[n] = {"title": t.title, "applicable": reason is None, "reason": reason,
                    "on": None if reason else on, "off": None if reason else off,
                    "in_recipe": None if reason else _in_recipe(cfg, on, off)}
@@ -231,10 +252,10 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
         raise CnnlabError(f"--seeds must be >= 1, got {seeds}")
     out = Path(out)
     check_out_dir(out, overwrite)
-    variants, info = plan(cfg, techniques or list(TECHNIQUES))
+    data = load_dataset(cfg.data)  # the variants differ in normalisation/augmentation, never in the files read
+    variants, info = plan(cfg, techniques or list(TECHNIQUES), data.input_size, data.num_classes)
     base_raw = config_to_dict(cfg)
     configs = {v.name: _apply(base_raw, v.overrides) for v in variants}  # every variant validates before work
-    data = load_dataset(cfg.data)  # the variants differ in normalisation/augmentation, never in the files read
     results: list[dict] = []
     start = time.perf_counter()
     with open_run_dir(out, overwrite=overwrite, kind="ablation"):
