@@ -276,9 +276,11 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
                           f"{'-' if acc is None else f'{acc:.4f}'}  {summary.get('train_seconds', 0):.1f}s",
                           file=sys.stderr, flush=True)
             acc_mean, acc_std = _mean_std([r["test_accuracy"] for r in runs])
+            accs = [r["test_accuracy"] for r in runs if r["test_accuracy"] is not None]
             sec_mean, sec_std = _mean_std([r["train_seconds"] for r in runs])
             results.append({"variant": v.name, "kind": v.kind, "technique": v.technique, "overrides": v.overrides,
                             "test_accuracy_mean": acc_mean, "test_accuracy_std": acc_std,
+                            "test_accuracy_median": statistics.median(accs) if accs else None,
                             "train_seconds_mean": sec_mean, "train_seconds_std": sec_std, "runs": runs})
         ref = {r["kind"]: r for r in results if r["kind"] in ("full", "plain")}
         for r in results:
@@ -299,13 +301,15 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
 def format_table(record: dict) -> str:
     """The table: variant, test accuracy mean ± std, change vs its reference (points), training seconds."""
     seeds = record["seeds"]
-    lines = [f"{'variant':<30}{'test accuracy':>22}{'vs ref (points)':>17}{'train s':>14}"]
+    lines = [f"{'variant':<30}{'test accuracy':>22}{'median':>9}{'vs ref (points)':>17}{'train s':>14}"]
     for r in record["variants"]:
         acc = "-" if r["test_accuracy_mean"] is None else \
             f"{r['test_accuracy_mean']:.4f} ± {r['test_accuracy_std']:.4f}"
         delta = f"{100 * r['delta_accuracy']:+.2f}" if r.get("delta_accuracy") is not None else ""
         secs = "-" if r["train_seconds_mean"] is None else f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}"
-        lines.append(f"{r['variant']:<30}{acc:>22}{delta:>17}{secs:>14}")
+        med = r.get("test_accuracy_median")
+        med = "-" if med is None else f"{med:.4f}"
+        lines.append(f"{r['variant']:<30}{acc:>22}{med:>9}{delta:>17}{secs:>14}")
     for name, t in record["techniques"].items():
         if not t["applicable"]:
             lines.append(f"{'(' + name + ')':<30}  not applicable: {t['reason']}")
@@ -332,6 +336,14 @@ def plot_ablation(record: dict, path: Path) -> None:
         ax.barh(names, deltas, xerr=errs if record["seeds"] > 1 else None, color=colour, alpha=0.85)
         ax.axvline(0, color="black", lw=0.8)
         ref = next(r for r in record["variants"] if r["kind"] == ("full" if kind == "leave-one-out" else "plain"))
+        if record["seeds"] > 1:  # each seed against the reference's run with the same seed: shows a diverged seed
+            ref_by_seed = {run["seed"]: run["test_accuracy"] for run in ref["runs"]}
+            for y, r in enumerate(items[::-1]):
+                paired = [100 * (run["test_accuracy"] - ref_by_seed[run["seed"]]) for run in r["runs"]
+                          if run["test_accuracy"] is not None and ref_by_seed.get(run["seed"]) is not None]
+                ax.scatter(paired, [y] * len(paired), s=14, color="black", zorder=3,
+                           label="each seed vs the reference's same seed" if y == 0 else None)
+            ax.legend(fontsize=8, loc="lower right")
         ax.set_title(f"{title}\n(reference {100 * (ref['test_accuracy_mean'] or 0):.2f}%)", fontsize=10)
         ax.set_xlabel("change in test accuracy (points)")
         ax.grid(axis="x", alpha=0.3)
