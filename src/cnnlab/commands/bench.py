@@ -1,4 +1,4 @@
-"""``cnnlab bench train|conv``: parses the options and calls the benchmarks in :mod:`cnnlab.bench`."""
+"""``cnnlab bench train|conv|sweep``: parses the options and calls the benchmarks in :mod:`cnnlab.bench`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def register(subparsers) -> None:
     _register_train(inner)
     _register_conv(inner)
     _register_transfer(inner)
+    _register_sweep(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -152,4 +153,33 @@ def run_transfer(args) -> int:
         return 0
     print("\n".join(format_table(payload)))
     notice(f"wrote {payload['json_path']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- bench sweep
+
+def _register_sweep(subparsers) -> None:
+    import cnnlab.bench.sweep as sweep  # light: no torch or Optuna at import time
+
+    p = subparsers.add_parser("sweep", help="what the pruner saves and what a second worker buys, on one spec",
+                              description=_description(sweep))
+    p.add_argument("--spec", default="sweep-mnist-quick", help="sweep spec (default sweep-mnist-quick)")
+    p.add_argument("--trials", type=int, help="trials per sweep (default: the spec's)")
+    p.add_argument("--no-workers", action="store_true", help="skip the 2-worker sweep")
+    p.add_argument("--work-dir", help="where the three sweep directories go (default runs/bench-sweep-<time>)")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=run_sweep)
+
+
+def run_sweep(args) -> int:
+    from cnnlab.bench.sweep import bench_sweep, format_table
+
+    result = bench_sweep(args.spec, args.trials, args.work_dir, args.out_dir, workers=not args.no_workers,
+                         progress=notice)
+    if args.json:
+        print_json(result)
+        return 0
+    print("\n".join(format_table(result)))
+    notice(f"wrote {result['json_path']}")
     return 0
