@@ -104,7 +104,8 @@ def test_resnet9_without_residual_drops_only_the_addition():
 
 def test_bad_ablation_input(tmp_path, base_yaml, capsys):
     for argv, text in ((["--techniques", "dropuot"], "unknown technique 'dropuot'; did you mean 'dropout'?"),
-                       (["--seeds", "0"], "--seeds must be >= 1"),
+                       (["--seeds", "0"], "--seeds 0 is out of range"),
+                       (["--seeds", "1000"], "--seeds 1000 is out of range"),
                        (["--techniques", "residual"], "none of the techniques residual can be switched")):
         code, _, err = cli(capsys, "ablate", base_yaml, *argv, "--out", tmp_path / "x")
         assert code == 2 and err.startswith("cnnlab: error: ") and text in err and len(err.strip().splitlines()) == 1

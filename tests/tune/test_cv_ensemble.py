@@ -123,3 +123,10 @@ def test_bootstrap_draws_with_replacement():
     assert len(idx) == 1000 and idx.min() >= 0 and idx.max() < 1000
     assert 550 < len(np.unique(idx)) < 720  # about 1 - 1/e = 63.2% distinct
     assert not np.array_equal(idx, bootstrap_indices(1000, seed=2))
+
+
+def test_bagging_member_count_is_bounded(tmp_path, base_yaml, capsys):
+    for k in (1, 100_000_000):  # 10^8 members used to start training them, one after another
+        code, _, err = cli(capsys, "ensemble", "--bagging", k, base_yaml, "--out", tmp_path / "bag")
+        assert code == 2 and f"--bagging {k} is out of range" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "bag").exists()

@@ -58,7 +58,11 @@ def test_bad_spec_sections(capsys, tmp_path, make_spec):
                          "did you mean 'space'?")
     check_one_line_error(capsys, tmp_path, ["sweep-mnist-quik"], "no sweep spec or YAML file named 'sweep-mnist-quik'",
                          "did you mean 'sweep-mnist-quick'?")
-    check_one_line_error(capsys, tmp_path, [make_spec(), "--trials", "0"], "--trials must be >= 1")
+    check_one_line_error(capsys, tmp_path, [make_spec(), "--trials", "0"], "--trials 0 is out of range")
+    check_one_line_error(capsys, tmp_path, [make_spec(), "--trials", "1000000"], "--trials 1000000 is out of range")
+    # 100,000 workers once forked a process storm: bounded like threads, before anything starts.
+    check_one_line_error(capsys, tmp_path, [make_spec(), "--workers", "100000"], "--workers 100000 is out of range")
+    check_one_line_error(capsys, tmp_path, [make_spec(), "--timeout", "inf"], "--timeout must be a positive number")
     check_one_line_error(capsys, tmp_path, [make_spec(), "train.epoch=2"], "unknown config key 'train.epoch'",
                          "did you mean 'train.epochs'?")
     check_one_line_error(capsys, tmp_path, [make_spec(), "model.dense=8"], "'model.dense' is both fixed")

@@ -47,9 +47,13 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from cnnlab.errors import CnnlabError
 
-    if args.trials is not None and args.trials < 1:
-        raise CnnlabError(f"--trials must be >= 1, got {args.trials}")
-    if args.timeout is not None and args.timeout <= 0:
+    import math
+
+    from cnnlab.errors import check_int_range
+
+    if args.trials is not None:
+        check_int_range("--trials", args.trials, 1, 100_000)
+    if args.timeout is not None and not (args.timeout > 0 and math.isfinite(args.timeout)):
         raise CnnlabError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.list:
         return _list(args)

@@ -248,8 +248,9 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.train.run import train
 
-    if seeds < 1:
-        raise CnnlabError(f"--seeds must be >= 1, got {seeds}")
+    from cnnlab.errors import check_int_range
+
+    check_int_range("--seeds", seeds, 1, 100, "each seed trains every variant once more")
     out = Path(out)
     check_out_dir(out, overwrite)
     data = load_dataset(cfg.data)  # the variants differ in normalisation/augmentation, never in the files read

@@ -158,8 +158,9 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.train.run import train
 
-    if k < 2:
-        raise CnnlabError(f"--bagging needs at least 2 members, got {k}")
+    from cnnlab.errors import check_int_range
+
+    check_int_range("--bagging", k, 2, 100, "each member is a full training run")
     if method not in METHODS:
         raise CnnlabError(f"unknown ensemble method '{method}'; expected one of {', '.join(METHODS)}")
     out = Path(out)

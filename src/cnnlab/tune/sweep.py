@@ -426,8 +426,12 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *, storage_
     """
     from cnnlab.rundir import check_out_dir, open_run_dir
 
-    if workers < 1:
-        raise CnnlabError(f"--workers must be >= 1, got {workers}")
+    import os
+
+    from cnnlab.errors import check_int_range
+
+    # More processes than 4 per core only fight over the CPU (and 100,000 would fork a storm).
+    check_int_range("--workers", workers, 1, 4 * (os.cpu_count() or 1), "more workers than 4 per CPU only slow each other")
     out = Path(out) if out is not None else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_out_dir(out, overwrite)
     study_name = study_name or spec.name
