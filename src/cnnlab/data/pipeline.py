@@ -26,7 +26,7 @@ class Splits:
 
 
 def make_splits(data: ImageData, cfg: DataConfig, device: torch.device, seed: int,
-                channels_last: bool = False) -> Splits:
+                channels_last: bool = False, stats: tuple[list[float], list[float]] | None = None) -> Splits:
     """Split, compute normalisation statistics on the training part, move everything to ``device``.
 
     ``val=split`` holds out a stratified ``val_fraction`` of the training set;
@@ -34,7 +34,8 @@ def make_splits(data: ImageData, cfg: DataConfig, device: torch.device, seed: in
     ``final_fit`` trains on training + validation images (no validation left).
     ``limit_train=N`` first draws exactly N training images at random (seeded
     by ``seed``), keeping each class's share (:func:`stratified_subset`).
-    An empty training, test or validation split is an error.
+    An empty training, test or validation split is an error. ``stats`` = (mean, std) replaces the
+    training split's own statistics (pretrained weights keep the normalisation they learned with).
     """
     train_x, train_y = data.train_x, data.train_y
     if len(train_y) == 0 or len(data.test_y) == 0:
@@ -56,7 +57,10 @@ def make_splits(data: ImageData, cfg: DataConfig, device: torch.device, seed: in
         train_x, train_y, val_x, val_y = train_x[keep], train_y[keep], train_x[held], train_y[held]
     elif cfg.val == "test" and not cfg.final_fit:
         val_x, val_y = data.test_x, data.test_y
-    mean, std = channel_stats(train_x) if cfg.normalize else (None, None)
+    if not cfg.normalize:
+        mean, std = None, None
+    else:
+        mean, std = stats if stats is not None else channel_stats(train_x)
 
     def batches(x, y, train: bool) -> DeviceBatches:
         return DeviceBatches(

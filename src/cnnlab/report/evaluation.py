@@ -47,10 +47,15 @@ def _evaluate_loaded_run(run, data_dir: str | None, top: int) -> dict:
     if data_dir:
         cfg.data.data_dir = data_dir
     data = load_dataset(cfg.data)
-    if tuple(data.input_size) != run.input_size or data.num_classes != run.num_classes:
+    test_x = data.test_x
+    if tuple(test_x.shape[1:]) != run.input_size and data.num_classes == run.num_classes:
+        from cnnlab.transfer.adapt import adapt_images  # a run trained on adapted images (model.weights)
+
+        test_x = adapt_images(test_x, run.input_size)
+    if tuple(test_x.shape[1:]) != run.input_size or data.num_classes != run.num_classes:
         raise CnnlabError(f"the dataset now has images {data.input_size} and {data.num_classes} classes, but "
                           f"the run was trained on {run.input_size} and {run.num_classes}")
-    batches = DeviceBatches(data.test_x, data.test_y, cfg.data.eval_batch_size, mean=run.mean, std=run.std)
+    batches = DeviceBatches(test_x, data.test_y, cfg.data.eval_batch_size, mean=run.mean, std=run.std)
     result = evaluate(run.model, batches, keep_logits=True)
     logits, labels = result.logits, result.labels
     preds = logits.argmax(1)
@@ -61,7 +66,7 @@ def _evaluate_loaded_run(run, data_dir: str | None, top: int) -> dict:
     out_dir = Path(run.run_dir)
     confusion_png = draw_confusion(matrix, run.classes, out_dir / "confusion.png")
     probs = logits.softmax(1)
-    top_png = draw_top_losses(data.test_x[worst], labels[worst], preds[worst], probs[worst], losses[worst],
+    top_png = draw_top_losses(test_x[worst], labels[worst], preds[worst], probs[worst], losses[worst],
                               run.classes, out_dir / "top_losses.png")
     report = {
         "run_dir": str(run.run_dir), "weights": run.weights_file.name, "count": result.count,

@@ -179,7 +179,13 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
         data, splits = feature_splits(cfg, device, data, notice=None if quiet else _notice)
     else:
         data = data if data is not None else load_dataset(cfg.data)
-        splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last)
+        stats = None
+        weights = cfg.model.options.get("weights")
+        if isinstance(weights, str) and weights != "download":  # pretrained: feed it what it learned on
+            from cnnlab.transfer.adapt import adapt_to_weights
+
+            data, stats = adapt_to_weights(data, weights, notice=None if quiet else _notice)
+        splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last, stats=stats)
     phases["data"] = time.perf_counter() - t0
     if cfg.train.early_stopping.patience is not None and splits.val is None:
         raise CnnlabError("train.early_stopping needs validation data; set data.val=split or data.val=test")
