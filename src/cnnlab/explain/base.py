@@ -31,6 +31,7 @@ tensor([[[1., 2.],
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any, ClassVar, Iterator
 
 import torch
@@ -140,7 +141,10 @@ class AttributionMethod:
         targets = as_targets(target, n, classes).to(images.device)
         chunk = max(1, batch_size // max(1, self.expansion(**opts)))
         out = []
-        with prepared(model), torch.random.fork_rng(devices=[images.device] if images.is_cuda else []):
+        with prepared(model), torch.random.fork_rng(devices=[images.device] if images.is_cuda else []), \
+                warnings.catch_warnings():
+            # Captum announces the hooks it sets on ReLUs (guided backprop); removing them is our job, done above.
+            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
             torch.manual_seed(seed)
             for start in range(0, n, chunk):
                 x = images[start:start + chunk].detach().clone()  # never the caller's tensor
