@@ -237,6 +237,11 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
 
     names = parse_methods(methods)
     per_method = parse_settings(settings, names)
+    for n, opts in per_method.items():
+        unknown = sorted(set(opts) - set(get_method(n).defaults))
+        if unknown:
+            valid = ", ".join(sorted(get_method(n).defaults)) or "none"
+            raise CnnlabError(f"--set: {n} has no option '{unknown[0]}'; its options: {valid}")
     if count < 1:
         raise CnnlabError(f"--count must be at least 1, got {count}")
     out_dir = Path(out) if out else Path(run_dir) / "explain"
