@@ -124,6 +124,7 @@ class AttributionMethod:
         or interpolated copies included); ``options`` are the method's own (see its
         ``defaults``); unknown ones are an error naming the valid ones.
         """
+        require_captum()
         if not isinstance(images, torch.Tensor) or images.ndim != 4:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise CnnlabError(f"expected images of shape (N, C, H, W), got {shape}")
@@ -158,6 +159,15 @@ class AttributionMethod:
     def _attribute(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, batch_size: int,
                    **options: Any) -> torch.Tensor:
         raise NotImplementedError
+
+
+def require_captum() -> None:
+    """Captum is an optional extra: a missing one is a one-line error saying what to install."""
+    try:
+        import captum.attr  # noqa: F401
+    except ImportError:
+        raise CnnlabError("the attribution methods need Captum: pip install 'cnnlab[explain]' "
+                          "(or pip install captum)") from None
 
 
 def _num_classes(model: nn.Module, images: torch.Tensor) -> int | None:

@@ -45,6 +45,9 @@ def top_images(model: nn.Module, layer: str, x: torch.Tensor, channels: int, bat
 def neurons_figure(model: nn.Module, layer: str, x: torch.Tensor, images_uint8: torch.Tensor, count: int,
                    path: Path, indices: list[int] | None = None) -> dict:
     """A grid (2 x count/2 for even counts) of [image above, guided-backprop map below] per channel."""
+    from cnnlab.explain.base import require_captum
+
+    require_captum()
     from captum.attr import NeuronGuidedBackprop
 
     if count < 1:
