@@ -133,6 +133,7 @@ class TrainConfig:
     threads: Optional[int] = None  # CPU intra-op threads (default: torch's choice)
     checkpoint_every: int = 1  # epochs between last.pt saves
     plots: bool = True  # draw curves.png at the end
+    loggers: list[str] = field(default_factory=list)  # experiment trackers: tensorboard, mlflow, wandb (optional extras)
     early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
 
 
@@ -189,6 +190,8 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.threads": (lambda v: v is None or v >= 1, "a positive integer"),
     "train.checkpoint_every": (lambda v: v >= 1, "a positive integer"),
     "train.early_stopping.patience": (lambda v: v is None or v >= 1, "a positive integer"),
+    "train.loggers": (lambda v: set(v) <= {"tensorboard", "mlflow", "wandb"} and len(set(v)) == len(v),
+                      "a list of distinct trackers among tensorboard, mlflow, wandb"),
 }
 
 
