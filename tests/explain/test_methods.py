@@ -285,3 +285,23 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module("cnnlab.explain" + ("" if module == "__init__" else f".{module}"))
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_importing_explain_loads_neither_captum_nor_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnlab.explain, cnnlab.commands.explain, cnnlab.commands.report, cnnlab.cli\n"
+            "cnnlab.cli.build_parser()\n"
+            "print(sorted(m for m in ('captum', 'matplotlib', 'tensorboard', 'mlflow', 'wandb') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_missing_captum_is_one_line_saying_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "captum", None)
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    with pytest.raises(CnnlabError, match=r"need Captum: pip install 'cnnlab\[explain\]'"):
+        get_method("gradcam").attribute(small_cnn(), torch.randn(1, 3, 16, 16), 0)

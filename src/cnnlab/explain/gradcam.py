@@ -3,7 +3,8 @@
 The layer's feature maps A (n, K, h, w) are weighted by the spatial mean of the
 target logit's gradient per channel, summed over channels and passed through a
 ReLU, then upsampled (bilinear) to the input size. One forward and one backward
-pass per batch. ``layer`` names a conv layer (default: the last one that runs).
+pass per batch. ``layer`` names a conv layer (default: the last one that runs,
+found by a dry run of one image per call; name it to save that pass).
 """
 
 from __future__ import annotations
