@@ -48,7 +48,7 @@ def _common(p, out_help: str) -> None:
 # ---------------------------------------------------------------------------- maps
 
 def _register_maps(inner) -> None:
-    from cnnlab.explain import DEFAULT_METHODS, METHODS
+    from cnnlab.explain import DEFAULT_METHODS, METHOD_NAMES as METHODS
 
     p = inner.add_parser(
         "maps", help="attribution maps for test images or image files (the default sub-command)",
