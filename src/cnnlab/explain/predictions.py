@@ -15,7 +15,7 @@ def predictions_figure(images_uint8: torch.Tensor, labels: torch.Tensor, probs: 
     """``rows`` x ``cols`` images, each titled ``pred (p) / true``; a red title and frame marks a mistake."""
     plt = pyplot()
     n = min(len(images_uint8), rows * cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5 + 0.2, rows * 1.6 + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5 + 0.2, rows * 1.95 + 0.5), squeeze=False)
     conf, pred = probs.max(1)
     wrong = 0
     for k, ax in enumerate(axes.flat):
