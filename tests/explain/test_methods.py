@@ -207,7 +207,7 @@ def test_every_method_on_every_model(models, name):
     flags = [p.requires_grad for p in model.parameters()]
     hooks = hook_count(model)
     torch.manual_seed(1)
-    x = torch.randn(2, 3, 32, 32)
+    x = torch.randn(1, 3, 32, 32)  # one image keeps the big models fast; batching is tested above
     x_copy = x.clone()
     baselines = torch.randn(3, 3, 32, 32)
     try:
@@ -215,8 +215,8 @@ def test_every_method_on_every_model(models, name):
             options = dict(SMALL_OPTIONS.get(method, {}))
             if method == "gradient_shap":
                 options["baselines"] = baselines
-            maps = get_method(method).attribute(model, x, torch.tensor([1, 3]), **options)
-            assert maps.shape == (2, 32, 32), (method, maps.shape)
+            maps = get_method(method).attribute(model, x, torch.tensor([3]), **options)
+            assert maps.shape == (1, 32, 32), (method, maps.shape)
             assert torch.isfinite(maps).all(), method
             assert maps.abs().sum() > 0, f"{method} gave an all-zero map on {name}"
             assert hook_count(model) == hooks, f"{method} left hooks on {name}"
