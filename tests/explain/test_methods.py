@@ -283,9 +283,10 @@ def test_target_out_of_range_names_the_valid_range():
         get_method("saliency").attribute(model, torch.randn(1, 1, 28, 28), 10)
 
 
-@pytest.mark.parametrize("module", ["base", "layers", "__init__"])
+@pytest.mark.parametrize("module", ["cnnlab.explain.base", "cnnlab.explain.layers", "cnnlab.explain",
+                                    "cnnlab.explain.figures", "cnnlab.explain.filters", "cnnlab.train.trackers"])
 def test_docstring_examples_run(module):
-    mod = importlib.import_module("cnnlab.explain" + ("" if module == "__init__" else f".{module}"))
+    mod = importlib.import_module(module)
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
 

@@ -6,8 +6,6 @@ when the first word after ``explain`` is not one of the sub-commands, ``maps`` i
 
 from __future__ import annotations
 
-import argparse
-
 from cnnlab.commands.common import notice, print_json
 
 SUBCOMMANDS = ("maps", "filters", "activations", "neurons", "predictions")
@@ -153,5 +151,3 @@ def run_view(args) -> int:
     print(f"wrote {result['figure']}")
     return 0
 
-
-__all__ = ["register", "argparse"]
