@@ -309,3 +309,15 @@ def test_missing_captum_is_one_line_saying_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "captum.attr", None)
     with pytest.raises(CnnlabError, match=r"need Captum: pip install 'cnnlab\[explain\]'"):
         get_method("gradcam").attribute(small_cnn(), torch.randn(1, 3, 16, 16), 0)
+
+
+def test_explaining_a_run_does_not_import_the_trainer():
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnlab.explain.workflow, cnnlab.explain.views, cnnlab.report.html\n"
+            "from cnnlab.explain import METHODS\n"
+            "print(sorted(m for m in ('cnnlab.train.trainer', 'cnnlab.train.run', 'cnnlab.train.trackers') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
