@@ -190,6 +190,8 @@ def test_a_run_without_a_checkpoint_or_a_broken_image(copy_run, tmp_path, capsys
 
 def test_view_bad_input(mnist_run, tmp_path, capsys):
     cases = [
+        (["maps", tmp_path / "none"], "run directory"),
+        (["filters", tmp_path / "none"], "run directory"),
         (["activations", mnist_run, "--layer", "head.0", "--index", 0], "layer 'head.0' is not a"),
         (["activations", mnist_run, "--layer", "features.0.0"], "give one image"),
         (["neurons", mnist_run, "--layer", "features.0.0", "--count", 17, "--images", 10], "has 16 channels"),

@@ -38,6 +38,8 @@ def run_view(view: str, args) -> dict[str, Any]:
     from cnnlab.runs import load_run
 
     run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise CnnlabError(f"run directory {run_dir} does not exist")
     default = {"filters": "filters.png", "activations": f"activations-{_safe(getattr(args, 'layer', '') or '')}.png",
                "neurons": f"neurons-{_safe(getattr(args, 'layer', '') or '')}.png",
                "predictions": "predictions.png"}[view]

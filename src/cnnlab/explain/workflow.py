@@ -244,6 +244,8 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
             raise CnnlabError(f"--set: {n} has no option '{unknown[0]}'; its options: {valid}")
     if count < 1:
         raise CnnlabError(f"--count must be at least 1, got {count}")
+    if not Path(run_dir).is_dir():
+        raise CnnlabError(f"run directory {run_dir} does not exist")
     out_dir = Path(out) if out else Path(run_dir) / "explain"
     check_out_dir(out_dir, overwrite)  # before any work: nothing is created if it is refused
     run = load_run(run_dir)
