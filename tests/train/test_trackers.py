@@ -107,7 +107,10 @@ def test_mlflow_local_sqlite_store_reads_back_with_mlflow_client(tmp_path, monke
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
     out, summary, steps, epochs = run_with(tmp_path, "[mlflow]")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (out / "mlartifacts").is_dir()
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("cnnlab")
     (run,) = client.search_runs([experiment.experiment_id])

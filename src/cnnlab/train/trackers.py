@@ -155,11 +155,14 @@ class MlflowTracker(Tracker):
         import yaml
         from mlflow import MlflowClient
 
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(run_dir / 'mlflow.db').absolute()}"
+        user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        uri = user_uri or f"sqlite:///{(run_dir / 'mlflow.db').absolute()}"
         self.client = MlflowClient(tracking_uri=uri)
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "cnnlab"
         found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        # In the run's own store, artifacts go beside it; MLflow's default would be ./mlruns in the working directory.
+        location = None if user_uri else (run_dir / "mlartifacts").absolute().as_uri()
+        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment, location)
         self.run_id = self.client.create_run(experiment_id, run_name=run_name,
                                              tags={"cnnlab.run_dir": str(run_dir.absolute())}).info.run_id
         self.tracking_uri = uri
