@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   sets up .venv and trains the mnist-fast preset, printing its test accuracy
 #   make test   sets up .venv (with the test extras) and runs the test suite
+#   make fuzz   runs the fuzz suite (tests/fuzz) with ten times the inputs
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 CNNLAB_DATA ?= $(abspath ../shared/datasets)
 export CNNLAB_DATA
 
-.PHONY: demo test test-slow venv dev clean
+.PHONY: demo test test-slow fuzz venv dev clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,11 @@ test: dev
 # The tests that train on full real datasets for minutes (deselected by default).
 test-slow: dev
 	$(BIN)/python -m pytest -m slow --durations=5
+
+# The fuzz suite with the "long" Hypothesis profile: 10x the inputs of `make test`, random seeds.
+# The count of inputs tried goes to benchmarks/results/fuzz-<stamp>.json.
+fuzz: dev
+	CNNLAB_FUZZ_PROFILE=long CNNLAB_FUZZ_RESULTS=benchmarks/results $(BIN)/python -m pytest -n 2 tests/fuzz --durations=10
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

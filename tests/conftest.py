@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The fuzz suite's count of generated inputs, summed over xdist workers (see tests/fuzz/report.py).
+from tests.fuzz.report import pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown  # noqa: F401
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 

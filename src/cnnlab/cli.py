@@ -13,7 +13,8 @@ import importlib
 import sys
 
 from cnnlab import __version__
-from cnnlab.errors import CnnlabError
+from cnnlab.commands.common import OneLineParser
+from cnnlab.errors import MAX_LINE, CnnlabError, one_line
 
 # Sub-commands listed first in ``--help``; any other module in cnnlab/commands
 # that has ``register`` follows alphabetically, so adding a command is adding a file.
@@ -31,7 +32,7 @@ def command_modules() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnlab",
         description=(
             "A laboratory for convolutional neural networks on images. "
@@ -64,20 +65,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         result = args.func(args)
-    except (CnnlabError, FileNotFoundError, FileExistsError) as exc:
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`cnnlab models | head -1`): not an error of ours to
+        # report; stop writing to the closed pipe so the interpreter's final flush stays quiet.
+        _silence_stdout()
+        return 1
+    except (CnnlabError, OSError) as exc:  # a user mistake, or a file that cannot be read or written
         if args.debug:
             raise
         print(f"cnnlab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("cnnlab: interrupted", file=sys.stderr)
-        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if args.debug:
+            raise
+        detail = _one_line(exc, limit=MAX_LINE - 120)
+        print(f"cnnlab: error: internal error: {type(exc).__name__}: {detail}; "
+              "rerun with --debug for the traceback", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) if not isinstance(exc, FileNotFoundError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
-    return " ".join(text.split())
+def _one_line(exc: BaseException, limit: int = MAX_LINE) -> str:
+    """The message of ``exc`` on one line (see :func:`cnnlab.errors.one_line`).
+
+    An OSError reads "Permission denied: PATH" rather than "[Errno 13] Permission denied: 'PATH'".
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        text = f"{exc.strerror}: {' -> '.join(names)}" if names else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return one_line(text, limit)
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (e.g. captured by a test)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

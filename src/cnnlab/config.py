@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import os
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,7 +27,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.errors import CnnlabError, did_you_mean, short_repr
 
 
 @dataclass
@@ -54,7 +56,7 @@ class DataConfig:
     name: str = "mnist"  # mnist, fashion-mnist, cifar10, cifar10-jpeg, cifar100, imagenette-160, folder
     root: Optional[str] = None  # an image folder (for name=folder): class per sub-folder
     data_dir: Optional[str] = None  # explicit directory holding the datasets
-    download: bool = False  # opt-in torchvision download for online users
+    download: bool = True  # fetch a missing MNIST/Fashion-MNIST/CIFAR (MD5-checked); never with CNNLAB_OFFLINE=1
     val: Literal["split", "test", "none"] = "split"  # a stratified split, the test set, or none
     val_fraction: float = 0.1
     final_fit: bool = False  # train on train+validation (no model selection on val)
@@ -67,7 +69,7 @@ class DataConfig:
     eval_batch_size: int = 1000
     strict: bool = False  # an unreadable image is fatal (else skipped and counted)
     cache_dir: Optional[str] = None  # decoded-folder cache (default ~/.cache/cnnlab)
-    limit_train: Optional[int] = None  # use only the first N training images (quick experiments)
+    limit_train: Optional[int] = None  # exactly N training images drawn at random, each class keeping its share (seeded)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -148,16 +150,38 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-# Range checks: key -> (predicate, description of the valid range).
-_RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+# Upper bounds are far above any sensible setting; they exist so that a typo (an extra digit, a
+# negative sign, 1e300) is one clear line instead of a crash deep in torch or the OS.
+MAX_BATCH = 2**20
+MAX_IMAGE_SIZE = 4096
+MAX_EPOCHS = 10**6
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+MAX_STEPS = 10**9
+MAX_CROP_PADDING = 256  # pixels per side; a padded batch grows with (size + 2 * padding)**2
+FLOAT32_MAX = 3.4e38  # a config float ends up in float32 tensors (learning rate, weight decay, ...)
+
+
+def max_threads() -> int:
+    """The most CPU threads a run may ask for: 4 x the CPU count (libgomp crashes on absurd counts)."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def _int_in(low: int, high: int, optional: bool = False) -> tuple[typing.Callable[[Any], bool], str]:
+    desc = f"an integer in [{low}, {high:,}]" + (" or null" if optional else "")
+    return (lambda v: (optional and v is None) or (v is not None and low <= v <= high)), desc
+
+
+# Range checks: key -> (predicate, description of the valid range). Every float is also finite
+# (checked with the type, in _check_type).
+_RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callable[[], str]]]] = {
     "data.val_fraction": (lambda v: 0.0 < v < 1.0, "a fraction in (0, 1)"),
     "data.test_fraction": (lambda v: 0.0 < v < 1.0, "a fraction in (0, 1)"),
-    "data.batch_size": (lambda v: v >= 1, "a positive integer"),
-    "data.eval_batch_size": (lambda v: v >= 1, "a positive integer"),
-    "data.image_size": (lambda v: v is None or v >= 1, "a positive integer"),
+    "data.batch_size": _int_in(1, MAX_BATCH),
+    "data.eval_batch_size": _int_in(1, MAX_BATCH),
+    "data.image_size": _int_in(1, MAX_IMAGE_SIZE, optional=True),
     "data.channels": (lambda v: v in (None, 1, 3), "1 or 3"),
-    "data.limit_train": (lambda v: v is None or v >= 1, "a positive integer"),
-    "data.augment.crop_padding": (lambda v: v >= 0, ">= 0"),
+    "data.limit_train": _int_in(1, MAX_STEPS, optional=True),
+    "data.augment.crop_padding": _int_in(0, MAX_CROP_PADDING),
     "data.augment.hflip": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
     "data.augment.erase_prob": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
     "data.augment.erase_size": (lambda v: 0.0 < v <= 1.0, "a fraction in (0, 1]"),
@@ -171,6 +195,8 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "data.augment.shear": (lambda v: 0.0 <= v < 90.0, "degrees in [0, 90)"),
     "optim.lr": (lambda v: v > 0, "> 0"),
     "optim.momentum": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "optim.betas": (lambda v: all(0.0 <= b < 1.0 for b in v), "two values in [0, 1)"),
+    "optim.alpha": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     "optim.weight_decay": (lambda v: v >= 0, ">= 0"),
     "optim.l1": (lambda v: v >= 0, ">= 0"),
     "optim.l2": (lambda v: v >= 0, ">= 0"),
@@ -180,19 +206,32 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "schedule.factor": (lambda v: 0.0 < v < 1.0, "in (0, 1)"),
     "schedule.initial_div": (lambda v: v >= 1.0, ">= 1"),
     "schedule.final_div": (lambda v: v >= 1.0, ">= 1"),
-    "schedule.patience": (lambda v: v >= 0, ">= 0"),
-    "schedule.step_epochs": (lambda v: v >= 1, ">= 1"),
-    "train.epochs": (lambda v: v >= 1, "a positive integer"),
+    "schedule.warmup_epochs": (lambda v: 0.0 <= v <= MAX_EPOCHS, f"in [0, {MAX_EPOCHS:,}]"),
+    "schedule.min_lr": (lambda v: v >= 0, ">= 0"),
+    "schedule.threshold": (lambda v: v >= 0, ">= 0"),
+    "schedule.patience": _int_in(0, MAX_EPOCHS),
+    "schedule.step_epochs": _int_in(1, MAX_EPOCHS),
+    "train.epochs": _int_in(1, MAX_EPOCHS),
+    "train.seed": _int_in(0, MAX_SEED),
     "train.clip_value": (lambda v: v is None or v > 0, "> 0"),
     "train.clip_norm": (lambda v: v is None or v > 0, "> 0"),
     "train.label_smoothing": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
-    "train.log_every": (lambda v: v >= 1, "a positive integer"),
-    "train.threads": (lambda v: v is None or v >= 1, "a positive integer"),
-    "train.checkpoint_every": (lambda v: v >= 1, "a positive integer"),
-    "train.early_stopping.patience": (lambda v: v is None or v >= 1, "a positive integer"),
+    "train.log_every": _int_in(1, MAX_STEPS),
+    "train.threads": (lambda v: v is None or 1 <= v <= max_threads(),
+                      lambda: f"null or an integer in [1, {max_threads()}] (4 x this machine's "
+                              f"{os.cpu_count() or 1} CPUs)"),
+    "train.checkpoint_every": _int_in(1, MAX_EPOCHS),
+    "train.early_stopping.patience": _int_in(1, MAX_EPOCHS, optional=True),
+    "train.early_stopping.min_delta": (lambda v: v >= 0, ">= 0"),
     "train.loggers": (lambda v: set(v) <= {"tensorboard", "mlflow", "wandb"} and len(set(v)) == len(v),
                       "a list of distinct trackers among tensorboard, mlflow, wandb"),
 }
+
+# A parsed YAML document larger than this (counting every node an alias repeats) or nested deeper
+# is refused: a config is a few hundred nodes, while 9 aliases per level for 9 levels ("billion
+# laughs") expand to 387 million.
+MAX_YAML_NODES = 10_000
+MAX_YAML_DEPTH = 32
 
 
 # ----------------------------------------------------------------------------- presets
@@ -208,28 +247,89 @@ def preset_text(name: str) -> str:
     """The YAML text of a shipped preset."""
     if name not in preset_names():
         raise CnnlabError(
-            f"no preset or YAML file named '{name}'; {did_you_mean(name, preset_names())} "
+            f"no preset or YAML file named '{_cut(name, 100)}'; {did_you_mean(name, preset_names())} "
             "(run `cnnlab presets` to list them)"
         )
-    return (resources.files("cnnlab") / "presets" / f"{name}.yaml").read_text()
+    data = (resources.files("cnnlab") / "presets" / f"{name}.yaml").read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CnnlabError(f"preset {name} is not UTF-8 text; reinstall cnnlab or fix the file") from None
 
 
 def _read_source(source: str) -> dict:
     """A preset name or a YAML file path -> a plain dict."""
     path = Path(source)
+    if path.is_dir():
+        raise CnnlabError(f"config '{source}' is a folder; give a YAML file or a preset name "
+                          "(run `cnnlab presets` to list them)")
     if source.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise CnnlabError(f"config file '{source}' does not exist")
-        text = path.read_text()
+        text = read_text_file(path, "config file")
     else:
         text = preset_text(source)
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise CnnlabError(f"'{source}' is not valid YAML: {' '.join(str(exc).split())}") from None
+    raw = load_yaml(text, f"'{source}'")
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
         raise CnnlabError(f"'{source}' must hold a YAML mapping at the top level")
     return raw
+
+
+def read_text_file(path: str | os.PathLike, what: str) -> str:
+    """The UTF-8 text of a small file; a folder, an unreadable or a non-UTF-8 file is one line."""
+    path = Path(path)
+    if path.is_dir():
+        raise CnnlabError(f"{what} {path} is a folder, not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CnnlabError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CnnlabError(f"{what} {path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                          "save it as UTF-8") from None
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` whose every failure is one line, refusing documents that expand absurdly.
+
+    ``source`` names the text in messages (a quoted file or preset name, or ``override 'k=v'``).
+    """
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CnnlabError(f"{source} is not valid YAML: {_cut(' '.join(str(exc).split()))}") from None
+    except RecursionError:
+        raise CnnlabError(f"{source} nests too deeply to be a config") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise CnnlabError(f"{source} holds an unusable value: {_cut(str(exc))}") from None
+    check_yaml_size(value, source)
+    return value
+
+
+def check_yaml_size(value: Any, source: str) -> None:
+    """Refuse a parsed document of more than MAX_YAML_NODES nodes (aliases counted as expanded)
+    or nested deeper than MAX_YAML_DEPTH; stops counting at the cap, so a bomb costs nothing."""
+    stack, nodes = [(value, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_YAML_NODES:
+            raise CnnlabError(f"{source} expands to more than {MAX_YAML_NODES:,} values (YAML aliases "
+                              "repeating aliases?); a config is far smaller")
+        if depth > MAX_YAML_DEPTH:
+            raise CnnlabError(f"{source} nests deeper than {MAX_YAML_DEPTH} levels; a config is far shallower")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -249,15 +349,19 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not key:
             raise CnnlabError(f"override '{item}' has no key before '='")
-        parsed[key] = _parse_value(text)
+        parsed[key] = _parse_value(text, key)
     return parsed
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, key: str = "value") -> Any:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
-        return text
+        return text  # not YAML: the type check says what was expected
+    except (RecursionError, ValueError):
+        raise CnnlabError(f"override {key}={_cut(text, 60)!r} is not a usable value (too deeply nested, "
+                          "or an integer of more than 4300 digits)") from None
+    check_yaml_size(value, f"override {key}=...")
     # YAML 1.1 reads "1e-3" as a string; accept it as the float a user meant.
     if isinstance(value, str):
         try:
@@ -297,12 +401,18 @@ def config_with_overrides(raw: dict, overrides: list[str] | dict | None = None) 
 
 def config_from_dict(raw: dict) -> Config:
     """Strictly convert a nested dict (as in ``config.yaml``) into a :class:`Config`."""
+    if not isinstance(raw, dict):
+        raise CnnlabError(f"a config must be a mapping, got {short_repr(raw)}")
+    check_yaml_size(raw, "the config")  # e.g. a run's config.yaml edited by hand
     raw = dict(raw)
     model_raw = raw.pop("model", {}) or {}
     if not isinstance(model_raw, dict):
         raise CnnlabError("'model' must be a mapping with at least a 'name'")
     model_raw = dict(model_raw)
     options = model_raw.pop("options", {}) or {}
+    if not isinstance(options, dict):
+        raise CnnlabError(f"model.options must be a mapping, got {short_repr(options)}")
+    options = dict(options)
     name = model_raw.pop("name", ModelConfig.name)
     options.update(model_raw)  # model.<option> may be written flat, next to the name
     cfg = _build(Config, raw, "")
@@ -310,13 +420,13 @@ def config_from_dict(raw: dict) -> Config:
     for key, (ok, desc) in _RANGES.items():
         value = get_dotted(cfg, key)
         if not ok(value):
-            raise CnnlabError(f"{key}={value!r} is out of range; expected {desc}")
+            raise CnnlabError(f"{key}={short_repr(value)} is out of range; expected {desc() if callable(desc) else desc}")
     return cfg
 
 
 def _build(cls, raw: dict, prefix: str):
     if not isinstance(raw, dict):
-        raise CnnlabError(f"'{prefix.rstrip('.')}' must be a mapping, got {raw!r}")
+        raise CnnlabError(f"'{prefix.rstrip('.')}' must be a mapping, got {short_repr(raw)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -324,7 +434,7 @@ def _build(cls, raw: dict, prefix: str):
         dotted = f"{prefix}{key}"
         if key not in fields:
             valid = [f"{prefix}{k}" for k in fields] + ([] if prefix else ["model"])
-            raise CnnlabError(f"unknown config key '{dotted}'; {did_you_mean(dotted, valid)}")
+            raise CnnlabError(f"unknown config key '{_cut(dotted, 100)}'; {did_you_mean(dotted, valid)}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value or {}, dotted + ".")
@@ -349,11 +459,11 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
         raise CnnlabError(errors[0] if errors else f"{key} must not be null")
     if origin is Literal:
         if value not in args:
-            raise CnnlabError(f"{key}={value!r} is not valid; expected one of {', '.join(map(repr, args))}")
+            raise CnnlabError(f"{key}={short_repr(value)} is not valid; expected one of {', '.join(map(repr, args))}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise CnnlabError(f"{key} must be a list, got {value!r}")
+            raise CnnlabError(f"{key} must be a list, got {short_repr(value)}")
         if origin is tuple and args and len(args) != len(value):
             raise CnnlabError(f"{key} must have {len(args)} values, got {len(value)}")
         items = [_check_type(v, args[i] if origin is tuple else (args[0] if args else Any), key)
@@ -363,25 +473,34 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise CnnlabError(f"{key} must be true or false, got {value!r}")
+            raise CnnlabError(f"{key} must be true or false, got {short_repr(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
+            # 3.0 is the integer 3; 1e300 is not an integer anyone meant (nor exactly representable).
+            if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
                 return int(value)
-            raise CnnlabError(f"{key} must be an integer, got {value!r}")
+            raise CnnlabError(f"{key} must be an integer, got {short_repr(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CnnlabError(f"{key} must be a number, got {value!r}")
-        return float(value)
+            raise CnnlabError(f"{key} must be a number, got {short_repr(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float's range
+            raise CnnlabError(f"{key}={short_repr(value)} is too large; expected a finite number") from None
+        if not math.isfinite(number):
+            raise CnnlabError(f"{key}={number} is not a finite number; give a finite value")
+        if abs(number) > FLOAT32_MAX:  # torch keeps these in float32 tensors: 1e300 would overflow there
+            raise CnnlabError(f"{key}={number:g} is too large; expected a magnitude below {FLOAT32_MAX:.1e}")
+        return number
     if hint is str:
         if not isinstance(value, str):
-            raise CnnlabError(f"{key} must be a string, got {value!r}")
+            raise CnnlabError(f"{key} must be a string, got {short_repr(value)}")
         return value
     if hint is dict:
         if not isinstance(value, dict):
-            raise CnnlabError(f"{key} must be a mapping, got {value!r}")
+            raise CnnlabError(f"{key} must be a mapping, got {short_repr(value)}")
         return value
     return value
 

@@ -2,20 +2,55 @@
 
 >>> predict_files("runs/mnist-fast", ["digit.png"], k=3)  # doctest: +SKIP
 [{'image': 'digit.png', 'top': [{'class': '7', 'probability': 0.998}, ...]}]
+
+A folder among the paths stands for the image files directly inside it (one level, sorted by
+name; other files are left out), so ``predict RUN photos/`` classifies every image in ``photos``.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cnnlab.data.folder import IMAGE_SUFFIXES  # a folder given to predict is read as data.name=folder reads
 from cnnlab.errors import CnnlabError
+
+CHUNK = 256  # images decoded and classified at a time, so a large folder does not fill memory
+
+
+def expand_image_paths(paths: list[str]) -> list[str]:
+    """Files as given; each folder replaced by its image files (one level, sorted).
+
+    A path that does not exist, or a folder without images, is a one-line error.
+    """
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            try:
+                found = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            except OSError as exc:
+                raise CnnlabError(f"cannot list folder {path}: {exc.strerror or exc}") from None
+            if not found:
+                raise CnnlabError(f"{path} is a folder with no image files ({'/'.join(IMAGE_SUFFIXES)}) directly "
+                                  "inside it; name the image files, or a folder that holds them")
+            out.extend(found)
+        elif p.is_file():
+            out.append(path)
+        elif p.exists():
+            raise CnnlabError(f"{path} is not a regular file; give image files or a folder of them")
+        else:
+            raise CnnlabError(f"image file {path} does not exist")
+    return out
 
 
 def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str) -> torch.Tensor:
     """Decode files to a (N, C, H, W) uint8 batch matching ``input_size``."""
+    from PIL import Image
+
     from cnnlab.data.folder import decode_image
 
     c, h, w = input_size
@@ -26,7 +61,12 @@ def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str)
         if not Path(path).is_file():
             raise CnnlabError(f"image file {path} does not exist")
         try:
-            out.append(decode_image(Path(path), h, policy, "L" if c == 1 else "RGB"))
+            with warnings.catch_warnings():
+                # Pillow only warns between its pixel limit and twice it; refuse those too, in one line.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                out.append(decode_image(Path(path), h, policy, "L" if c == 1 else "RGB"))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise CnnlabError(f"cannot read image {path}: it is too large to decode safely ({exc})") from None
         except Exception as exc:  # Pillow raises many types for a broken file
             raise CnnlabError(f"cannot read image {path}: {exc}") from None
     return torch.from_numpy(np.stack(out))
@@ -34,18 +74,25 @@ def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str)
 
 @torch.no_grad()
 def predict_files(run_dir: str, paths: list[str], k: int = 3) -> list[dict]:
-    """Top-``k`` classes and probabilities for each image file."""
+    """Top-``k`` classes and probabilities for each image file (or each image in a folder).
+
+    ``k`` above the run's class count shows every class; below 1 is an error.
+    """
     from cnnlab.runs import load_run
 
     if k < 1:
         raise CnnlabError(f"--top-k must be at least 1, got {k}")
+    paths = expand_image_paths(paths)
     run = load_run(run_dir)
-    images = load_images(paths, run.input_size, run.config.data.resize)
-    logits = run.model(run.normalize(images.float() / 255.0))
-    probs = logits.softmax(1)
-    top = probs.topk(min(k, run.num_classes), dim=1)
-    return [
-        {"image": path, "top": [{"class": run.classes[int(i)], "probability": round(float(p), 4)}
-                                for p, i in zip(values, indices)]}
-        for path, values, indices in zip(paths, top.values, top.indices)
-    ]
+    results = []
+    for start in range(0, len(paths), CHUNK):
+        chunk = paths[start:start + CHUNK]
+        images = load_images(chunk, run.input_size, run.config.data.resize)
+        logits = run.model(run.normalize(images.float() / 255.0))
+        top = logits.softmax(1).topk(min(k, run.num_classes), dim=1)
+        results.extend(
+            {"image": path, "top": [{"class": run.classes[int(i)], "probability": round(float(p), 4)}
+                                    for p, i in zip(values, indices)]}
+            for path, values, indices in zip(chunk, top.values, top.indices)
+        )
+    return results

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.config import Config, config_from_dict
+from cnnlab.config import Config, check_yaml_size, config_from_dict
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, model_arguments
 from cnnlab.models.shapes import feature_shape
@@ -76,6 +76,9 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
         raise CnnlabError(f"{path} is not valid YAML{at}; restore it or train the run again") from None
+    except (RecursionError, ValueError):  # absurd nesting, an integer of more than 4300 digits
+        raise CnnlabError(f"{path} is not a config cnnlab wrote; restore it or train the run again") from None
+    check_yaml_size(raw, str(path))  # an alias bomb is refused before anything walks it
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -119,7 +122,8 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise CnnlabError(f"run directory {run_dir} does not exist")
+        raise CnnlabError(f"{run_dir} is a file, not a run directory" if run_dir.exists()
+                          else f"run directory {run_dir} does not exist")
     cfg = load_run_config(run_dir)
     candidates = [run_dir / weights] if weights else [run_dir / name for name in WEIGHT_FILES]
     path = next((p for p in candidates if p.is_file()), None)

@@ -85,7 +85,7 @@ def test_missing_dataset_lists_paths(tmp_path, capsys, monkeypatch):
     (tmp_path / "also-nothing").mkdir()  # an explicit --data-dir must exist (a missing one is its own error)
     code, _, err = run_cli(capsys, "train", "mnist-fast", "--data-dir", tmp_path / "also-nothing",
                            "--out", tmp_path / "run")
-    assert code == 2 and "also-nothing/mnist" in err and "nothing/mnist" in err and "train-images-idx3-ubyte" in err
+    assert code == 2 and "also-nothing, " in err and "nothing, data (in mnist/, MNIST/raw/" in err and "images-idx3" in err
     assert not (tmp_path / "run").exists()
 
 

@@ -143,6 +143,16 @@ def test_overwrite_while_the_run_is_held_names_the_pid(run_dir, tiny_folder, cac
     one_line_error(code, err, f"PID {os.getpid()}")
 
 
+def test_eval_of_a_run_in_use_is_refused_and_writes_nothing(run_dir, capsys):
+    before = snapshot(run_dir)
+    with lock_run_dir(run_dir):
+        code, _, err = run_cli(capsys, "eval", run_dir)
+        assert snapshot(run_dir) == before
+    one_line_error(code, err, f"PID {os.getpid()}", "in use")
+    code, _, _ = run_cli(capsys, "eval", run_dir, "--json")  # free again: eval writes its files
+    assert code == 0 and (run_dir / "eval.json").is_file() and not list(run_dir.glob(".*tmp*"))
+
+
 # ------------------------------------------------------------------ resume
 
 

@@ -7,6 +7,7 @@ import io
 import shutil
 import tarfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,7 +116,7 @@ def test_offline_error_names_places_files_and_both_ways_out(online, monkeypatch,
     with pytest.raises(CnnlabError) as info:
         find_dataset_dir("mnist")
     message = str(info.value)
-    for part in ("no-such-folder/mnist", "data/mnist", "MNIST/raw", "t10k-labels-idx1-ubyte",
+    for part in ("no-such-folder,", "data (in mnist/, MNIST/raw/ or directly)", "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]",
                  "set CNNLAB_DATA=DIR or pass --data-dir DIR", "unset CNNLAB_OFFLINE"):
         assert part in message
     assert not (online / "data").exists()
@@ -162,3 +163,27 @@ def test_cli_first_run_downloads(mnist_root, server, online, monkeypatch, capsys
     assert main(["data", "info", "mnist", "--json"]) == 0
     out, err = capsys.readouterr()
     assert '"train": 60000' in out and "downloading it into data/mnist" in err
+
+
+def test_download_false_never_downloads_and_says_how(tmp_path, monkeypatch):
+    """data.download=false is an offline switch per config: the error names the way to download."""
+    from cnnlab.config import load_config
+    from cnnlab.data.datasets import load_dataset
+    from cnnlab.errors import CnnlabError
+
+    monkeypatch.delenv("CNNLAB_OFFLINE", raising=False)
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setattr("cnnlab.data.download.download_dataset", lambda *a, **k: calls.append(a))
+    cfg = load_config(None, ["data.name=mnist", "data.download=false", f"data.data_dir={tmp_path}"])
+    with pytest.raises(CnnlabError, match="set data.download=true to download it"):
+        load_dataset(cfg.data)
+    assert calls == [] and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_same_folder_is_listed_once(tmp_path, monkeypatch):
+    from cnnlab.data.locate import search_roots
+
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path))
+    assert search_roots(tmp_path) == [tmp_path, Path("data")]

@@ -34,10 +34,10 @@ def test_train_restores_the_thread_count_when_it_fails(tmp_path):
 
 
 def test_a_batch_larger_than_the_data_is_clamped_and_counted_honestly(tmp_path, capsys):
-    summary = train(toy_config("data.batch_size=100000000", "train.epochs=2"), tmp_path / "big", data=toy_data(),
+    summary = train(toy_config("data.batch_size=100000", "train.epochs=2"), tmp_path / "big", data=toy_data(),
                     quiet=True)
     err = capsys.readouterr().err
-    assert "data.batch_size=100000000 is larger than the 72 training images" in err
+    assert "data.batch_size=100000 is larger than the 72 training images" in err
     assert summary["batch_size"] == 72 and summary["steps"] == 2
     on_disk = json.loads((tmp_path / "big" / "summary.json").read_text())
     assert on_disk["batch_size"] == 72 and on_disk["train_images"] == 144

@@ -13,12 +13,16 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", help="a run directory written by `cnnlab train`")
     p.add_argument("--data-dir", help="directory holding the datasets")
     p.add_argument("--weights", choices=["final.pt", "best.pt", "last.pt"], help="which checkpoint (default: final)")
-    p.add_argument("--top", type=int, default=16, help="images in top_losses.png (default 16)")
+    p.add_argument("--top", type=int, default=16, help="images in top_losses.png, 1 to 256 (default 16)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from cnnlab.errors import check_int_range
+    from cnnlab.report.evaluation import MAX_TOP
+
+    check_int_range("--top", args.top, 1, MAX_TOP)  # before the run and the data are loaded
     from cnnlab.report.evaluation import evaluate_run
 
     result = evaluate_run(args.run_dir, data_dir=args.data_dir, weights=args.weights, top=args.top)

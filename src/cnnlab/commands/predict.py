@@ -9,15 +9,21 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "predict", help="classify image files with a trained run",
         description="Each image is decoded, converted to the run's channels and size (with the run's "
-                    "data.resize policy) and normalised as in training.")
+                    "data.resize policy) and normalised as in training. A folder stands for the image "
+                    "files directly inside it (.png/.jpg/.jpeg/.bmp, one level, sorted by name).")
     p.add_argument("run_dir", help="a run directory written by `cnnlab train`")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP)")
-    p.add_argument("-k", "--top-k", type=int, default=3, help="classes to show per image (default 3)")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP), or folders of them")
+    p.add_argument("-k", "--top-k", type=int, default=3,
+                   help="classes to show per image, at least 1 (default 3; more than the run has shows all)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from cnnlab.errors import CnnlabError
+
+    if args.top_k < 1:  # checked before the run and the images are loaded
+        raise CnnlabError(f"-k/--top-k {args.top_k} must be at least 1")
     from cnnlab.predict import predict_files
 
     results = predict_files(args.run_dir, args.images, args.top_k)

@@ -17,7 +17,12 @@ import difflib
 import json
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError
+from cnnlab.commands.common import OneLineParser
+from cnnlab.errors import CnnlabError, check_int_range, short_repr
+
+MAX_BATCH = 1 << 16
+MAX_WARMUP = 1000
+MAX_REPEATS = 10_000
 
 DESCRIPTION = (
     "Count parameters (trainable and frozen), multiply-accumulates (1 MAC = 2 FLOPs; conv and linear "
@@ -28,16 +33,20 @@ DESCRIPTION = (
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", metavar="C,H,W", help="input size (default: the model's own, or the run's)")
-    parser.add_argument("--batch", type=int, default=1, metavar="N", help="batch size for counts and timing (default 1)")
+    parser.add_argument("--batch", type=int, default=1, metavar="N",
+                        help=f"batch size for counts and timing, 1 to {MAX_BATCH:,} (default 1); a profile "
+                             "needing more than half of the machine's memory is refused with the estimate")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--compare", metavar="OTHER",
                         help="a second model name or run directory, side by side with ratios B/A; quote it "
                              "to give it options: --compare 'mobilenet_v2 width_mult=0.5'")
     parser.add_argument("--no-timing", action="store_true", help="counts only; skip the latency measurements")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing (default 3)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls; the median is reported (default 10)")
+    parser.add_argument("--warmup", type=int, default=3, help=f"untimed calls before timing, 0 to {MAX_WARMUP} (default 3)")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help=f"timed calls, 1 to {MAX_REPEATS}; the median is reported (default 10)")
     parser.add_argument("--device", default="cpu", help="device for timing: cpu, cuda, cuda:1, auto (default cpu)")
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU intra-op threads for timing (default: torch's)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU intra-op threads for timing, 1 to 4 x the CPU count (default: torch's)")
     parser.add_argument("--no-layers", action="store_true", help="totals only (no per-layer table or rows)")
 
 
@@ -57,7 +66,7 @@ def register(subparsers) -> None:
 
 def _parse_rest(args: argparse.Namespace) -> tuple[argparse.Namespace, list[str]]:
     """Options may come after the target, mixed with overrides; parse them here."""
-    parser = argparse.ArgumentParser(prog="cnnlab profile MODEL|RUN_DIR", description=DESCRIPTION)
+    parser = OneLineParser(prog="cnnlab profile MODEL|RUN_DIR", description=DESCRIPTION)
     _add_options(parser)
     defaults = parser.parse_args([])
     late, overrides = parser.parse_known_args(args.rest)
@@ -77,7 +86,7 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or min(parts) < 1:
-        raise CnnlabError(f"--input {text!r} must be three positive integers C,H,W, e.g. --input 3,224,224")
+        raise CnnlabError(f"--input {short_repr(text)} must be three positive integers C,H,W, e.g. --input 3,224,224")
     return parts  # type: ignore[return-value]
 
 
@@ -88,22 +97,22 @@ def build_target(target: str, overrides: list[str], input_size: tuple[int, int, 
 
     if Path(target).is_dir():
         if overrides:
-            raise CnnlabError(f"model options {overrides} cannot change a trained run's model ({target}); "
-                              "profile the model by name instead")
-        model, run_input = load_run(Path(target))
+            raise CnnlabError(f"model options {short_repr(overrides)} cannot change a trained run's model "
+                              f"({target}); profile the model by name instead")
+        model, run_input = load_run_model(Path(target))
         return model, input_size or run_input, Path(target).name
 
     names = list_models()
     if target not in names:
         close = difflib.get_close_matches(target, names, n=3, cutoff=0.4)
         hint = f"nearest: {', '.join(close)}" if close else f"registered models: {', '.join(names)}"
-        raise CnnlabError(f"'{target}' is neither a run directory nor a registered model; {hint}")
+        raise CnnlabError(f"{short_repr(target)} is neither a run directory nor a registered model; {hint}")
     options = {k[len("model."):] if k.startswith("model.") else k: v for k, v in parse_overrides(overrides).items()}
     accepted = model_arguments(target)
     if input_size is not None:
         c, h, w = input_size
         if options.setdefault("in_channels", c) != c:
-            raise CnnlabError(f"in_channels={options['in_channels']} contradicts --input with {c} channels")
+            raise CnnlabError(f"in_channels={short_repr(options['in_channels'])} contradicts --input with {c} channels")
         if "image_size" in accepted and "image_size" not in options and h == w:
             options["image_size"] = h
     try:
@@ -123,54 +132,66 @@ def overrides_keys(overrides: list[str]) -> set[str]:
     return {o.split("=", 1)[0].removeprefix("model.") for o in overrides}
 
 
-def load_run(run_dir: Path):
+def load_run_model(run_dir: Path):
     """(model, input size) of a run directory.
 
-    With a checkpoint, the trained model from :func:`cnnlab.runs.load_run_model`; without one
-    (a run still in its first epoch), the model built from ``config.yaml`` and ``summary.json``
-    -- the counts do not depend on the weights.
+    With a checkpoint, the trained model (:func:`cnnlab.runs.load_run`); without one (a run
+    still in its first epoch), the model built from ``config.yaml`` and ``summary.json`` by
+    :func:`cnnlab.runs.build_model` -- the counts do not depend on the weights.
     """
-    try:
-        from cnnlab.runs import WEIGHT_FILES, load_run_model
-    except ImportError:  # pragma: no cover - an older cnnlab without the runs module
-        WEIGHT_FILES, load_run_model = (), None
-    if load_run_model is not None and any((run_dir / name).is_file() for name in WEIGHT_FILES):
-        model, input_size = load_run_model(run_dir)
-        return model, tuple(input_size)
-    import yaml
+    from cnnlab.runs import WEIGHT_FILES, build_model, load_run, load_run_config
 
-    from cnnlab.config import config_from_dict
-    from cnnlab.models import create_model, model_arguments
-
-    config_path, summary_path = run_dir / "config.yaml", run_dir / "summary.json"
-    for path in (config_path, summary_path):
-        if not path.is_file():
-            raise CnnlabError(f"run directory {run_dir} has no {path.name}; is it the output of `cnnlab train`?")
-    cfg = config_from_dict(yaml.safe_load(config_path.read_text()) or {})
-    summary = json.loads(summary_path.read_text())
+    if any((run_dir / name).is_file() for name in WEIGHT_FILES):
+        run = load_run(run_dir)
+        return run.model, tuple(run.input_size)
+    cfg = load_run_config(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise CnnlabError(f"run directory {run_dir} has no checkpoint and no summary.json; "
+                          "is it the output of `cnnlab train`?")
     try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
         c, h, w = (int(v) for v in summary["input_size"])
         num_classes = int(summary["num_classes"])
-    except (KeyError, TypeError, ValueError):
-        raise CnnlabError(f"{summary_path} lacks 'input_size' [C, H, W] or 'num_classes'") from None
-    options = dict(cfg.model.options, in_channels=c, num_classes=num_classes)
-    if "image_size" in model_arguments(cfg.model.name):
-        options.setdefault("image_size", h)
-    return create_model(cfg.model.name, **options), (c, h, w)
+    except (ValueError, KeyError, TypeError, OverflowError):  # ValueError covers broken JSON and bad UTF-8
+        raise CnnlabError(f"{summary_path} lacks 'input_size' [C, H, W] or 'num_classes' (or is not JSON)") from None
+    if min(c, h, w, num_classes) < 1:
+        raise CnnlabError(f"{summary_path} has input_size {[c, h, w]} and num_classes {num_classes}; "
+                          "expected positive integers")
+    return build_model(cfg, (c, h, w), num_classes), (c, h, w)
 
 
 def _device(name: str):
-    import torch
+    from cnnlab.runs import resolve_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise CnnlabError(f"--device {name!r} is not a device; use cpu, cuda, cuda:1 or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CnnlabError(f"--device {name} was asked for but CUDA is not available here; use --device cpu")
-    return device
+        return resolve_device(name)
+    except CnnlabError:  # resolve_device speaks of train.device; here it is an option
+        raise CnnlabError(f"--device {short_repr(name)} is not a usable device here; use cpu, cuda, cuda:N "
+                          "(with a visible GPU) or auto") from None
+
+
+def _prepare(target: str, overrides: list[str], input_size, args) -> tuple:
+    """:func:`build_target`, refusing first (one line, with the estimate) a profile that would not fit
+    in memory; at a large ``--input`` the model is first built only at a small probe size."""
+    from cnnlab.profile.memory import check_memory
+
+    built: dict = {}
+
+    def model_at(size):
+        built[size] = build_target(target, overrides, size)
+        return built[size][0]
+
+    if input_size is None:  # the model's (or the run's) own size: cheap to build, then check the batch
+        spec = build_target(target, overrides, None)
+        size, model_at = spec[1], (lambda _size: spec[0])
+        built[size] = spec
+    else:
+        size = input_size
+    c, h, w = size
+    check_memory(model_at, tuple(size), args.batch, training=not args.no_timing,
+                 what=f"profiling {short_repr(target)} at {c},{h},{w} with --batch {args.batch}")
+    return built.get(tuple(size)) or build_target(target, overrides, input_size)
 
 
 def _measure(spec: tuple, args: argparse.Namespace):
@@ -192,8 +213,14 @@ def _measure(spec: tuple, args: argparse.Namespace):
     if not args.no_timing:
         if args.threads is not None:
             torch.set_num_threads(args.threads)
-        model.to(_device(args.device))
-        timings = time_model(model, input_size, batch_size=args.batch, warmup=args.warmup, repeats=args.repeats)
+        try:
+            model.to(_device(args.device))
+            timings = time_model(model, input_size, batch_size=args.batch, warmup=args.warmup, repeats=args.repeats)
+        except torch.OutOfMemoryError:
+            raise CnnlabError(f"timing {name} with --batch {args.batch} ran out of device memory on "
+                              f"{args.device}; use a smaller --batch or --input, or --no-timing") from None
+        finally:
+            torch.set_num_threads(threads)
     return prof, timings
 
 
@@ -202,19 +229,25 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.profile.report import (comparison_dict, format_comparison, format_profile, format_timings,
                                        profile_dict)
 
+    from cnnlab.config import max_threads
+
     args, overrides = _parse_rest(args)
-    if args.batch < 1:
-        raise CnnlabError(f"--batch {args.batch} must be a positive integer")
-    if args.threads is not None and args.threads < 1:
-        raise CnnlabError(f"--threads {args.threads} must be a positive integer")
-    if args.repeats < 1 or args.warmup < 0:
-        raise CnnlabError(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
+    # Every number is checked before anything is built (a huge --threads crashes libgomp).
+    check_int_range("--batch", args.batch, 1, MAX_BATCH)
+    if args.threads is not None:
+        check_int_range("--threads", args.threads, 1, max_threads(), "at most 4 x this machine's CPU count")
+    check_int_range("--warmup", args.warmup, 0, MAX_WARMUP)
+    check_int_range("--repeats", args.repeats, 1, MAX_REPEATS)
     input_size = parse_input_size(args.input) if args.input else None
-    prof, timings = _measure(build_target(args.target, overrides, input_size), args)
-    other = None
-    if args.compare:
-        words = args.compare.split()
-        other = _measure(build_target(words[0], words[1:], input_size), args)
+    if not args.no_timing:
+        _device(args.device)  # a bad --device is reported before the counting pass, not after
+    compare = args.compare.split() if args.compare else []
+    if args.compare is not None and not compare:
+        raise CnnlabError("--compare needs a model name or run directory")
+    spec = _prepare(args.target, overrides, input_size, args)
+    other_spec = _prepare(compare[0], compare[1:], input_size, args) if compare else None
+    prof, timings = _measure(spec, args)
+    other = _measure(other_spec, args) if other_spec else None
 
     layers = not args.no_layers
     if args.json:

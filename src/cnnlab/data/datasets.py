@@ -55,7 +55,7 @@ def load_dataset(cfg: DataConfig) -> ImageData:
         if not cfg.root:
             raise CnnlabError("data.name=folder needs data.root=PATH, a folder with one sub-folder per class")
         return _load_folder_dataset(Path(cfg.root), cfg, "folder")
-    location = find_dataset_dir(name, cfg.data_dir)  # downloads a missing standard set unless offline
+    location = find_dataset_dir(name, cfg.data_dir, download=cfg.download)  # unless offline or download=false
     kind = LAYOUTS[name].kind
     if kind == "idx":
         train_x, train_y, test_x, test_y = load_idx_dataset(name, location)

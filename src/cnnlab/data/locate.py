@@ -69,7 +69,11 @@ def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
     if os.environ.get("CNNLAB_DATA"):
         roots.append(Path(os.environ["CNNLAB_DATA"]))
     roots.append(Path("data"))
-    return roots
+    unique: list[Path] = []
+    for root in roots:  # --data-dir and $CNNLAB_DATA often name the same folder
+        if not any(root.resolve() == seen.resolve() for seen in unique):
+            unique.append(root)
+    return unique
 
 
 def _has(folder: Path, entry: str, kind: str) -> bool:
@@ -93,22 +97,28 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None, *, do
         raise CnnlabError("dataset 'folder' is located by data.root, not searched for")
     layout = LAYOUTS[name]
     roots = search_roots(data_dir)
-    tried: list[Path] = []
     for root in roots:
         for candidate in [root / f for f in layout.folders] + [root]:
-            tried.append(candidate)
             if all(_has(candidate, entry, layout.kind) for entry in layout.required):
                 return candidate
     if download and remote.downloadable(name) and not remote.offline():
         return remote.download_dataset(name, layout.folders[0], roots)
-    expected = ", ".join(f"{e}{'[.gz]' if layout.kind == 'idx' else ''}" for e in layout.required)
+    if layout.required == IDX_FILES:  # the four MNIST-style names, in shell brace notation
+        expected = "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"
+    else:
+        expected = ", ".join(layout.required)
     way_out = ""
     if remote.downloadable(name) and remote.offline():
         way_out = f", or unset CNNLAB_OFFLINE (now '{os.environ.get('CNNLAB_OFFLINE')}') to download it"
+    elif remote.downloadable(name) and not download:
+        way_out = ", or set data.download=true to download it"
+    # Name each root once, with the sub-folders tried in it: long paths times three
+    # candidates per root would push the fix off the end of a one-line error.
+    places = ", ".join(str(root) for root in roots)
+    inside = ", ".join(f"{f}/" for f in layout.folders)
     raise CnnlabError(
-        f"dataset '{name}' not found; looked in {', '.join(str(p) for p in tried)}; "
-        f"expected {expected} in one of them; set CNNLAB_DATA=DIR or pass --data-dir DIR to a folder "
-        f"holding them{way_out}"
+        f"dataset '{name}' not found in {places} (in {inside} or directly); expected {expected}; "
+        f"set CNNLAB_DATA=DIR or pass --data-dir DIR to a folder holding them{way_out}"
     )
 
 

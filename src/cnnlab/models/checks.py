@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Sequence
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, short_repr
 
 MAX_ECHO = 60  # characters of a received value an error message repeats
 MAX_WIDTH = 1_000_000  # channels, units, classes: far above any real network, far below an overflow
@@ -29,8 +29,7 @@ def short(value: Any, limit: int = MAX_ECHO) -> str:
     >>> short("x" * 100, 10)
     "'xxxxxx..."
     """
-    text = repr(value).replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)  # never builds the whole repr of a huge (alias-bomb) value
 
 
 def _is_int(value: Any) -> bool:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, check_int_range
+from cnnlab.fileio import atomic_path
 from cnnlab.report.plots import image_grid_axes, pyplot, show_image
+
+MAX_TOP = 256  # images drawn in top_losses.png; a grid of more is unreadable (and costs memory)
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int) -> torch.Tensor:
@@ -22,13 +24,25 @@ def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int) ->
 
 
 def evaluate_run(run_dir, data_dir: str | None = None, weights: str | None = None, top: int = 16) -> dict:
-    """Score a run's model on its test split and draw ``confusion.png`` and ``top_losses.png``."""
+    """Score a run's model on its test split and draw ``confusion.png`` and ``top_losses.png``.
+
+    The run directory is locked while its files are written, as a training holds it.
+    """
+    from cnnlab.rundir import lock_run_dir
+    from cnnlab.runs import load_run
+
+    check_int_range("top", top, 1, MAX_TOP)
+    run = load_run(run_dir, weights=weights)
+    with lock_run_dir(run.run_dir, kind="train"):  # a training still writing here refuses us, in one line
+        return _evaluate_loaded_run(run, data_dir, top)
+
+
+def _evaluate_loaded_run(run, data_dir: str | None, top: int) -> dict:
     from cnnlab.data.datasets import load_dataset
     from cnnlab.data.loader import DeviceBatches
-    from cnnlab.runs import load_run
+    from cnnlab.fileio import write_json_atomic
     from cnnlab.train.evaluate import evaluate
 
-    run = load_run(run_dir, weights=weights)
     cfg = run.config
     if data_dir:
         cfg.data.data_dir = data_dir
@@ -58,7 +72,7 @@ def evaluate_run(run_dir, data_dir: str | None = None, weights: str | None = Non
                         "loss": round(float(losses[i]), 4)} for i in worst],
         "confusion_png": str(confusion_png), "top_losses_png": str(top_png),
     }
-    (out_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(out_dir / "eval.json", report)
     return report
 
 
@@ -80,7 +94,8 @@ def draw_confusion(matrix: torch.Tensor, classes: list[str], path: Path) -> Path
         ax.set_yticks(range(n), classes)
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (test)")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return path
 
@@ -93,6 +108,7 @@ def draw_top_losses(images, labels, preds, probs, losses, classes, path: Path) -
         ax.set_title(f"{classes[int(p)]}/{classes[int(y)]}\n{float(loss):.2f} / {float(pr[int(y)]):.2f}", fontsize=7)
     fig.suptitle("top losses: predicted/true, loss / probability of the true class", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return path
