@@ -321,3 +321,17 @@ def test_explaining_a_run_does_not_import_the_trainer():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_option_values_are_checked():
+    model = small_cnn()
+    x = torch.randn(1, 3, 16, 16)
+    for method, options, message in [
+            ("integrated_gradients", {"steps": 10 ** 9}, r"steps in \[1, 4096\]"),
+            ("integrated_gradients", {"steps": 2.5}, "steps must be an integer"),
+            ("smoothgrad", {"noise": float("nan")}, "noise must be a finite number"),
+            ("gradient_shap", {"samples": 0}, r"samples in \[1, 4096\]"),
+            ("occlusion", {"window": 99}, "1 <= window <= 16"),
+            ("integrated_gradients", {"baseline": "white"}, "is not one of black, mean, blurred")]:
+        with pytest.raises(CnnlabError, match=message):
+            get_method(method).attribute(model, x, 0, **options)

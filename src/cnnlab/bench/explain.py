@@ -46,9 +46,13 @@ class ExplainBenchSettings:
     out_dir: str = "benchmarks/results"
 
     def check(self) -> None:
-        for name in ("images", "slow_images", "batch_size", "repeats", "threads", "width"):
-            if getattr(self, name) < 1:
-                raise CnnlabError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        from cnnlab.config import max_threads
+
+        limits = {"images": 1024, "slow_images": 1024, "batch_size": 65536, "repeats": 100,
+                  "threads": max_threads(), "width": 512}
+        for name, high in limits.items():
+            if not 1 <= getattr(self, name) <= high:
+                raise CnnlabError(f"--{name.replace('_', '-')} must be in [1, {high}], got {getattr(self, name)}")
         unknown = [m for m in self.methods if m not in CASES]
         if unknown:
             from cnnlab.errors import did_you_mean

@@ -25,8 +25,8 @@ def run(args) -> int:
     from cnnlab.errors import CnnlabError
     from cnnlab.report.html import build_report
 
-    if args.explain < 0:
-        raise CnnlabError(f"--explain must be 0 or more, got {args.explain}")
+    if not 0 <= args.explain <= 64:
+        raise CnnlabError(f"--explain must be in [0, 64], got {args.explain}")
     methods = [m for item in args.methods for m in item.split(",") if m]
     path = build_report(args.run_dir, out=args.out, data_dir=args.data_dir, explain_count=args.explain,
                         methods=methods, say=notice)

@@ -31,6 +31,7 @@ tensor([[[1., 2.],
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from typing import Any, ClassVar, Iterator
 
@@ -38,6 +39,8 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+
+MAX_SAMPLES = 4096  # integration steps / noise samples per image: far past where the maps stop changing
 
 # The hook dictionaries of nn.Module (those present in this torch version are snapshotted).
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
@@ -137,6 +140,15 @@ class AttributionMethod:
             valid = ", ".join(sorted(self.defaults)) or "none"
             raise CnnlabError(f"{self.name} has no option '{sorted(unknown)[0]}'; its options: {valid}")
         opts = {**self.defaults, **options}
+        for key in ("steps", "samples", "window", "stride"):
+            value = opts.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise CnnlabError(f"{self.name} option {key} must be an integer, got {value!r}")
+        for key in ("noise", "blur_sigma"):
+            value = opts.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise CnnlabError(f"{self.name} option {key} must be a finite number, got {value!r}")
         n = images.shape[0]
         classes = _num_classes(model, images)
         targets = as_targets(target, n, classes).to(images.device)

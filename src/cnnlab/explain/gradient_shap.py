@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.base import AttributionMethod, channel_sum, fill_value
+from cnnlab.explain.base import MAX_SAMPLES, AttributionMethod, channel_sum, fill_value
 
 
 class GradientShap(AttributionMethod):
@@ -28,8 +28,8 @@ class GradientShap(AttributionMethod):
                    **options) -> torch.Tensor:
         from captum.attr import GradientShap as CaptumGradientShap
 
-        if int(samples) < 1:
-            raise CnnlabError(f"gradient_shap needs samples >= 1, got {samples}")
+        if not 1 <= int(samples) <= MAX_SAMPLES:
+            raise CnnlabError(f"gradient_shap needs samples in [1, {MAX_SAMPLES}], got {samples}")
         if baselines is None:
             baselines = fill_value("black", x, black, None).expand(1, *x.shape[1:])
         baselines = baselines.to(x.device, x.dtype)

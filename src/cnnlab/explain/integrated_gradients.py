@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.base import AttributionMethod, channel_sum, fill_value
+from cnnlab.explain.base import MAX_SAMPLES, AttributionMethod, channel_sum, fill_value
 
 BASELINES = ("black", "mean", "blurred")
 
@@ -53,8 +53,8 @@ class IntegratedGradients(AttributionMethod):
                    mean_colour=None, blur_sigma=3.0, **options) -> torch.Tensor:
         from captum.attr import IntegratedGradients as CaptumIG
 
-        if int(steps) < 1:
-            raise CnnlabError(f"integrated gradients needs steps >= 1, got {steps}")
+        if not 1 <= int(steps) <= MAX_SAMPLES:
+            raise CnnlabError(f"integrated gradients needs steps in [1, {MAX_SAMPLES}], got {steps}")
         base = make_baseline(x, baseline, black, mean_colour, blur_sigma)
         attr = CaptumIG(model).attribute(x, baselines=base, target=target, n_steps=int(steps),
                                          internal_batch_size=max(batch_size, x.shape[0]))  # (n, C, H, W)

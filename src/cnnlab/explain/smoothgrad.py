@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.base import AttributionMethod, channel_max_abs
+from cnnlab.explain.base import MAX_SAMPLES, AttributionMethod, channel_max_abs
 
 
 class SmoothGrad(AttributionMethod):
@@ -27,8 +27,9 @@ class SmoothGrad(AttributionMethod):
         from captum.attr import NoiseTunnel
         from captum.attr import Saliency as CaptumSaliency
 
-        if int(samples) < 1 or not 0 <= float(noise) <= 10:
-            raise CnnlabError(f"smoothgrad needs samples >= 1 and noise in [0, 10], got {samples} and {noise}")
+        if not 1 <= int(samples) <= MAX_SAMPLES or not 0 <= float(noise) <= 10:
+            raise CnnlabError(f"smoothgrad needs samples in [1, {MAX_SAMPLES}] and noise in [0, 10], "
+                              f"got {samples} and {noise}")
         stdev = float(noise) * float(x.detach().max() - x.detach().min())  # noise relative to the input's range
         per_pass = max(1, batch_size // x.shape[0])  # noisy copies of the chunk per forward pass
         grad = NoiseTunnel(CaptumSaliency(model)).attribute(
