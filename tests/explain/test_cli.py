@@ -210,3 +210,29 @@ def test_help_shows_both_forms(capsys):
         main(["explain", "--help"])
     out = capsys.readouterr().out
     assert "maps,filters,activations,neurons,predictions" in out and "RUN_DIR [IMAGE ...]" in out
+
+
+def test_a_run_being_written_by_another_process_is_refused(copy_run, tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    run = copy_run()
+    # another process holds the run as a training does
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from cnnlab.rundir import lock_run_dir\n"
+        f"with lock_run_dir({str(run)!r}):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for argv in (["explain", run, "--methods", "saliency"], ["explain", "filters", run], ["report", run]):
+            code, _, err = cli(capsys, *argv)
+            assert code == 2 and "is in use by another cnnlab process" in err, (argv, err)
+        assert not (run / "explain").exists() and not (run / "filters.png").exists()
+        assert not (run / "report.html").exists()
+        # writing elsewhere needs no lock on the run
+        code, _, err = cli(capsys, "explain", "filters", run, "--out", tmp_path / "f.png")
+        assert code == 0, err
+    finally:
+        holder.kill()
+        holder.wait()

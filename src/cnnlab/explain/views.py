@@ -34,6 +34,17 @@ def _safe(name: str) -> str:
 
 
 def run_view(view: str, args) -> dict[str, Any]:
+    """Draw ``view`` for ``args.run_dir``; the run is locked while a figure is written into it."""
+    from cnnlab.explain.workflow import holding_run
+
+    out = args.out or Path(args.run_dir) / "x.png"
+    if not Path(args.run_dir).is_dir():
+        raise CnnlabError(f"run directory {args.run_dir} does not exist")
+    with holding_run(args.run_dir, out):
+        return _run_view(view, args)
+
+
+def _run_view(view: str, args) -> dict[str, Any]:
     from cnnlab.explain.workflow import load_image_files, load_run_data, model_inputs, predict_logits
     from cnnlab.runs import load_run
 

@@ -48,6 +48,21 @@ class Selection:
 # ------------------------------------------------------------------ data of a run
 
 
+def holding_run(run_dir, target):
+    """Lock the run directory while writing ``target`` into it (as ``eval`` and a training hold it);
+    a target elsewhere needs no lock. A training still writing there refuses us, in one line."""
+    import contextlib
+
+    from cnnlab.rundir import lock_run_dir
+
+    run_dir, target = Path(run_dir), Path(target)
+    try:
+        inside = target.absolute().parent.resolve() == run_dir.resolve()
+    except OSError:
+        inside = False
+    return lock_run_dir(run_dir, kind="train") if inside else contextlib.nullcontext()
+
+
 def load_run_data(run, data_dir: str | None = None):
     """The run's dataset (train and test images as uint8), checked against the checkpoint."""
     from cnnlab.data.datasets import load_dataset
@@ -276,7 +291,7 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
     signed = {n: get_method(n).signed for n in names}
 
     items = []
-    with open_run_dir(out_dir, overwrite=overwrite, kind="explain"):
+    with holding_run(run_dir, out_dir), open_run_dir(out_dir, overwrite=overwrite, kind="explain"):
         used: set[str] = set()
         for i in range(len(x)):
             stem = f"test-{sel.indices[i]:05d}" if not sel.paths[i] else "file-" + Path(sel.paths[i]).stem

@@ -201,5 +201,8 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
                 f"<p class='headline'>test accuracy <b>{result.accuracy:.4f}</b> "
                 f"({result.accuracy * 100:.2f} %) on {result.count:,} test images</p>"
                 f"<nav>{nav}</nav>\n{body}\n</body></html>\n")
-    write_text_atomic(target, page)
+    from cnnlab.explain.workflow import holding_run
+
+    with holding_run(run_dir, target):
+        write_text_atomic(target, page)
     return target
