@@ -138,6 +138,7 @@ def test_presets_and_models(template, argv):
 @example(argv=["explain", "run", "img.png", "notimage.png"])
 @example(argv=["explain", "run", "--set", "integrated_gradients.steps=1e9"])
 @example(argv=["explain", "neurons", "run", "--layer", "features.1.0", "--count", "100000"])
+@example(argv=["explain", "filters", ""])  # locked '.' as a run (a marker left in the working directory)
 def test_explain(template, argv):
     run_cli_case(template, argv, "cli.explain")
 

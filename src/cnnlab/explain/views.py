@@ -34,28 +34,29 @@ def _safe(name: str) -> str:
 
 
 def run_view(view: str, args) -> dict[str, Any]:
-    """Draw ``view`` for ``args.run_dir``; the run is locked while a figure is written into it."""
+    """Draw ``view`` for ``args.run_dir``; once the run has loaded, it is locked while a figure is written into it."""
     from cnnlab.explain.workflow import holding_run
-
-    out = args.out or Path(args.run_dir) / "x.png"
-    if not Path(args.run_dir).is_dir():
-        raise CnnlabError(f"run directory {args.run_dir} does not exist")
-    with holding_run(args.run_dir, out):
-        return _run_view(view, args)
-
-
-def _run_view(view: str, args) -> dict[str, Any]:
-    from cnnlab.explain.workflow import load_image_files, load_run_data, model_inputs, predict_logits
     from cnnlab.runs import load_run
 
+    if not Path(args.run_dir).is_dir():
+        raise CnnlabError(f"run directory {args.run_dir} does not exist")
+    out = check_png_out(args.out) if args.out else None
+    run = load_run(args.run_dir)  # a folder that is not a run fails here, before any lock is taken
+    with holding_run(args.run_dir, out or Path(args.run_dir) / "x.png"):
+        return _run_view(view, args, run, out)
+
+
+def _run_view(view: str, args, run, out: Path | None) -> dict[str, Any]:
+    from cnnlab.explain.workflow import load_image_files, load_run_data, model_inputs, predict_logits
+
     run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise CnnlabError(f"run directory {run_dir} does not exist")
+    if view in ("activations", "neurons"):
+        from cnnlab.explain.layers import get_layer
+
+        get_layer(run.model, args.layer)  # checked first: the default file name is made from it
     default = {"filters": "filters.png", "activations": f"activations-{_safe(getattr(args, 'layer', '') or '')}.png",
                "neurons": f"neurons-{_safe(getattr(args, 'layer', '') or '')}.png",
                "predictions": "predictions.png"}[view]
-    out = check_png_out(args.out) if args.out else None
-    run = load_run(run_dir)
     out = out or check_png_out(run_dir / default)
     model = run.model
     if view == "filters":

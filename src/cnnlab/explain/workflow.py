@@ -56,6 +56,8 @@ def holding_run(run_dir, target):
     from cnnlab.rundir import lock_run_dir
 
     run_dir, target = Path(run_dir), Path(target)
+    if not (run_dir / "config.yaml").is_file():  # only ever a run directory (the caller loaded it)
+        raise CnnlabError(f"{run_dir} is not a cnnlab run directory (no config.yaml)")
     try:
         inside = target.absolute().parent.resolve() == run_dir.resolve()
     except OSError:
