@@ -95,6 +95,7 @@ class OptimConfig:
     decay_norm_and_bias: bool = False  # apply weight decay to norm weights and biases too
     l1: float = 0.0  # explicit penalty l1 * sum|w| added to the loss (conv and linear weights)
     l2: float = 0.0  # explicit penalty l2 * sum w^2 added to the loss
+    layer_decay: Optional[float] = None  # per-stage lr: the head gets lr, each earlier stage this factor times the next
 
 
 @dataclass
@@ -135,6 +136,7 @@ class TrainConfig:
     threads: Optional[int] = None  # CPU intra-op threads (default: torch's choice)
     checkpoint_every: int = 1  # epochs between last.pt saves
     plots: bool = True  # draw curves.png at the end
+    unfreeze_every: Optional[int] = None  # gradual unfreezing: one more frozen stage trains every this many epochs
     loggers: list[str] = field(default_factory=list)  # experiment trackers: tensorboard, mlflow, wandb (optional extras)
     early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
 
@@ -223,6 +225,8 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
     "train.checkpoint_every": _int_in(1, MAX_EPOCHS),
     "train.early_stopping.patience": _int_in(1, MAX_EPOCHS, optional=True),
     "train.early_stopping.min_delta": (lambda v: v >= 0, ">= 0"),
+    "optim.layer_decay": (lambda v: v is None or 0.0 < v <= 1.0, "a factor in (0, 1]"),
+    "train.unfreeze_every": _int_in(1, MAX_EPOCHS, optional=True),
     "train.loggers": (lambda v: set(v) <= {"tensorboard", "mlflow", "wandb"} and len(set(v)) == len(v),
                       "a list of distinct trackers among tensorboard, mlflow, wandb"),
 }

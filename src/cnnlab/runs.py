@@ -43,9 +43,24 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int) -> torch.nn.Module:
-    """The configured model for images of ``input_size`` (C, H, W) and ``num_classes`` classes."""
+# Transfer options (cnnlab.transfer): taken out before the constructor sees the options.
+TRANSFER_OPTIONS = ("weights", "freeze", "freeze_k", "features_from", "head_hidden")
+
+
+def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int,
+                pretrained: bool = True) -> torch.nn.Module:
+    """The configured model for images of ``input_size`` (C, H, W) and ``num_classes`` classes.
+
+    ``model.weights`` fills it from a file or run (skipped with ``pretrained=False``, as when
+    a run's own checkpoint follows), then ``model.freeze``/``model.freeze_k`` freeze stages;
+    ``model.features_from`` makes the model a head over cached features of ``input_size[0]``.
+    """
     options = dict(cfg.model.options)
+    transfer = {key: options.pop(key) for key in TRANSFER_OPTIONS if key in options}
+    if "features_from" in transfer:
+        from cnnlab.transfer.features import FeatureHead
+
+        return FeatureHead(input_size[0], num_classes, hidden=transfer.get("head_hidden") or 0)
     accepted = model_arguments(cfg.model.name)
     c, h, w = input_size
     for key, value in (("in_channels", c), ("num_classes", num_classes)):
@@ -54,8 +69,13 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int)
         options[key] = value
     if "image_size" in accepted:
         options.setdefault("image_size", h)
-    model = create_model(cfg.model.name, **options)
+    weights = transfer.get("weights") if pretrained else None
+    model = create_model(cfg.model.name, weights=weights, **options)
     feature_shape(model, input_size, cfg.model.name)  # a size the model cannot take fails here, clearly
+    if transfer.get("freeze") not in (None, "none") or "freeze_k" in transfer:
+        from cnnlab.transfer.freeze import apply_freeze
+
+        apply_freeze(model, transfer.get("freeze", "all_but_last_k"), transfer.get("freeze_k"))
     return model
 
 
@@ -135,7 +155,7 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
         if key not in state:
             raise CnnlabError(f"{path} lacks '{key}'; it is not a cnnlab training checkpoint")
     input_size, classes, mean, std = checkpoint_metadata(state, path)
-    model = build_model(cfg, input_size, len(classes))
+    model = build_model(cfg, input_size, len(classes), pretrained=False)  # the checkpoint fills it
     from cnnlab.train.checkpoint import load_model_state
 
     load_model_state(model, state["model"],

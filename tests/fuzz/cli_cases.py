@@ -13,8 +13,8 @@ from hypothesis import assume
 from tests.fuzz import harness
 
 # Commands whose --out names a file (a picture), not a run directory.
-FILE_OUT_COMMANDS = {("data", "preview"), ("explain", "filters"), ("explain", "activations"), ("explain", "neurons"),
-                     ("explain", "predictions"), ("report",)}
+FILE_OUT_COMMANDS = {("data", "preview"), ("export",), ("explain", "filters"), ("explain", "activations"),
+                     ("explain", "neurons"), ("explain", "predictions"), ("report",)}
 
 
 def child_env(case: harness.Case) -> dict[str, str]:
@@ -57,7 +57,9 @@ def named_outputs(argv: list[str]) -> list[tuple[str, str]]:
         outputs.append((args.plot, "file"))
     if getattr(args, "resume", None):
         outputs.append((args.resume, "run"))
-    if command == ("eval",) or command[:1] in (("explain",), ("report",)):
+    if command == ("eval",) or (command == ("export",) and not out):  # export writes RUN_DIR/model.onnx
+        outputs.append((args.run_dir, "run"))
+    if command[:1] in (("explain",), ("report",)):
         outputs.append((args.run_dir, "run"))  # they write into the run by default (explain/, report.html, PNGs)
     if command in (("train",), ("scratch", "train")) and not out and not getattr(args, "resume", None):
         outputs.append(("runs", "dir"))  # the default runs/<name>-<time>

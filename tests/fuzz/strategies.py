@@ -435,6 +435,8 @@ OPTION_VALUES: dict[str, list[str]] = {
     "shapes": ["mnist", "cifar", "large", "mnist,cifar", "nope", "", ","],
     "lr": FLOATS, "target": FLOATS, "direct_limit": FLOATS, "backward_limit": FLOATS, "im2col_limit_mb": FLOATS,
     "baseline": None,  # filled with preset-like names below
+    "data": None,  # cnnlab features --data: preset-like names too
+    "parity_images": SMALL_NUMBERS, "opset": ["7", "13", "17", "21", "22", "0", "-1", "x"], "layer": ["0", "1", "9", ""],
 }
 
 
@@ -469,7 +471,7 @@ def _positional_values(command: tuple[str, ...], dest: str) -> st.SearchStrategy
 
 def _option_value(action: argparse.Action) -> st.SearchStrategy[str]:
     pool = OPTION_VALUES.get(action.dest)
-    if action.dest == "baseline":
+    if action.dest in ("baseline", "data"):
         pool = _preset_like()
     if pool is not None:
         return st.one_of(*[st.sampled_from(pool)] * 5, safe_text)

@@ -1,4 +1,4 @@
-"""``cnnlab bench train|conv``: parses the options and calls the benchmarks in :mod:`cnnlab.bench`."""
+"""``cnnlab bench train|conv|sweep``: parses the options and calls the benchmarks in :mod:`cnnlab.bench`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ def register(subparsers) -> None:
     _register_train(inner)
     _register_conv(inner)
     _register_explain(inner)
+    _register_transfer(inner)
+    _register_sweep(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -152,4 +154,71 @@ def run_explain(args) -> int:
     payload = run_explain_bench(settings, say)
     if args.json:
         print_json(payload)
+    return 0
+
+
+# ---------------------------------------------------------------------------- bench transfer
+
+def _register_transfer(subparsers) -> None:
+    import cnnlab.bench.transfer as transfer  # light: no torch at import time
+
+    p = subparsers.add_parser("transfer", help="cached features vs live backbone; ONNX Runtime vs PyTorch",
+                              description=_description(transfer))
+    p.add_argument("--images", type=int, default=5000, help="CIFAR-10 training images per epoch (default 5000)")
+    p.add_argument("--backbone", help="a run directory (default: the folder-convnet network at 32x32)")
+    p.add_argument("--models", default=",".join(transfer.INFERENCE_MODELS),
+                   help="inference models (default mnist-fast,resnet9,resnet18)")
+    p.add_argument("--threads", type=int, default=1, help="threads for PyTorch and ONNX Runtime (default 1)")
+    p.add_argument("--data-dir", help="directory holding the datasets")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=run_transfer)
+
+
+def run_transfer(args) -> int:
+    from cnnlab.bench.transfer import INFERENCE_MODELS, format_table, run_transfer_bench
+    from cnnlab.errors import CnnlabError
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in INFERENCE_MODELS]
+    if unknown or not models:
+        raise CnnlabError(f"--models takes {', '.join(INFERENCE_MODELS)}, got {args.models!r}")
+    if args.images < 64 or args.threads < 1:
+        raise CnnlabError("--images must be at least 64 and --threads at least 1")
+    payload = run_transfer_bench(args.images, args.backbone, args.data_dir, models, args.threads, args.out_dir,
+                                 say=notice)
+    if args.json:
+        print_json(payload)
+        return 0
+    print("\n".join(format_table(payload)))
+    notice(f"wrote {payload['json_path']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- bench sweep
+
+def _register_sweep(subparsers) -> None:
+    import cnnlab.bench.sweep as sweep  # light: no torch or Optuna at import time
+
+    p = subparsers.add_parser("sweep", help="what the pruner saves and what a second worker buys, on one spec",
+                              description=_description(sweep))
+    p.add_argument("--spec", default="sweep-mnist-quick", help="sweep spec (default sweep-mnist-quick)")
+    p.add_argument("--trials", type=int, help="trials per sweep (default: the spec's)")
+    p.add_argument("--no-workers", action="store_true", help="skip the 2-worker sweep")
+    p.add_argument("--work-dir", help="where the three sweep directories go (default runs/bench-sweep-<time>)")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=run_sweep)
+
+
+def run_sweep(args) -> int:
+    from cnnlab.bench.sweep import bench_sweep, format_table
+
+    result = bench_sweep(args.spec, args.trials, args.work_dir, args.out_dir, workers=not args.no_workers,
+                         progress=notice)
+    if args.json:
+        print_json(result)
+        return 0
+    print("\n".join(format_table(result)))
+    notice(f"wrote {result['json_path']}")
     return 0

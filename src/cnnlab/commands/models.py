@@ -27,6 +27,8 @@ def run(args) -> int:
         doc = inspect.getdoc(constructor) or ""
         options = {k: (None if v is inspect.Parameter.empty else v) for k, v in model_arguments(name).items()}
         rows[name] = {"summary": doc.splitlines()[0] if doc else "", "options": options}
+        if args.name:
+            rows[name]["stages"] = _stages(name)
     if args.json:
         print_json(rows)
         return 0
@@ -35,4 +37,24 @@ def run(args) -> int:
         if args.name:
             for key, default in row["options"].items():
                 print(f"    {key} = {default!r}")
+            if row.get("stages"):
+                # model.freeze_k=K trains the last K feature stages and the head; optim.layer_decay counts them too
+                print("  stages (model.freeze_k counts feature stages from the end; the head always trains):")
+                for stage in row["stages"]:
+                    print(f"    {stage['name']:<20}{stage['params']:>12,} parameters")
     return 0
+
+
+def _stages(name: str) -> list[dict]:
+    """The model's stages with its default options, built on the meta device (no memory, no init cost)."""
+    import torch
+
+    from cnnlab.models import create_model
+    from cnnlab.models.stages import model_stages
+
+    try:
+        with torch.device("meta"):
+            model = create_model(name)
+    except Exception:  # noqa: BLE001 -- a model that needs options to build: no stage list, the options still show
+        return []
+    return [{"name": n, "params": sum(p.numel() for p in m.parameters())} for n, m in model_stages(model)]

@@ -38,6 +38,10 @@ def list_models() -> list[str]:
 def get_model_constructor(name: str) -> Callable[..., Any]:
     """The constructor registered under ``name``; unknown names list the nearest."""
     _import_families()
+    if isinstance(name, str) and name.startswith(("tv:", "timm:")):  # torchvision / timm networks by name
+        from cnnlab.models.external import external_constructor
+
+        return external_constructor(name)
     if name not in _REGISTRY:
         raise CnnlabError(f"unknown model {short(name)}; {did_you_mean(str(name), _REGISTRY)}")
     return _REGISTRY[name]
@@ -58,8 +62,13 @@ MAX_ACTIVATIONS = 4_000_000_000  # values the layers output for ONE image (16 GB
 MAX_MESSAGE = 300  # characters of an error line from building a model
 
 
-def create_model(name: str, **kwargs: Any):
+def create_model(name: str, weights: Any = None, **kwargs: Any):
     """Build the model ``name``; every keyword is checked against its signature.
+
+    ``weights`` (a torchvision ``.pth`` state dict, a ``.safetensors`` file, a cnnlab
+    run directory, or ``"download"``) fills the new model through
+    :func:`cnnlab.transfer.weights.load_weights_into`, which reports how the keys matched;
+    a classifier of another class count is left freshly initialised.
 
     An unknown keyword is an error naming the nearest valid one, before any
     layer is built. The model is first built on the ``meta`` device (shapes
@@ -71,8 +80,15 @@ def create_model(name: str, **kwargs: Any):
     """
     constructor = get_model_constructor(name)
     valid = model_arguments(name)
+    if weights is not None:
+        model = create_model(name, **kwargs)
+        from cnnlab.transfer.weights import load_weights_into
+
+        load_weights_into(model, weights, name)
+        return model
+    open_options = name.startswith(("tv:", "timm:"))  # their library checks its own options
     for key in kwargs:
-        if key not in valid:
+        if key not in valid and not open_options:
             raise CnnlabError(_cap(f"model '{name}' has no option {short(key)}; {did_you_mean(str(key), valid)}"))
     try:
         _check_size(constructor, kwargs)

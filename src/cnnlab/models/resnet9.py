@@ -5,6 +5,8 @@ prep conv 64 -> conv 128 + pool + residual(128, 128) -> conv 256 + pool
 Each conv is 3x3 -> BatchNorm -> ReLU. ``width`` scales every channel count
 (64 is the published network); ``logit_scale`` multiplies the logits (the
 original SGD recipe used 0.125 to keep early softmax outputs soft; 1 is off).
+``residual=False`` drops the two identity shortcuts (the same layers, no ``x +``), which is
+how ``cnnlab ablate`` measures what the residual connections buy.
 """
 
 from __future__ import annotations
@@ -27,17 +29,18 @@ def conv_pool(in_ch: int, out_ch: int, norm_layer, act_layer) -> ConvNormAct:
 
 
 class Residual(nn.Module):
-    """x + f(x): an identity shortcut around two conv-norm-act layers."""
+    """x + f(x): an identity shortcut around two conv-norm-act layers (just f(x) with ``shortcut=False``)."""
 
-    def __init__(self, channels: int, norm_layer, act_layer) -> None:
+    def __init__(self, channels: int, norm_layer, act_layer, shortcut: bool = True) -> None:
         super().__init__()
+        self.shortcut = shortcut
         self.body = nn.Sequential(
             ConvNormAct(channels, channels, 3, norm_layer=norm_layer, act_layer=act_layer),
             ConvNormAct(channels, channels, 3, norm_layer=norm_layer, act_layer=act_layer),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        return x + self.body(x) if self.shortcut else self.body(x)
 
 
 class Scale(nn.Module):
@@ -67,18 +70,20 @@ class ResNet9(ImageClassifier):
         norm: str = "batchnorm",
         activation: str = "relu",
         logit_scale: float = 1.0,
+        residual: bool = True,
     ) -> None:
         super().__init__(in_channels, num_classes, image_size, default_image_size=32)
         w = checks.positive_int("width", width)
         checks.positive_float("logit_scale", logit_scale)
+        checks.flag("residual", residual)
         norm_layer, act = layer_classes(norm, activation)
         self.features = nn.Sequential(
             ConvNormAct(in_channels, w, 3, norm_layer=norm_layer, act_layer=act),  # prep: (N, w, H, W)
             conv_pool(w, 2 * w, norm_layer, act),  # (N, 2w, H/2, W/2)
-            Residual(2 * w, norm_layer, act),
+            Residual(2 * w, norm_layer, act, residual),
             conv_pool(2 * w, 4 * w, norm_layer, act),  # (N, 4w, H/4, W/4)
             conv_pool(4 * w, 8 * w, norm_layer, act),  # (N, 8w, H/8, W/8)
-            Residual(8 * w, norm_layer, act),
+            Residual(8 * w, norm_layer, act, residual),
         )
         feature_shape(self.features, self.default_input_size, "resnet9")  # fail early on tiny inputs
         self.head = nn.Sequential(

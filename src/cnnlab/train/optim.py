@@ -16,20 +16,50 @@ from torch import nn
 from cnnlab.config import OptimConfig
 
 
-def _decay_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
+def _optimized(p: torch.Tensor) -> bool:
+    """Trainable now, or frozen by cnnlab.transfer (kept in the optimizer so gradual unfreezing needs no rebuild;
+    a parameter without a gradient is skipped by every torch optimizer, weight decay included)."""
+    return p.requires_grad or getattr(p, "_cnnlab_frozen", False)
+
+
+def _decay_groups(model: nn.Module, cfg: OptimConfig, params=None) -> list[dict]:
     """Split parameters: weights of convs/linears decay; norm parameters and biases do not."""
+    params = [p for p in (model.parameters() if params is None else params) if _optimized(p)]
     if cfg.decay_norm_and_bias:
-        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": cfg.weight_decay}]
+        return [{"params": params, "weight_decay": cfg.weight_decay}]
     decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)  # 1-D: biases and norm scales/shifts
+    for p in params:
+        (decay if p.ndim > 1 else no_decay).append(p)  # 1-D: biases and norm scales/shifts
     return [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _layer_decay_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
+    """Decay groups per stage, each with ``lr_scale = layer_decay ** (stages after it)`` (the head: 1).
+
+    Stages are :func:`cnnlab.models.stages.model_stages`; the trainer multiplies its
+    scheduled learning rate by each group's ``lr_scale``.
+    """
+    from cnnlab.models.stages import model_stages
+
+    stages = model_stages(model)
+    seen: set[int] = set()
+    groups = []
+    for i, (name, module) in enumerate(stages):
+        params = [p for p in module.parameters() if id(p) not in seen]
+        seen.update(id(p) for p in params)
+        scale = cfg.layer_decay ** (len(stages) - 1 - i)
+        for group in _decay_groups(model, cfg, params):
+            groups.append({**group, "lr_scale": scale, "stage": name})
+    rest = [p for p in model.parameters() if id(p) not in seen]
+    for group in _decay_groups(model, cfg, rest):  # parameters outside every stage train at the full rate
+        groups.append({**group, "lr_scale": 1.0, "stage": "other"})
+    return groups
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov), Adam (AMSGrad), AdamW or RMSprop over the model's trainable parameters."""
-    groups = [g for g in _decay_groups(model, cfg) if g["params"]]
+    groups = _layer_decay_groups(model, cfg) if cfg.layer_decay is not None else _decay_groups(model, cfg)
+    groups = [g for g in groups if g["params"]]
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     if cfg.name == "adam":

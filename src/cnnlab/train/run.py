@@ -156,6 +156,10 @@ def train(
         return _train(cfg, run_dir, overwrite, stored, list(callbacks), data, quiet)
 
 
+def _notice(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, callbacks: list[Callback], data,
            quiet: bool) -> dict[str, Any]:
     from cnnlab.data.datasets import load_dataset
@@ -173,8 +177,13 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
     torch.manual_seed(cfg.train.seed)
 
     t0 = time.perf_counter()
-    data = data if data is not None else load_dataset(cfg.data)
-    splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last)
+    if "features_from" in cfg.model.options:  # a head trained on cached backbone features (cnnlab.transfer)
+        from cnnlab.transfer.features import feature_splits
+
+        data, splits = feature_splits(cfg, device, data, notice=None if quiet else _notice)
+    else:
+        data = data if data is not None else load_dataset(cfg.data)
+        splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last)
     phases["data"] = time.perf_counter() - t0
     if cfg.train.early_stopping.patience is not None and splits.val is None:
         raise CnnlabError("train.early_stopping needs validation data; set data.val=split or data.val=test")
@@ -203,6 +212,10 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
         all_callbacks: list[Callback] = [MetricsLogger(run_dir / "metrics.jsonl"), ProgressPrinter(not quiet)]
         if cfg.train.early_stopping.patience is not None:
             all_callbacks.append(EarlyStopping(cfg.train.early_stopping))
+        if cfg.train.unfreeze_every is not None:
+            from cnnlab.transfer.freeze import GradualUnfreeze
+
+            all_callbacks.append(GradualUnfreeze(cfg.train.unfreeze_every))
         all_callbacks += callbacks
         if cfg.train.loggers:
             from cnnlab.train.trackers import make_trackers

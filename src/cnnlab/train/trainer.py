@@ -111,7 +111,7 @@ class Trainer:
         tc = self.cfg.train
         lr = self.schedule.lr_at(self.step)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # optim.layer_decay: earlier stages learn slower
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
             logits = self.model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=tc.label_smoothing)

@@ -1,0 +1,67 @@
+"""``cnnlab ensemble RUN_DIR ... [--method mean|vote|stack]`` and ``cnnlab ensemble --bagging K CONFIG``."""
+
+from __future__ import annotations
+
+from cnnlab.commands.common import notice, print_json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ensemble", help="combine trained runs (mean, vote, stacking) or train a bagged ensemble",
+        description=("With run directories: combine their test-set predictions by probability averaging (mean), "
+                     "majority vote (vote) or a logistic-regression meta-model on held-out predictions (stack: "
+                     "cross-fitted over 5 folds of the test set), and print the ensemble's test accuracy beside "
+                     "every member's. With --bagging K CONFIG: train K members on bootstrap samples of the "
+                     "training set into OUT/members/ and ensemble them."))
+    p.add_argument("inputs", nargs="*", help="run directories, or with --bagging: CONFIG [key=value ...]")
+    p.add_argument("--method", default="mean", help="mean (default), vote or stack")
+    p.add_argument("--bagging", type=int, metavar="K", help="train K members on bootstrap samples of CONFIG")
+    p.add_argument("--out", help="with --bagging: output directory (default runs/bagging-<name>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory cnnlab made")
+    p.add_argument("--data-dir", help="directory holding the datasets")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no line per member while training")
+    p.set_defaults(func=run, overrides=[])  # key=value after the options land here (see cli.main)
+
+
+def run(args) -> int:
+    from cnnlab.errors import CnnlabError
+    from cnnlab.tune.ensemble import METHODS
+
+    if args.method not in METHODS:
+        raise CnnlabError(f"unknown --method '{args.method}'; expected one of {', '.join(METHODS)}")
+    overrides = list(getattr(args, "overrides", None) or [])
+    if args.bagging is not None:
+        import time
+        from pathlib import Path
+
+        from cnnlab.config import load_config
+        from cnnlab.tune.ensemble import run_bagging
+
+        inputs = list(args.inputs) + overrides
+        if not inputs or "=" in inputs[0]:
+            raise CnnlabError("--bagging K needs a CONFIG (preset or YAML file), e.g. "
+                              "`cnnlab ensemble --bagging 5 mnist-fast`")
+        cfg = load_config(inputs[0], inputs[1:])
+        if args.data_dir:
+            cfg.data.data_dir = args.data_dir
+        out = Path(args.out) if args.out else Path("runs") / f"bagging-{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        result = run_bagging(cfg, out, args.bagging, args.method, overwrite=args.overwrite, quiet=args.quiet,
+                             source=inputs[0])
+    else:
+        if args.out or args.overwrite or overrides:
+            raise CnnlabError("--out, --overwrite and key=value belong to --bagging; to combine runs, give only "
+                              "their directories")
+        from cnnlab.tune.ensemble import ensemble_runs
+
+        result = ensemble_runs(args.inputs, args.method, data_dir=args.data_dir)
+    if args.json:
+        print_json(result)
+        return 0
+    for m in result["members"]:
+        print(f"member  {m['test_accuracy']:.4f}  {m['run_dir']}")
+    print(f"ensemble ({result['method']}, {len(result['members'])} members): test accuracy "
+          f"{result['test_accuracy']:.4f}  (best member {result['best_member_accuracy']:.4f})")
+    if result.get("note"):
+        notice(result["note"])
+    return 0

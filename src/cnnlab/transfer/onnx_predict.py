@@ -1,0 +1,124 @@
+"""Classify image files with an exported ``.onnx`` model through ONNX Runtime alone.
+
+This path imports neither torch nor the trainer: NumPy, Pillow and onnxruntime
+only (tested in a subprocess through ``sys.modules``). The preprocessing is the
+one ``cnnlab predict RUN_DIR`` applies, read from the model's ``cnnlab``
+metadata: decode, convert to the model's channels, resize to its input size with
+the run's ``data.resize`` policy, scale to [0, 1]; the normalisation is inside
+the graph. An image of another size or colour mode is converted, never refused.
+
+>>> predict_onnx("runs/mnist-fast/model.onnx", ["digit.png"], k=3)  # doctest: +SKIP
+[{'image': 'digit.png', 'top': [{'class': '7', 'probability': 0.998}, ...]}]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+
+
+def read_metadata(session, path: str) -> dict[str, Any]:
+    raw = session.get_modelmeta().custom_metadata_map.get("cnnlab")
+    if raw is None:
+        raise CnnlabError(f"{path} has no cnnlab metadata; export it with `cnnlab export RUN_DIR --format onnx`")
+    try:
+        meta = json.loads(raw)
+        c, h, w = (int(v) for v in meta["input_size"])
+        meta["classes"] = [str(c_) for c_ in meta["classes"]]
+    except (ValueError, KeyError, TypeError):
+        raise CnnlabError(f"{path}: its cnnlab metadata is damaged; export the run again") from None
+    if h != w or c not in (1, 3):
+        raise CnnlabError(f"{path}: input size {c}x{h}x{w} is not a square 1- or 3-channel image")
+    return meta
+
+
+def open_model(path: str):
+    p = Path(path)
+    if not p.is_file():
+        raise CnnlabError(f"ONNX model {path} does not exist")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise CnnlabError("predicting with an .onnx file needs onnxruntime: pip install 'cnnlab[export]'") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 -- a corrupt or foreign file
+        reason = " ".join(str(exc).split())[:160]
+        raise CnnlabError(f"cannot load ONNX model {path}: {reason}") from None
+    return session, read_metadata(session, path)
+
+
+def image_paths(paths: list[str]) -> list[str]:
+    """Files as given; a folder stands for the image files directly inside it (sorted), as in ``predict RUN_DIR``."""
+    from cnnlab.data.folder import IMAGE_SUFFIXES
+
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            try:
+                found = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            except OSError as exc:
+                raise CnnlabError(f"cannot list folder {path}: {exc.strerror or exc}") from None
+            if not found:
+                raise CnnlabError(f"{path} is a folder with no image files ({'/'.join(IMAGE_SUFFIXES)}) directly "
+                                  "inside it; name the image files, or a folder that holds them")
+            out.extend(found)
+        elif p.is_file():
+            out.append(path)
+        else:
+            raise CnnlabError(f"image file {path} does not exist")
+    return out
+
+
+def load_images01(paths: list[str], meta: dict[str, Any]) -> np.ndarray:
+    """Files -> (N, C, H, W) float32 on [0, 1], converted as ``cnnlab predict`` converts them."""
+    import warnings
+
+    from PIL import Image
+
+    from cnnlab.data.folder import decode_image
+
+    c, size, _ = meta["input_size"]
+    out = []
+    for path in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)  # refused, as predict RUN_DIR does
+                out.append(decode_image(Path(path), size, meta.get("resize", "resize"), "L" if c == 1 else "RGB"))
+        except CnnlabError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise CnnlabError(f"cannot read image {path}: it is too large to decode safely ({exc})") from None
+        except Exception as exc:  # Pillow raises many types for a broken file
+            raise CnnlabError(f"cannot read image {path}: {exc}") from None
+    return np.stack(out).astype(np.float32) / np.float32(255.0)
+
+
+def predict_onnx(model_path: str, paths: list[str], k: int = 3) -> list[dict]:
+    """Top-``k`` classes and probabilities for each image file."""
+    if k < 1:
+        raise CnnlabError(f"--top-k must be at least 1, got {k}")
+    session, meta = open_model(model_path)
+    paths = image_paths(paths)
+    images = load_images01(paths, meta)
+    fixed = session.get_inputs()[0].shape[0]
+    step = fixed if isinstance(fixed, int) and fixed > 0 else len(images)
+    logits = np.concatenate([session.run(None, {session.get_inputs()[0].name: images[i:i + step]})[0]
+                             for i in range(0, len(images), step)])
+    z = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)  # softmax, float32 as torch computes it
+    classes = meta["classes"]
+    results = []
+    for path, row in zip(paths, probs):
+        order = np.argsort(-row, kind="stable")[: min(k, len(classes))]
+        results.append({"image": path, "top": [{"class": classes[int(i)], "probability": round(float(row[i]), 4)}
+                                               for i in order]})
+    return results

@@ -1,0 +1,356 @@
+"""Ablation: how much each technique buys, in test accuracy and in training time.
+
+Each technique knows how to switch itself on and off in a config::
+
+    normalization    data.normalize                     true | false
+    augmentation     data.augment.*                     the recipe's (or a default) | all off
+    residual         model.residual                     true | false   (models that have the option)
+    batchnorm        model.norm                         the recipe's (or batchnorm) | none
+    onecycle         schedule.name                      onecycle | constant
+    weight_decay     optim.weight_decay                 the recipe's (or 5e-4) | 0
+    clipping         train.clip_norm / clip_value       the recipe's (or clip_norm 1.0) | off
+    adam             optim.name                         the recipe's Adam/AdamW (or adam at lr/10) | SGD Nesterov 0.9 at 10x lr
+    dropout          model.dropout                      the recipe's (or 0.2) | 0
+    label_smoothing  train.label_smoothing              the recipe's (or 0.1) | 0
+
+The *full* recipe is the given config with every applicable technique on (the config's own
+setting where it uses the technique, the default above where it does not); the *plain*
+baseline has every one off. Variants: full, plain, full minus each technique
+(leave-one-out) and plain plus each technique (add-one), each trained with ``--seeds``
+seeds (``train.seed`` = the config's seed + i). A technique the model cannot switch (no
+``residual`` option, no ``norm`` option) is reported as not applicable with the reason.
+
+>>> from cnnlab.config import load_config
+>>> t = TECHNIQUES["weight_decay"]
+>>> t.on(load_config("mnist-fast")), t.off(load_config("mnist-fast"))
+({'optim.weight_decay': 0.0005}, {'optim.weight_decay': 0.0})
+>>> TECHNIQUES["residual"].on(load_config("mnist-fast"))
+"model 'convnet' has no residual connections to switch (no 'residual' option)"
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from cnnlab.config import Config, config_to_dict, config_with_overrides
+from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.fileio import atomic_path, write_json_atomic
+
+
+def _model_has(cfg: Config, option: str) -> bool:
+    from cnnlab.models.registry import model_arguments
+
+    return option in model_arguments(cfg.model.name)
+
+
+def _augment_is_on(cfg: Config) -> bool:
+    a = cfg.data.augment
+    return any(v for k, v in vars(a).items() if k not in ("crop_mode", "erase_size"))
+
+
+def _default_augment(cfg: Config) -> dict:
+    """A mild default for recipes without augmentation: digits are not flipped; photos are."""
+    if cfg.data.name in ("mnist",):
+        return {"data.augment.crop_padding": 2, "data.augment.rotate": 10.0}
+    return {"data.augment.crop_padding": 4 if (cfg.data.image_size or 32) >= 32 else 2,
+            "data.augment.crop_mode": "reflect", "data.augment.hflip": 0.5}
+
+
+def _augment_on(cfg: Config) -> dict:
+    if _augment_is_on(cfg):
+        return {f"data.augment.{k}": v for k, v in vars(cfg.data.augment).items()}
+    return _default_augment(cfg)
+
+
+def _augment_off(cfg: Config) -> dict:
+    return {"data.augment": {}}
+
+
+def _norm_on(cfg: Config) -> dict | str:
+    if not _model_has(cfg, "norm"):
+        return f"model '{cfg.model.name}' has no normalization layers to switch (no 'norm' option)"
+    norm = cfg.model.options.get("norm", "batchnorm")
+    return {"model.norm": norm if norm not in (None, "none") else "batchnorm"}
+
+
+def _residual(value: bool) -> Callable[[Config], dict | str]:
+    def switch(cfg: Config) -> dict | str:
+        if not _model_has(cfg, "residual"):
+            return f"model '{cfg.model.name}' has no residual connections to switch (no 'residual' option)"
+        return {"model.residual": value}
+    return switch
+
+
+def _option(option: str, default: Any, off_value: Any) -> tuple[Callable, Callable]:
+    """(on, off) for a model option such as dropout: the recipe's non-zero value, else ``default``."""
+    def on(cfg: Config) -> dict | str:
+        if not _model_has(cfg, option):
+            return f"model '{cfg.model.name}' has no '{option}' option"
+        value = cfg.model.options.get(option)
+        return {f"model.{option}": value if value else default}
+
+    def off(cfg: Config) -> dict | str:
+        if not _model_has(cfg, option):
+            return f"model '{cfg.model.name}' has no '{option}' option"
+        return {f"model.{option}": off_value}
+    return on, off
+
+
+def _adam_on(cfg: Config) -> dict:
+    # momentum/nesterov are restored too, so "plain + adam" differs from plain in the optimizer alone
+    keep = {"optim.momentum": cfg.optim.momentum, "optim.nesterov": cfg.optim.nesterov}
+    if cfg.optim.name in ("adam", "adamw"):
+        return {"optim.name": cfg.optim.name, "optim.lr": cfg.optim.lr, **keep}
+    return {"optim.name": "adam", "optim.lr": cfg.optim.lr / 10, **keep}
+
+
+def _adam_off(cfg: Config) -> dict:
+    # SGD usually wants about 10x Adam's learning rate; Nesterov momentum 0.9 is the standard partner.
+    lr = cfg.optim.lr * 10 if cfg.optim.name in ("adam", "adamw") else cfg.optim.lr
+    return {"optim.name": "sgd", "optim.lr": lr, "optim.momentum": 0.9, "optim.nesterov": True}
+
+
+def _clip_on(cfg: Config) -> dict:
+    if cfg.train.clip_norm or cfg.train.clip_value:
+        return {"train.clip_norm": cfg.train.clip_norm, "train.clip_value": cfg.train.clip_value}
+    return {"train.clip_norm": 1.0}
+
+
+@dataclass(frozen=True)
+class Technique:
+    """A technique: ``on(cfg)``/``off(cfg)`` give the overrides that switch it, or a reason it cannot be."""
+
+    name: str
+    title: str
+    on: Callable[[Config], dict | str]
+    off: Callable[[Config], dict | str]
+
+
+_dropout_on, _dropout_off = _option("dropout", 0.2, 0.0)
+
+TECHNIQUES: dict[str, Technique] = {t.name: t for t in [
+    Technique("normalization", "data normalization", lambda c: {"data.normalize": True},
+              lambda c: {"data.normalize": False}),
+    Technique("augmentation", "augmentation", _augment_on, _augment_off),
+    Technique("residual", "residual connections", _residual(True), _residual(False)),
+    Technique("batchnorm", "batch norm", _norm_on,
+              lambda c: _norm_on(c) if isinstance(_norm_on(c), str) else {"model.norm": "none"}),
+    Technique("onecycle", "one-cycle schedule", lambda c: {"schedule.name": "onecycle"},
+              lambda c: {"schedule.name": "constant"}),
+    Technique("weight_decay", "weight decay",
+              lambda c: {"optim.weight_decay": c.optim.weight_decay or 5e-4}, lambda c: {"optim.weight_decay": 0.0}),
+    Technique("clipping", "gradient clipping", _clip_on, lambda c: {"train.clip_norm": None, "train.clip_value": None}),
+    Technique("adam", "Adam (vs SGD)", _adam_on, _adam_off),
+    Technique("dropout", "dropout", _dropout_on, _dropout_off),
+    Technique("label_smoothing", "label smoothing", lambda c: {"train.label_smoothing": c.train.label_smoothing or 0.1},
+              lambda c: {"train.label_smoothing": 0.0}),
+]}
+
+
+def parse_techniques(text: str | None) -> list[str]:
+    """``"dropout,adam"`` -> ``["dropout", "adam"]``; None -> all; an unknown name is one line."""
+    if not text:
+        return list(TECHNIQUES)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in TECHNIQUES:
+            raise CnnlabError(f"unknown technique '{n}'; {did_you_mean(n, TECHNIQUES)}")
+    if len(set(names)) != len(names):
+        raise CnnlabError(f"--techniques names a technique twice: {text}")
+    return names
+
+
+@dataclass
+class Variant:
+    name: str  # "full", "plain", "full - dropout", "plain + dropout"
+    kind: str  # full | plain | leave-one-out | add-one
+    technique: str | None
+    overrides: dict
+
+
+def _no_model_effect(cfg: Config, on: dict, off: dict, input_size, num_classes: int) -> str | None:
+    """A reason when switching a model option builds the same network (dropout on a net with no dense layer)."""
+    from cnnlab.runs import build_model
+
+    keys = sorted(k for k in {**on, **off} if k.startswith("model."))
+    if not keys or input_size is None:
+        return None
+    base = config_to_dict(cfg)
+    nets = [repr(build_model(_apply(base, o), tuple(input_size), num_classes)) for o in (on, off)]
+    if nets[0] != nets[1]:
+        return None
+    shown = ", ".join(f"{k}={on[k]!r}" for k in keys if k in on)
+    return f"{shown} changes nothing in model '{cfg.model.name}' as configured (it builds the same layers)"
+
+
+def plan(cfg: Config, names: list[str], input_size=None, num_classes: int = 10) -> tuple[list[Variant], dict[str, dict]]:
+    """The variants to train and, per technique, its on/off overrides or why it does not apply.
+
+    With ``input_size`` (C, H, W) given, a model option whose on and off settings build the same
+    network (e.g. dropout where the model puts it on dense layers but has none) is not applicable.
+    """
+    info: dict[str, dict] = {}
+    for n in names:
+        t = TECHNIQUES[n]
+        on, off = t.on(cfg), t.off(cfg)
+        reason = on if isinstance(on, str) else off if isinstance(off, str) else None
+        if reason is None:
+            reason = _no_model_effect(cfg, on, off, input_size, num_classes)
+        info[n] = {"title": t.title, "applicable": reason is None, "reason": reason,
+                   "on": None if reason else on, "off": None if reason else off,
+                   "in_recipe": None if reason else _in_recipe(cfg, on, off)}
+    usable = [n for n in names if info[n]["applicable"]]
+    if not usable:
+        raise CnnlabError(f"none of the techniques {', '.join(names)} can be switched in this config: " +
+                          "; ".join(f"{n}: {info[n]['reason']}" for n in names))
+    full = {k: v for n in usable for k, v in info[n]["on"].items()}
+    plain = {k: v for n in usable for k, v in info[n]["off"].items()}
+    variants = [Variant("full", "full", None, full), Variant("plain", "plain", None, plain)]
+    variants += [Variant(f"full - {n}", "leave-one-out", n, {**full, **info[n]["off"]}) for n in usable]
+    variants += [Variant(f"plain + {n}", "add-one", n, {**plain, **info[n]["on"]}) for n in usable]
+    return variants, info
+
+
+def _in_recipe(cfg: Config, on: dict, off: dict) -> bool:
+    """Does the given config already use the technique (its 'on' setting differs from 'off' and matches cfg)?"""
+    base = config_to_dict(cfg)
+    return config_to_dict(_apply(base, on)) == base and on != off
+
+
+def _apply(raw: dict, overrides: dict) -> Config:
+    import copy
+
+    return config_with_overrides(raw, copy.deepcopy(overrides))
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None = None, seeds: int = 1,
+                 overwrite: bool = False, quiet: bool = False, source: str = "") -> dict:
+    """Train every variant with every seed into ``out/variants/``; write ``ablation.json`` and ``ablation.png``.
+
+    Returns the ablation record (also ``summary.json``): per variant the test accuracy mean and
+    standard deviation over seeds, the training seconds, and the change against the reference
+    (full for leave-one-out, plain for add-one).
+    """
+    from cnnlab.data.datasets import load_dataset
+    from cnnlab.rundir import check_out_dir, open_run_dir
+    from cnnlab.train.run import train
+
+    if seeds < 1:
+        raise CnnlabError(f"--seeds must be >= 1, got {seeds}")
+    out = Path(out)
+    check_out_dir(out, overwrite)
+    data = load_dataset(cfg.data)  # the variants differ in normalisation/augmentation, never in the files read
+    variants, info = plan(cfg, techniques or list(TECHNIQUES), data.input_size, data.num_classes)
+    base_raw = config_to_dict(cfg)
+    configs = {v.name: _apply(base_raw, v.overrides) for v in variants}  # every variant validates before work
+    results: list[dict] = []
+    start = time.perf_counter()
+    with open_run_dir(out, overwrite=overwrite, kind="ablation"):
+        total = len(variants) * seeds
+        for i, v in enumerate(variants):
+            runs = []
+            for s in range(seeds):
+                vcfg = _apply(config_to_dict(configs[v.name]), {"train.seed": cfg.train.seed + s})
+                slug = v.name.replace(" - ", "-minus-").replace(" + ", "-plus-")
+                run_dir = out / "variants" / f"{slug}-seed{s}"
+                summary = train(vcfg, run_dir, data=data, quiet=True)
+                runs.append({"seed": vcfg.train.seed, "test_accuracy": summary.get("test_accuracy"),
+                             "train_seconds": summary.get("train_seconds"), "status": summary.get("status"),
+                             "run_dir": str(run_dir)})
+                if not quiet:
+                    acc = summary.get("test_accuracy")
+                    print(f"[{i * seeds + s + 1}/{total}] {v.name:<28} seed {vcfg.train.seed}  test accuracy "
+                          f"{'-' if acc is None else f'{acc:.4f}'}  {summary.get('train_seconds', 0):.1f}s",
+                          file=sys.stderr, flush=True)
+            acc_mean, acc_std = _mean_std([r["test_accuracy"] for r in runs])
+            accs = [r["test_accuracy"] for r in runs if r["test_accuracy"] is not None]
+            sec_mean, sec_std = _mean_std([r["train_seconds"] for r in runs])
+            results.append({"variant": v.name, "kind": v.kind, "technique": v.technique, "overrides": v.overrides,
+                            "test_accuracy_mean": acc_mean, "test_accuracy_std": acc_std,
+                            "test_accuracy_median": statistics.median(accs) if accs else None,
+                            "train_seconds_mean": sec_mean, "train_seconds_std": sec_std, "runs": runs})
+        ref = {r["kind"]: r for r in results if r["kind"] in ("full", "plain")}
+        for r in results:
+            base = ref["full"] if r["kind"] == "leave-one-out" else ref["plain"] if r["kind"] == "add-one" else None
+            if base is not None and r["test_accuracy_mean"] is not None and base["test_accuracy_mean"] is not None:
+                r["delta_accuracy"] = r["test_accuracy_mean"] - base["test_accuracy_mean"]
+                r["delta_seconds"] = r["train_seconds_mean"] - base["train_seconds_mean"]
+        record = {"kind": "ablation", "config": source or cfg.name, "seeds": seeds, "techniques": info,
+                  "variants": results, "wall_seconds": round(time.perf_counter() - start, 3),
+                  "test_accuracy": ref["full"]["test_accuracy_mean"],
+                  "train_seconds": round(sum(r["train_seconds_mean"] or 0 for r in results) * seeds, 3)}
+        write_json_atomic(out / "ablation.json", record)
+        write_json_atomic(out / "summary.json", record)
+        plot_ablation(record, out / "ablation.png")
+    return record
+
+
+def format_table(record: dict) -> str:
+    """The table: variant, test accuracy mean ± std, change vs its reference (points), training seconds."""
+    seeds = record["seeds"]
+    lines = [f"{'variant':<30}{'test accuracy':>22}{'median':>9}{'vs ref (points)':>17}{'train s':>14}"]
+    for r in record["variants"]:
+        acc = "-" if r["test_accuracy_mean"] is None else \
+            f"{r['test_accuracy_mean']:.4f} ± {r['test_accuracy_std']:.4f}"
+        delta = f"{100 * r['delta_accuracy']:+.2f}" if r.get("delta_accuracy") is not None else ""
+        secs = "-" if r["train_seconds_mean"] is None else f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}"
+        med = r.get("test_accuracy_median")
+        med = "-" if med is None else f"{med:.4f}"
+        lines.append(f"{r['variant']:<30}{acc:>22}{med:>9}{delta:>17}{secs:>14}")
+    for name, t in record["techniques"].items():
+        if not t["applicable"]:
+            lines.append(f"{'(' + name + ')':<30}  not applicable: {t['reason']}")
+    lines.append(f"mean ± std over {seeds} seed(s); 'vs ref' = change against full (leave-one-out) or plain (add-one)")
+    return "\n".join(lines)
+
+
+def plot_ablation(record: dict, path: Path) -> None:
+    """Two bar charts: accuracy lost removing each technique from the full recipe, gained adding it to plain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("leave-one-out", "full recipe minus one technique", "#c44e52"),
+              ("add-one", "plain baseline plus one technique", "#4c72b0")]
+    rows = max(1, max(sum(r["kind"] == k for r in record["variants"]) for k, _, _ in panels))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * rows + 2), sharey=False)
+    for ax, (kind, title, colour) in zip(axes, panels):
+        items = [r for r in record["variants"] if r["kind"] == kind and r.get("delta_accuracy") is not None]
+        names = [r["technique"] for r in items][::-1]
+        deltas = [100 * r["delta_accuracy"] for r in items][::-1]
+        errs = [100 * (r["test_accuracy_std"] or 0) for r in items][::-1]
+        ax.barh(names, deltas, xerr=errs if record["seeds"] > 1 else None, color=colour, alpha=0.85)
+        ax.axvline(0, color="black", lw=0.8)
+        ref = next(r for r in record["variants"] if r["kind"] == ("full" if kind == "leave-one-out" else "plain"))
+        if record["seeds"] > 1:  # each seed against the reference's run with the same seed: shows a diverged seed
+            ref_by_seed = {run["seed"]: run["test_accuracy"] for run in ref["runs"]}
+            for y, r in enumerate(items[::-1]):
+                paired = [100 * (run["test_accuracy"] - ref_by_seed[run["seed"]]) for run in r["runs"]
+                          if run["test_accuracy"] is not None and ref_by_seed.get(run["seed"]) is not None]
+                ax.scatter(paired, [y] * len(paired), s=14, color="black", zorder=3,
+                           label="each seed vs the reference's same seed" if y == 0 else None)
+            ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(f"{title}\n(reference {100 * (ref['test_accuracy_mean'] or 0):.2f}%)", fontsize=10)
+        ax.set_xlabel("change in test accuracy (points)")
+        ax.grid(axis="x", alpha=0.3)
+    na = [n for n, t in record["techniques"].items() if not t["applicable"]]
+    fig.suptitle(f"ablation of {record['config']} ({record['seeds']} seed(s); error bars: std over seeds)"
+                 + (f"; not applicable: {', '.join(na)}" if na else ""), fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
