@@ -77,3 +77,45 @@ def tiny_folder(tmp_path) -> Path:
 @pytest.fixture
 def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def mnist_run(tmp_path_factory) -> Path:
+    """One real MNIST run (mnist-fast on 12,000 training images, ~0.98 test accuracy), trained once per test session.
+
+    Under pytest-xdist the workers share it: the first to take the lock trains, the others wait and
+    reuse it. Tests that write into a run copy it first (``copy_run``) so they never disturb each other.
+    """
+    import fcntl
+
+    from cnnlab.config import load_config
+    from cnnlab.data.locate import find_dataset_dir
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.run import train
+
+    try:
+        find_dataset_dir("mnist")
+    except CnnlabError as exc:
+        pytest.skip(f"real MNIST not available: {exc}")
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # one folder per session either way
+    run = shared / "mnist-run"
+    with open(shared / "mnist-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (run / "summary.json").is_file():
+            cfg = load_config("mnist-fast", ["data.limit_train=12000", "train.threads=1"])
+            train(cfg, run, quiet=True)
+    return run
+
+
+@pytest.fixture
+def copy_run(mnist_run, tmp_path):
+    """A private copy of the session's MNIST run, for tests that write into a run directory."""
+    import shutil
+
+    def make(name: str = "run") -> Path:
+        target = tmp_path / name
+        shutil.copytree(mnist_run, target)
+        return target
+
+    return make

@@ -137,6 +137,7 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs between last.pt saves
     plots: bool = True  # draw curves.png at the end
     unfreeze_every: Optional[int] = None  # gradual unfreezing: one more frozen stage trains every this many epochs
+    loggers: list[str] = field(default_factory=list)  # experiment trackers: tensorboard, mlflow, wandb (optional extras)
     early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
 
 
@@ -226,6 +227,8 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
     "train.early_stopping.min_delta": (lambda v: v >= 0, ">= 0"),
     "optim.layer_decay": (lambda v: v is None or 0.0 < v <= 1.0, "a factor in (0, 1]"),
     "train.unfreeze_every": _int_in(1, MAX_EPOCHS, optional=True),
+    "train.loggers": (lambda v: set(v) <= {"tensorboard", "mlflow", "wandb"} and len(set(v)) == len(v),
+                      "a list of distinct trackers among tensorboard, mlflow, wandb"),
 }
 
 # A parsed YAML document larger than this (counting every node an alias repeats) or nested deeper

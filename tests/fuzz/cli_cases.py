@@ -13,7 +13,8 @@ from hypothesis import assume
 from tests.fuzz import harness
 
 # Commands whose --out names a file (a picture), not a run directory.
-FILE_OUT_COMMANDS = {("data", "preview"), ("export",)}
+FILE_OUT_COMMANDS = {("data", "preview"), ("export",), ("explain", "filters"), ("explain", "activations"),
+                     ("explain", "neurons"), ("explain", "predictions"), ("report",)}
 
 
 def child_env(case: harness.Case) -> dict[str, str]:
@@ -39,7 +40,8 @@ def named_outputs(argv: list[str]) -> list[tuple[str, str]]:
     if args is None:
         return []
     command = tuple(v for v in (getattr(args, "command", None), getattr(args, "data_command", None),
-                                getattr(args, "scratch_command", None), getattr(args, "bench_command", None)) if v)
+                                getattr(args, "scratch_command", None), getattr(args, "bench_command", None),
+                                getattr(args, "explain_command", None)) if v)
     outputs: list[tuple[str, str]] = []
     overrides = [o for o in list(getattr(args, "overrides", None) or []) + list(extra) if isinstance(o, str)]
     for item in overrides:
@@ -57,6 +59,8 @@ def named_outputs(argv: list[str]) -> list[tuple[str, str]]:
         outputs.append((args.resume, "run"))
     if command == ("eval",) or (command == ("export",) and not out):  # export writes RUN_DIR/model.onnx
         outputs.append((args.run_dir, "run"))
+    if command[:1] in (("explain",), ("report",)):
+        outputs.append((args.run_dir, "run"))  # they write into the run by default (explain/, report.html, PNGs)
     if command in (("train",), ("scratch", "train")) and not out and not getattr(args, "resume", None):
         outputs.append(("runs", "dir"))  # the default runs/<name>-<time>
     return outputs

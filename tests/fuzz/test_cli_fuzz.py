@@ -134,6 +134,35 @@ def test_presets_and_models(template, argv):
     run_cli_case(template, argv, "cli.presets.models")
 
 
+@examples(15)
+@given(argv=st.one_of(cli_args(("explain", "maps")), cli_args(("explain", "filters")),
+                      cli_args(("explain", "activations")), cli_args(("explain", "neurons")),
+                      cli_args(("explain", "predictions"))))
+@example(argv=["explain", "run", "--methods", "all", "--save-maps", "--json"])
+@example(argv=["explain", "run", "img.png", "notimage.png"])
+@example(argv=["explain", "run", "--set", "integrated_gradients.steps=1e9"])
+@example(argv=["explain", "neurons", "run", "--layer", "features.1.0", "--count", "100000"])
+@example(argv=["explain", "filters", ""])  # locked '.' as a run (a marker left in the working directory)
+def test_explain(template, argv):
+    run_cli_case(template, argv, "cli.explain")
+
+
+@examples(6)
+@given(argv=cli_args(("report",)))
+@example(argv=["report", "run", "--out", "afile.txt"])
+def test_report(template, argv):
+    run_cli_case(template, argv, "cli.report")
+
+
+@examples(4)
+@given(argv=cli_args(("bench", "explain")).map(
+    lambda a: a + ["--images", "1", "--slow-images", "1", "--repeats", "1", "--width", "4"]))
+@example(argv=["bench", "explain", "--threads", "100000", "--images", "1"])
+def test_bench_explain(template, argv):
+    # small settings always (appended last, so they win): the full benchmark legitimately runs for minutes.
+    run_cli_case(template, argv, "cli.bench.explain")
+
+
 @examples(10)
 @given(argv=cli_args(("export",)))
 def test_export(template, argv):
@@ -147,7 +176,8 @@ def test_features(template, argv):
 
 
 COMMAND_WORDS = ["train", "eval", "predict", "presets", "models", "data", "profile", "scratch", "bench", "info",
-                 "preview", "conv", "nosuch", "--version", "--help", "-h", ""]
+                 "preview", "conv", "nosuch", "--version", "--help", "-h", "", "explain", "report", "maps",
+                 "filters", "neurons"]
 
 
 @examples(12)

@@ -14,6 +14,7 @@ def register(subparsers) -> None:
     inner = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
     _register_train(inner)
     _register_conv(inner)
+    _register_explain(inner)
     _register_transfer(inner)
     _register_sweep(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -113,6 +114,44 @@ def run_conv(args) -> int:
     # With --json, stdout holds only the JSON object: the table goes to stderr with the notices.
     say = notice if args.json else (lambda text: print(text, flush=True))
     payload = run_conv_bench(settings, say)
+    if args.json:
+        print_json(payload)
+    return 0
+
+
+# ---------------------------------------------------------------------------- bench explain
+
+def _register_explain(subparsers) -> None:
+    import cnnlab.bench.explain as explain  # light: no torch at import time
+
+    defaults = explain.ExplainBenchSettings()
+    p = subparsers.add_parser("explain", help="images/s of every attribution method on ResNet-9 at 32x32; "
+                                              "occlusion batched vs one at a time",
+                              description=_description(explain))
+    p.add_argument("--images", type=int, default=defaults.images, help="images per measurement (default 16)")
+    p.add_argument("--slow-images", type=int, default=defaults.slow_images,
+                   help="images for one-at-a-time occlusion (default 4)")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="internal batch size (default 256)")
+    p.add_argument("--repeats", type=int, default=defaults.repeats, help="timed runs per method; the best is kept")
+    p.add_argument("--threads", type=int, default=defaults.threads, help="torch threads (default 1)")
+    p.add_argument("--width", type=int, default=defaults.width, help="ResNet-9 width (default 64)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="CASE",
+                   help=f"cases to run (default all: {', '.join(explain.CASES)})")
+    p.add_argument("--out-dir", default=defaults.out_dir, help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    p.set_defaults(func=run_explain)
+
+
+def run_explain(args) -> int:
+    from cnnlab.bench.explain import ExplainBenchSettings, run_explain_bench
+
+    settings = ExplainBenchSettings(images=args.images, slow_images=args.slow_images, batch_size=args.batch_size,
+                                    repeats=args.repeats, threads=args.threads, width=args.width,
+                                    out_dir=args.out_dir)
+    if args.methods:
+        settings.methods = [m for item in args.methods for m in item.split(",") if m]
+    say = notice if args.json else (lambda text: print(text, flush=True))
+    payload = run_explain_bench(settings, say)
     if args.json:
         print_json(payload)
     return 0

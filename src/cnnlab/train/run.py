@@ -133,6 +133,10 @@ def train(
     (the old one in ``config_history.yaml``). A finished run is returned as it is, with a notice.
     Global torch state the run changes (threads, cuDNN flags) is restored on return.
     """
+    if cfg.train.loggers:  # a missing tracker package is an error before any work
+        from cnnlab.train.trackers import check_trackers
+
+        check_trackers(cfg.train.loggers)
     if resume:
         if out_dir is None:
             raise CnnlabError("resuming needs the run directory to continue")
@@ -203,7 +207,7 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
     phases["build"] = time.perf_counter() - t0
     # Only now, with data and model known to work, is the run directory created (or locked).
     holder = lock_run_dir(run_dir) if resume else open_run_dir(run_dir, overwrite=overwrite, kind="train")
-    with holder:
+    with holder, contextlib.ExitStack() as cleanup:
         if not resume:
             write_text_atomic(run_dir / CONFIG_FILE, dump_config(cfg))
         params = sum(p.numel() for p in model.parameters())
@@ -219,6 +223,12 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
 
             all_callbacks.append(GradualUnfreeze(cfg.train.unfreeze_every))
         all_callbacks += callbacks
+        if cfg.train.loggers:
+            from cnnlab.train.trackers import make_trackers
+
+            trackers = make_trackers(cfg.train.loggers, run_dir, config_to_dict(cfg), cfg.name)
+            cleanup.callback(lambda: [t.finish("failed") for t in trackers])  # no-op for those already finished
+            all_callbacks += trackers
         trainer = Trainer(cfg, model, splits.train, splits.val, run_dir, all_callbacks, meta, quiet)
         if resume:
             trainer.resume_from(run_dir / "last.pt")
@@ -277,4 +287,7 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
         phases["wall"] = time.perf_counter() - wall_start
         summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}
         write_json_atomic(run_dir / "summary.json", summary)
+        for cb in all_callbacks:
+            if hasattr(cb, "on_summary"):  # experiment trackers get the final summary
+                cb.on_summary(summary)
     return summary

@@ -1,0 +1,84 @@
+"""What excites a neuron: for each channel of a conv layer, the test image that drives it highest.
+
+For channel k, every searched image's activation map A_k (h, w) is reduced to
+its maximum; the image with the largest one wins, and the guided-backprop map
+of that single activation A_k(i, j) (Captum's ``NeuronGuidedBackprop``) shows
+which of its pixels produced it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.explain.base import prepared
+from cnnlab.explain.figures import draw_map, save
+from cnnlab.explain.filters import layer_output
+from cnnlab.explain.layers import get_layer
+from cnnlab.report.plots import pyplot, show_image
+
+
+def top_images(model: nn.Module, layer: str, x: torch.Tensor, channels: int, batch_size: int = 500):
+    """For channels 0..channels-1: (best image index, its peak activation, the (i, j) of the peak)."""
+    best = torch.full((channels,), -float("inf"))
+    where = torch.zeros(channels, 3, dtype=torch.long)  # image, i, j
+    for start in range(0, len(x), batch_size):
+        a = layer_output(model, layer, x[start:start + batch_size])[:, :channels]  # (n, k, h, w)
+        if start == 0 and a.shape[1] < channels:
+            raise CnnlabError(f"layer {layer} has {a.shape[1]} channels; --count must be at most that")
+        n, k, h, w = a.shape
+        peak, pos = a.reshape(n, k, h * w).max(dim=2)  # (n, k)
+        top, img = peak.max(dim=0)  # (k,)
+        better = top > best
+        best[better] = top[better]
+        where[better, 0] = img[better] + start
+        flat = pos[img, torch.arange(k)]
+        where[better, 1] = (flat // w)[better]
+        where[better, 2] = (flat % w)[better]
+    return where, best
+
+
+def neurons_figure(model: nn.Module, layer: str, x: torch.Tensor, images_uint8: torch.Tensor, count: int,
+                   path: Path, indices: list[int] | None = None) -> dict:
+    """A grid (2 x count/2 for even counts) of [image above, guided-backprop map below] per channel."""
+    from cnnlab.explain.base import require_captum
+
+    require_captum()
+    from captum.attr import NeuronGuidedBackprop
+
+    if count < 1:
+        raise CnnlabError(f"--count must be at least 1, got {count}")
+    module = get_layer(model, layer)
+    where, best = top_images(model, layer, x, count)
+    maps = []
+    for k in range(count):
+        img, i, j = (int(v) for v in where[k])
+        with prepared(model), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+            xi = x[img:img + 1].detach().clone().requires_grad_(True)
+            g = NeuronGuidedBackprop(model, module).attribute(xi, neuron_selector=(k, i, j))  # (1, C, H, W)
+        maps.append(g.detach().abs().amax(dim=1)[0])  # (H, W)
+    rows = 2 if count > 1 and count % 2 == 0 else 1
+    cols = count // rows
+    plt = pyplot()
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(cols * 1.5 + 0.2, rows * 3.1 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for k in range(count):
+        r, c = divmod(k, cols)
+        img = int(where[k, 0])
+        show_image(axes[2 * r, c], images_uint8[img])
+        shown = indices[img] if indices is not None else img
+        axes[2 * r, c].set_title(f"ch {k}: test #{shown}\nmax {float(best[k]):.2f}", fontsize=7)
+        draw_map(axes[2 * r + 1, c], images_uint8[img], maps[k], signed=False, mode="heat map")
+    fig.suptitle(f"{layer}: the test image exciting each channel most (top), guided backprop of that "
+                 "activation (bottom)", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))  # room for the title
+    save(fig, path)
+    return {"figure": str(path), "layer": layer, "channels": [
+        {"channel": k, "index": (indices[int(where[k, 0])] if indices is not None else int(where[k, 0])),
+         "activation": round(float(best[k]), 4), "at": [int(where[k, 1]), int(where[k, 2])]} for k in range(count)]}
