@@ -15,36 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.folder import IMAGE_SUFFIXES  # a folder given to predict is read as data.name=folder reads
+from cnnlab.data.folder import expand_image_paths
 from cnnlab.errors import CnnlabError
 
 CHUNK = 256  # images decoded and classified at a time, so a large folder does not fill memory
-
-
-def expand_image_paths(paths: list[str]) -> list[str]:
-    """Files as given; each folder replaced by its image files (one level, sorted).
-
-    A path that does not exist, or a folder without images, is a one-line error.
-    """
-    out: list[str] = []
-    for path in paths:
-        p = Path(path)
-        if p.is_dir():
-            try:
-                found = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            except OSError as exc:
-                raise CnnlabError(f"cannot list folder {path}: {exc.strerror or exc}") from None
-            if not found:
-                raise CnnlabError(f"{path} is a folder with no image files ({'/'.join(IMAGE_SUFFIXES)}) directly "
-                                  "inside it; name the image files, or a folder that holds them")
-            out.extend(found)
-        elif p.is_file():
-            out.append(path)
-        elif p.exists():
-            raise CnnlabError(f"{path} is not a regular file; give image files or a folder of them")
-        else:
-            raise CnnlabError(f"image file {path} does not exist")
-    return out
 
 
 def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str) -> torch.Tensor:

@@ -249,3 +249,29 @@ def load_folder_split(
     except OSError as exc:  # a read-only home is not fatal: we just decode again next time
         print(f"cnnlab: warning: could not write the image cache {cache}: {exc}", file=sys.stderr)
     return split
+
+
+def expand_image_paths(paths: list[str]) -> list[str]:
+    """Files as given; each folder replaced by its image files (one level, sorted), as ``predict`` reads them.
+
+    A path that does not exist, or a folder without images, is a one-line error.
+    """
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            try:
+                found = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            except OSError as exc:
+                raise CnnlabError(f"cannot list folder {path}: {exc.strerror or exc}") from None
+            if not found:
+                raise CnnlabError(f"{path} is a folder with no image files ({'/'.join(IMAGE_SUFFIXES)}) directly "
+                                  "inside it; name the image files, or a folder that holds them")
+            out.extend(found)
+        elif p.is_file():
+            out.append(path)
+        elif p.exists():
+            raise CnnlabError(f"{path} is not a regular file; give image files or a folder of them")
+        else:
+            raise CnnlabError(f"image file {path} does not exist")
+    return out

@@ -55,29 +55,6 @@ def open_model(path: str):
     return session, read_metadata(session, path)
 
 
-def image_paths(paths: list[str]) -> list[str]:
-    """Files as given; a folder stands for the image files directly inside it (sorted), as in ``predict RUN_DIR``."""
-    from cnnlab.data.folder import IMAGE_SUFFIXES
-
-    out: list[str] = []
-    for path in paths:
-        p = Path(path)
-        if p.is_dir():
-            try:
-                found = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            except OSError as exc:
-                raise CnnlabError(f"cannot list folder {path}: {exc.strerror or exc}") from None
-            if not found:
-                raise CnnlabError(f"{path} is a folder with no image files ({'/'.join(IMAGE_SUFFIXES)}) directly "
-                                  "inside it; name the image files, or a folder that holds them")
-            out.extend(found)
-        elif p.is_file():
-            out.append(path)
-        else:
-            raise CnnlabError(f"image file {path} does not exist")
-    return out
-
-
 def load_images01(paths: list[str], meta: dict[str, Any]) -> np.ndarray:
     """Files -> (N, C, H, W) float32 on [0, 1], converted as ``cnnlab predict`` converts them."""
     import warnings
@@ -107,7 +84,9 @@ def predict_onnx(model_path: str, paths: list[str], k: int = 3) -> list[dict]:
     if k < 1:
         raise CnnlabError(f"--top-k must be at least 1, got {k}")
     session, meta = open_model(model_path)
-    paths = image_paths(paths)
+    from cnnlab.data.folder import expand_image_paths
+
+    paths = expand_image_paths(paths)
     images = load_images01(paths, meta)
     fixed = session.get_inputs()[0].shape[0]
     step = fixed if isinstance(fixed, int) and fixed > 0 else len(images)
