@@ -61,8 +61,11 @@ def named_outputs(argv: list[str]) -> list[tuple[str, str]]:
         outputs.append((args.run_dir, "run"))
     if command[:1] in (("explain",), ("report",)):
         outputs.append((args.run_dir, "run"))  # they write into the run by default (explain/, report.html, PNGs)
-    if command in (("train",), ("scratch", "train")) and not out and not getattr(args, "resume", None):
+    if command in (("train",), ("scratch", "train"), ("sweep",), ("ablate",), ("cv",), ("ensemble",)) \
+            and not out and not getattr(args, "resume", None):
         outputs.append(("runs", "dir"))  # the default runs/<name>-<time>
+    if command == ("sweep",) and getattr(args, "status", None):
+        outputs.append((args.status, "run"))  # --status --html rewrites the sweep's plots and report
     return outputs
 
 

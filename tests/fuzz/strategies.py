@@ -424,6 +424,9 @@ OPTION_VALUES: dict[str, list[str]] = {
     "limit": NUMBERS, "batch_size": NUMBERS, "seed": NUMBERS,
     # Work counts: a huge valid value is a long run, not a bug.
     "epochs": SMALL_NUMBERS, "repeats": SMALL_NUMBERS, "warmup": SMALL_NUMBERS, "seeds": SMALL_NUMBERS,
+    # Tune counts: small valid values, or values far past their bounds (refused before any work).
+    "trials": SMALL_NUMBERS + ["1000000", "99999999999999999999"], "folds": SMALL_NUMBERS + ["100000000"],
+    "bagging": SMALL_NUMBERS + ["100000000"], "workers": SMALL_NUMBERS + ["100000"], "timeout": FLOATS,
     "input": INPUT_SIZES, "device": DEVICES,
     "compare": ["mnist_classic", "lenet5", "resnet9 width=4", "convnet filters=4 blocks=1", "nosuchmodel", "run",
                 "", "lenet5 pool=foo", "lenet5 num_classes=0", "mnist_classic hidden=100000000"],
@@ -446,6 +449,11 @@ def _preset_like() -> list[str]:
 
 
 def _positional_values(command: tuple[str, ...], dest: str) -> st.SearchStrategy[str]:
+    if dest in ("config", "spec"):  # ablate/cv CONFIG, sweep SPEC
+        return st.sampled_from(["tiny.yaml", "tiny-sweep.yaml", "mnist-fast", "sweep-mnist-quick", "bad.yaml",
+                                "missing.yaml", "run"] + INPUT_PATHS)
+    if dest == "inputs":  # ensemble RUN_DIR ... (or CONFIG with --bagging)
+        return st.sampled_from(["run", "run", "runlink", "tiny.yaml"] + INPUT_PATHS)
     if dest == "preset":
         return st.sampled_from(["tiny.yaml", "mnist-fast", "mnist-classic", "fashion-convnet", "folder-convnet"]
                                + list(preset_names()) + _preset_like())

@@ -185,3 +185,33 @@ COMMAND_WORDS = ["train", "eval", "predict", "presets", "models", "data", "profi
 @example(argv=["presets", "a", "b\nc"])  # "unrecognized arguments" prints the newline: a two-line error
 def test_any_arguments(template, argv):
     run_cli_case(template, argv, "cli.any")
+
+
+# The tune commands (issue 9): each trial or variant trains on the sandbox's tiny folder.
+TUNE_TINY = tuple(FOLDER_TINY)
+
+
+@examples(8)
+@given(argv=cli_args(("sweep",), TUNE_TINY))
+@example(argv=["sweep", "tiny-sweep.yaml", "--workers", "100000"])  # forked a process storm before the bound
+def test_sweep(template, argv):
+    run_cli_case(template, argv, "cli.sweep")
+
+
+@examples(6)
+@given(argv=cli_args(("ablate",), TUNE_TINY))
+def test_ablate(template, argv):
+    run_cli_case(template, argv, "cli.ablate")
+
+
+@examples(6)
+@given(argv=cli_args(("cv",), TUNE_TINY))
+def test_cv(template, argv):
+    run_cli_case(template, argv, "cli.cv")
+
+
+@examples(6)
+@given(argv=cli_args(("ensemble",), TUNE_TINY))
+@example(argv=["ensemble", "--bagging", "100000000", "tiny.yaml"])  # trained members one after another
+def test_ensemble(template, argv):
+    run_cli_case(template, argv, "cli.ensemble")

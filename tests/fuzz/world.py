@@ -40,6 +40,19 @@ train: {epochs: 1, plots: false}
 """
 
 
+TINY_SWEEP_YAML = """\
+name: tiny-sweep
+base: tiny.yaml
+objective: {metric: val_accuracy}
+sampler: {name: random, seed: 0}
+pruner: {name: median}
+trials: 2
+space:
+  optim.lr: {type: float, low: 0.001, high: 0.03, log: true}
+  model.dense: [4, 8]
+"""
+
+
 def _idx_split(rng, n: int, classes: int = 10):
     labels = np.arange(n, dtype=np.uint8) % classes
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
@@ -109,6 +122,7 @@ def build_template(root: Path) -> Path:
     (sandbox / "precious" / "notes.txt").write_text("irreplaceable\n")
     (sandbox / "afile.txt").write_text("a plain file\n")
     (sandbox / "tiny.yaml").write_text(TINY_YAML)
+    (sandbox / "tiny-sweep.yaml").write_text(TINY_SWEEP_YAML)
     (sandbox / "bad.yaml").write_text("data: [1, 2\nmodel: {\n")
     _train_run(sandbox)
     os.symlink("run", sandbox / "runlink")
