@@ -25,6 +25,31 @@ class Splits:
     counts: dict[str, int]
 
 
+def choose_train_val(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                     cfg: DataConfig, seed: int):
+    """((train_x, train_y), (val_x, val_y) or None) after ``limit_train`` and the validation choice.
+
+    Works on anything indexed by image (uint8 images, cached feature vectors): ``limit_train=N``
+    draws exactly N training images at random (seeded), keeping each class's share; ``val=split``
+    holds out a stratified ``val_fraction``; ``val=test`` validates on the test set.
+    """
+    if cfg.limit_train and cfg.limit_train < len(train_y):
+        keep = stratified_subset(train_y.numpy(), cfg.limit_train, seed)
+        train_x, train_y = train_x[keep], train_y[keep]
+    if cfg.final_fit or cfg.val == "none":
+        return (train_x, train_y), None
+    if cfg.val == "test":
+        return (train_x, train_y), (test_x, test_y)
+    keep, held = stratified_split(train_y.numpy(), cfg.val_fraction, seed)
+    if len(held) == 0:  # only when no class has 2 training images
+        raise CnnlabError(
+            f"the validation split is empty: no class has 2 or more of the {len(train_y)} training images, "
+            "so none can be held out; add images (or raise data.limit_train), or set data.val=none "
+            "(or data.val=test)"
+        )
+    return (train_x[keep], train_y[keep]), (train_x[held], train_y[held])
+
+
 def make_splits(data: ImageData, cfg: DataConfig, device: torch.device, seed: int,
                 channels_last: bool = False, stats: tuple[list[float], list[float]] | None = None) -> Splits:
     """Split, compute normalisation statistics on the training part, move everything to ``device``.
@@ -41,22 +66,8 @@ def make_splits(data: ImageData, cfg: DataConfig, device: torch.device, seed: in
     if len(train_y) == 0 or len(data.test_y) == 0:
         raise CnnlabError(f"{data.name}: {len(train_y)} training and {len(data.test_y)} test images; "
                           "both splits need images (add images, or check the dataset's files)")
-    if cfg.limit_train and cfg.limit_train < len(train_y):
-        # Exactly limit_train images, a seeded random draw that keeps each class's share.
-        keep = stratified_subset(train_y.numpy(), cfg.limit_train, seed)
-        train_x, train_y = train_x[keep], train_y[keep]
-    val_x = val_y = None
-    if cfg.val == "split" and not cfg.final_fit:
-        keep, held = stratified_split(train_y.numpy(), cfg.val_fraction, seed)
-        if len(held) == 0:  # only when no class has 2 training images
-            raise CnnlabError(
-                f"the validation split is empty: no class has 2 or more of the {len(train_y)} training images, "
-                "so none can be held out; add images (or raise data.limit_train), or set data.val=none "
-                "(or data.val=test)"
-            )
-        train_x, train_y, val_x, val_y = train_x[keep], train_y[keep], train_x[held], train_y[held]
-    elif cfg.val == "test" and not cfg.final_fit:
-        val_x, val_y = data.test_x, data.test_y
+    (train_x, train_y), val = choose_train_val(train_x, train_y, data.test_x, data.test_y, cfg, seed)
+    val_x, val_y = val if val is not None else (None, None)
     if not cfg.normalize:
         mean, std = None, None
     else:

@@ -316,8 +316,7 @@ def load_cache(out: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 def feature_splits(cfg, device: torch.device, data=None, notice: Callable[[str], None] | None = None):
     """(data, splits) for ``model.features_from=DIR``: the cache checked against ``cfg.data`` (rebuilt if stale)."""
     from cnnlab.data.augment import BatchAugment
-    from cnnlab.data.pipeline import Splits
-    from cnnlab.data.splits import stratified_split, stratified_subset
+    from cnnlab.data.pipeline import Splits, choose_train_val
 
     say = notice or (lambda text: None)
     out = Path(cfg.model.options["features_from"])
@@ -340,17 +339,9 @@ def feature_splits(cfg, device: torch.device, data=None, notice: Callable[[str],
     train_x, train_y, test_x, test_y = (tensor(n) for n in ("train_x", "train_y", "test_x", "test_y"))
     dc = cfg.data
     seed = cfg.train.seed
-    if dc.limit_train and dc.limit_train < len(train_y):
-        keep = stratified_subset(train_y.numpy(), dc.limit_train, seed)
-        train_x, train_y = train_x[keep], train_y[keep]
-    val_x = val_y = None
-    if dc.val == "split" and not dc.final_fit:
-        keep, held = stratified_split(train_y.numpy(), dc.val_fraction, seed)
-        if len(held) == 0:
-            raise CnnlabError("the validation split is empty; raise data.limit_train or set data.val=none")
-        train_x, train_y, val_x, val_y = train_x[keep], train_y[keep], train_x[held], train_y[held]
-    elif dc.val == "test" and not dc.final_fit:
-        val_x, val_y = test_x, test_y
+    # The same subset and validation split as the images would get (data.pipeline).
+    (train_x, train_y), val = choose_train_val(train_x, train_y, test_x, test_y, dc, seed)
+    val_x, val_y = val if val is not None else (None, None)
 
     def batches(x, y, train: bool):
         return FeatureBatches(x.to(device), y.to(device), dc.batch_size if train else dc.eval_batch_size,
