@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import optuna
 import pytest
 
@@ -106,3 +108,9 @@ def test_status_and_resume_of_what_is_not_a_sweep(capsys, tmp_path):
     for argv in (["--status", tmp_path / "plain"], ["--resume", tmp_path / "plain"]):
         code, _, err = cli(capsys, "sweep", *argv)
         assert code == 2 and err.startswith("cnnlab: error: ") and "not a sweep directory" in err
+
+
+def test_without_optuna_the_sweep_says_what_to_install(capsys, tmp_path, make_spec, monkeypatch):
+    """The core installs without the sweep extra; a sweep then names the extra in one line (exit 2)."""
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` now fails as if it were not installed
+    check_one_line_error(capsys, tmp_path, [make_spec()], "pip install 'cnnlab[sweep]'")

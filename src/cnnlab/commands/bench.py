@@ -213,6 +213,9 @@ def _register_sweep(subparsers) -> None:
 
 def run_sweep(args) -> int:
     from cnnlab.bench.sweep import bench_sweep, format_table
+    from cnnlab.tune.storage import require_optuna
+
+    require_optuna()
 
     result = bench_sweep(args.spec, args.trials, args.work_dir, args.out_dir, workers=not args.no_workers,
                          progress=notice)

@@ -45,11 +45,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cnnlab.errors import CnnlabError
-
     import math
 
-    from cnnlab.errors import check_int_range
+    from cnnlab.errors import CnnlabError, check_int_range
+    from cnnlab.tune.storage import require_optuna
 
     if args.trials is not None:
         check_int_range("--trials", args.trials, 1, 100_000)
@@ -57,6 +56,7 @@ def run(args) -> int:
         raise CnnlabError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.list:
         return _list(args)
+    require_optuna()  # everything past the list of specs reads or writes an Optuna study
     if args.status:
         return _status(args)
     from cnnlab.tune.spec import load_spec

@@ -32,6 +32,15 @@ FORMS = "sqlite:///PATH/study.db or postgresql://USER@HOST[:PORT]/DATABASE"
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
+def require_optuna() -> None:
+    """One line naming the extra to install, instead of an ImportError deep inside a sweep."""
+    try:
+        import optuna  # noqa: F401
+    except ModuleNotFoundError:
+        raise CnnlabError("sweeps run on Optuna, which is not installed: pip install 'cnnlab[sweep]' "
+                          "(Optuna and the PostgreSQL driver)") from None
+
+
 def default_storage_url(sweep_dir: str | os.PathLike) -> str:
     """The SQLite file inside the sweep directory (an absolute path, so workers anywhere find it)."""
     return f"sqlite:///{Path(sweep_dir).absolute() / STUDY_FILE}"
