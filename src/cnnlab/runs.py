@@ -20,7 +20,6 @@ from cnnlab.config import Config, check_yaml_size, config_from_dict
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, model_arguments
 from cnnlab.models.shapes import feature_shape
-from cnnlab.rundir import MARKER as RUN_MARKER  # noqa: F401  (creating and locking: cnnlab.rundir)
 
 WEIGHT_FILES = ("final.pt", "best.pt", "last.pt")  # preference order: the tested weights first
 CONFIG_FILE = "config.yaml"  # every run has one; runs made before the marker existed have only this
