@@ -49,12 +49,7 @@ def run_train(args) -> int:
 
     payload = compare_presets(args.preset, args.baseline, list(args.overrides), seeds=args.seeds,
                               target=args.target, data_dir=args.data_dir, out_dir=args.out_dir, progress=notice)
-    if args.json:
-        print_json(payload)
-        return 0
-    print("\n".join(format_table(payload)))
-    notice(f"wrote {payload['json_path']}")
-    return 0
+    return _report(payload, format_table, args.json)
 
 
 # ---------------------------------------------------------------------------- bench conv
@@ -187,12 +182,7 @@ def run_transfer(args) -> int:
         raise CnnlabError("--images must be at least 64 and --threads at least 1")
     payload = run_transfer_bench(args.images, args.backbone, args.data_dir, models, args.threads, args.out_dir,
                                  say=notice)
-    if args.json:
-        print_json(payload)
-        return 0
-    print("\n".join(format_table(payload)))
-    notice(f"wrote {payload['json_path']}")
-    return 0
+    return _report(payload, format_table, args.json)
 
 
 # ---------------------------------------------------------------------------- bench sweep
@@ -219,9 +209,14 @@ def run_sweep(args) -> int:
 
     result = bench_sweep(args.spec, args.trials, args.work_dir, args.out_dir, workers=not args.no_workers,
                          progress=notice)
-    if args.json:
-        print_json(result)
+    return _report(result, format_table, args.json)
+
+
+def _report(payload: dict, format_table, as_json: bool) -> int:
+    """The --json object on stdout, or the benchmark's table and where its JSON went."""
+    if as_json:
+        print_json(payload)
         return 0
-    print("\n".join(format_table(result)))
-    notice(f"wrote {result['json_path']}")
+    print("\n".join(format_table(payload)))
+    notice(f"wrote {payload['json_path']}")
     return 0

@@ -277,25 +277,6 @@ class FeatureBatches:
         return _Batches(*args, **kwargs)
 
 
-@dataclass
-class FeatureData:
-    name: str
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: list[str]
-    skipped: list[str] = field(default_factory=list)
-
-    @property
-    def input_size(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # (D, 1, 1)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-
 def load_cache(out: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """meta and the memory-mapped arrays."""
     meta = read_meta(out)
@@ -350,6 +331,9 @@ def feature_splits(cfg, device: torch.device, data=None, notice: Callable[[str],
     counts = {"train": len(train_x), "val": 0 if val_x is None else len(val_x), "test": len(test_x)}
     splits = Splits(batches(train_x, train_y, True), None if val_x is None else batches(val_x, val_y, False),
                     batches(test_x, test_y, False), None, None, counts)
-    fdata = FeatureData(f"{meta['dataset']} (cached features, {meta['feature_dim']}-d)", train_x, train_y,
+    from cnnlab.data.datasets import ImageData
+
+    # (N, D, 1, 1) feature vectors in the images' place: input_size is (D, 1, 1).
+    fdata = ImageData(f"{meta['dataset']} (cached features, {meta['feature_dim']}-d)", train_x, train_y,
                         test_x, test_y, list(meta["classes"]))
     return fdata, splits
