@@ -96,6 +96,7 @@ class OptimConfig:
     l1: float = 0.0  # explicit penalty l1 * sum|w| added to the loss (conv and linear weights)
     l2: float = 0.0  # explicit penalty l2 * sum w^2 added to the loss
     layer_decay: Optional[float] = None  # per-stage lr: the head gets lr, each earlier stage this factor times the next
+    per_1024: bool = False  # lr (and peak/min lr) given per 1024 examples: scaled by batch_size / 1024 (train/scaling.py)
 
 
 @dataclass
@@ -139,6 +140,16 @@ class TrainConfig:
     unfreeze_every: Optional[int] = None  # gradual unfreezing: one more frozen stage trains every this many epochs
     loggers: list[str] = field(default_factory=list)  # experiment trackers: tensorboard, mlflow, wandb (optional extras)
     early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+    # Speed-run parts (cnnlab/train/whitening.py, ema.py, lookahead.py, tta.py, fastpath.py).
+    whitening: Literal["none", "init", "frozen"] = "none"  # first conv from training-patch eigenvectors
+    whitening_eps: float = 5e-4  # added to each patch-covariance eigenvalue before 1/sqrt
+    ema: Optional[float] = None  # decay of an exponential moving average of the weights, tested with (e.g. 0.99)
+    ema_every: int = 1  # steps between EMA updates
+    lookahead: Optional[float] = None  # Lookahead: every lookahead_k steps, slow += alpha * (fast - slow)
+    lookahead_k: int = 5
+    tta: Literal["none", "flip", "flip-translate"] = "none"  # test-time augmentation of the final test
+    compile: bool = False  # torch.compile the model (compile time reported apart from training time)
+    gpu_fast: bool = False  # on CUDA: bf16 autocast, channels_last and compile; elsewhere one notice
 
 
 @dataclass
@@ -227,6 +238,11 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
     "train.early_stopping.min_delta": (lambda v: v >= 0, ">= 0"),
     "optim.layer_decay": (lambda v: v is None or 0.0 < v <= 1.0, "a factor in (0, 1]"),
     "train.unfreeze_every": _int_in(1, MAX_EPOCHS, optional=True),
+    "train.whitening_eps": (lambda v: v > 0, "> 0"),
+    "train.ema": (lambda v: v is None or 0.0 < v < 1.0, "a decay in (0, 1) or null"),
+    "train.ema_every": _int_in(1, MAX_STEPS),
+    "train.lookahead": (lambda v: v is None or 0.0 < v <= 1.0, "a step fraction in (0, 1] or null"),
+    "train.lookahead_k": _int_in(1, MAX_STEPS),
     "train.loggers": (lambda v: set(v) <= {"tensorboard", "mlflow", "wandb"} and len(set(v)) == len(v),
                       "a list of distinct trackers among tensorboard, mlflow, wandb"),
 }

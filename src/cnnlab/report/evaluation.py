@@ -23,8 +23,11 @@ def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int) ->
     return torch.bincount(labels * classes + preds, minlength=classes * classes).view(classes, classes)
 
 
-def evaluate_run(run_dir, data_dir: str | None = None, weights: str | None = None, top: int = 16) -> dict:
+def evaluate_run(run_dir, data_dir: str | None = None, weights: str | None = None, top: int = 16,
+                 tta: str | None = None) -> dict:
     """Score a run's model on its test split and draw ``confusion.png`` and ``top_losses.png``.
+
+    ``tta`` (none, flip, flip-translate) defaults to the run's ``train.tta``.
 
     The run directory is locked while its files are written, as a training holds it.
     """
@@ -34,10 +37,10 @@ def evaluate_run(run_dir, data_dir: str | None = None, weights: str | None = Non
     check_int_range("top", top, 1, MAX_TOP)
     run = load_run(run_dir, weights=weights)
     with lock_run_dir(run.run_dir, kind="train"):  # a training still writing here refuses us, in one line
-        return _evaluate_loaded_run(run, data_dir, top)
+        return _evaluate_loaded_run(run, data_dir, top, tta)
 
 
-def _evaluate_loaded_run(run, data_dir: str | None, top: int) -> dict:
+def _evaluate_loaded_run(run, data_dir: str | None, top: int, tta: str | None = None) -> dict:
     from cnnlab.data.datasets import load_dataset
     from cnnlab.data.loader import DeviceBatches
     from cnnlab.fileio import write_json_atomic
@@ -56,7 +59,8 @@ def _evaluate_loaded_run(run, data_dir: str | None, top: int) -> dict:
         raise CnnlabError(f"the dataset now has images {data.input_size} and {data.num_classes} classes, but "
                           f"the run was trained on {run.input_size} and {run.num_classes}")
     batches = DeviceBatches(test_x, data.test_y, cfg.data.eval_batch_size, mean=run.mean, std=run.std)
-    result = evaluate(run.model, batches, keep_logits=True)
+    tta = tta or cfg.train.tta
+    result = evaluate(run.model, batches, keep_logits=True, tta=tta)
     logits, labels = result.logits, result.labels
     preds = logits.argmax(1)
     matrix = confusion_matrix(labels, preds, run.num_classes)
@@ -70,7 +74,7 @@ def _evaluate_loaded_run(run, data_dir: str | None, top: int) -> dict:
                               run.classes, out_dir / "top_losses.png")
     report = {
         "run_dir": str(run.run_dir), "weights": run.weights_file.name, "count": result.count,
-        "test_accuracy": result.accuracy, "test_loss": result.loss,
+        "test_accuracy": result.accuracy, "test_loss": result.loss, "tta": tta,
         "per_class_accuracy": dict(zip(run.classes, [round(a, 4) for a in per_class])),
         "confusion_matrix": matrix.tolist(),
         "top_losses": [{"index": int(i), "true": run.classes[int(labels[i])], "predicted": run.classes[int(preds[i])],

@@ -19,8 +19,14 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, precision: str = "fp32", keep_logits: bool = False) -> EvalResult:
-    """Mean cross-entropy and accuracy of ``model`` over ``batches``; the train/eval mode is restored."""
+def evaluate(model: nn.Module, batches, precision: str = "fp32", keep_logits: bool = False,
+             tta: str = "none") -> EvalResult:
+    """Mean cross-entropy and accuracy of ``model`` over ``batches``; the train/eval mode is restored.
+
+    ``tta`` (flip, flip-translate) scores the mean logits over transformed copies (cnnlab.train.tta).
+    """
+    from cnnlab.train.tta import tta_logits
+
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -31,7 +37,7 @@ def evaluate(model: nn.Module, batches, precision: str = "fp32", keep_logits: bo
     try:
         for x, y in batches:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                logits = model(x)
+                logits = tta_logits(model, x, tta)
             logits = logits.float()
             total_loss += F.cross_entropy(logits, y, reduction="sum").double()
             correct += (logits.argmax(1) == y).sum()

@@ -175,6 +175,10 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
         torch.backends.cudnn.benchmark = not cfg.train.deterministic
         torch.backends.cudnn.deterministic = cfg.train.deterministic
     torch.manual_seed(cfg.train.seed)
+    from cnnlab.train.fastpath import effective_config
+
+    user_cfg = cfg  # config.yaml records what was asked; cfg from here on is what runs (GPU options, per-1024 lr)
+    cfg = effective_config(cfg, device, cfg.data.batch_size, notice=(lambda m: None) if quiet else _notice)
 
     t0 = time.perf_counter()
     if "features_from" in cfg.model.options:  # a head trained on cached backbone features (cnnlab.transfer)
@@ -204,16 +208,25 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
     model = build_model(cfg, data.input_size, data.num_classes).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    whitening = None
+    if cfg.train.whitening != "none":  # first conv from the training images' patch statistics
+        from cnnlab.train.whitening import apply_whitening
+
+        source = splits.train
+        images = source.images.float() / 255.0  # (N, C, H, W), normalised as the model sees them
+        if source.mean is not None:
+            images = (images - source.mean) / source.std
+        whitening = apply_whitening(model, images, cfg.train.whitening, cfg.train.whitening_eps, cfg.train.seed)
     phases["build"] = time.perf_counter() - t0
     # Only now, with data and model known to work, is the run directory created (or locked).
     holder = lock_run_dir(run_dir) if resume else open_run_dir(run_dir, overwrite=overwrite, kind="train")
     with holder, contextlib.ExitStack() as cleanup:
         if not resume:
-            write_text_atomic(run_dir / CONFIG_FILE, dump_config(cfg))
+            write_text_atomic(run_dir / CONFIG_FILE, dump_config(user_cfg))
         params = sum(p.numel() for p in model.parameters())
         meta = {"model_name": cfg.model.name, "model_options": dict(cfg.model.options),
                 "input_size": list(data.input_size), "num_classes": data.num_classes, "classes": data.classes,
-                "mean": splits.mean, "std": splits.std, "config": config_to_dict(cfg)}
+                "mean": splits.mean, "std": splits.std, "config": config_to_dict(user_cfg)}
 
         all_callbacks: list[Callback] = [MetricsLogger(run_dir / "metrics.jsonl"), ProgressPrinter(not quiet)]
         if cfg.train.early_stopping.patience is not None:
@@ -222,23 +235,43 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
             from cnnlab.transfer.freeze import GradualUnfreeze
 
             all_callbacks.append(GradualUnfreeze(cfg.train.unfreeze_every))
+        ema = None
+        if cfg.train.lookahead is not None:  # before the EMA: the average follows the synchronised weights
+            from cnnlab.train.lookahead import Lookahead
+
+            all_callbacks.append(Lookahead(cfg.train.lookahead, cfg.train.lookahead_k))
+        if cfg.train.ema is not None:  # before the caller's callbacks: a probe at the last epoch sees the EMA
+            from cnnlab.train.ema import WeightEMA
+
+            ema = WeightEMA(cfg.train.ema, cfg.train.ema_every)
+            all_callbacks.append(ema)
         all_callbacks += callbacks
         if cfg.train.loggers:
             from cnnlab.train.trackers import make_trackers
 
-            trackers = make_trackers(cfg.train.loggers, run_dir, config_to_dict(cfg), cfg.name)
+            trackers = make_trackers(cfg.train.loggers, run_dir, config_to_dict(user_cfg), cfg.name)
             cleanup.callback(lambda: [t.finish("failed") for t in trackers])  # no-op for those already finished
             all_callbacks += trackers
         trainer = Trainer(cfg, model, splits.train, splits.val, run_dir, all_callbacks, meta, quiet)
         if resume:
             trainer.resume_from(run_dir / "last.pt")
-            changes = record_config_change(run_dir, stored, cfg)
+            changes = record_config_change(run_dir, stored, user_cfg)
             changed = "".join(f"; {k}: {a} -> {b}" for k, (a, b) in changes.items())
             trainer.notice(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}{changed}")
         if not quiet:
             trainer.notice(f"training {cfg.model.name} ({params:,} parameters) on {data.name} "
                            f"[{splits.counts['train']} train / {splits.counts['val']} val / "
                            f"{splits.counts['test']} test] on {device} -> {run_dir}")
+        compile_seconds = None
+        if cfg.train.compile:  # compiled and warmed up here, so train_seconds holds no compile time
+            from cnnlab.train.fastpath import compile_model
+
+            x, y = next(splits.train.epoch(0))
+            probe = splits.val if splits.val is not None else splits.test
+            eval_x = next(iter(probe))[0] if probe is not None else None
+            compile_seconds = compile_model(model, x, y, eval_x, cfg.train.precision, cfg.train.label_smoothing,
+                                            notice=lambda m: None if quiet else _notice(m))
+            phases["compile"] = compile_seconds or 0.0
         t0 = time.perf_counter()
         trainer.fit()
         phases["loop"] = time.perf_counter() - t0
@@ -255,6 +288,10 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
             "input_size": list(data.input_size), "num_classes": data.num_classes,
             "split_sizes": splits.counts, "skipped_images": len(data.skipped),
             "skipped_files": data.skipped[:50], "mean": splits.mean, "std": splits.std,
+            "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
+            "effective": {"precision": cfg.train.precision, "channels_last": cfg.train.channels_last,
+                          "compile": compile_seconds is not None, "lr": cfg.optim.lr, "tta": cfg.train.tta,
+                          "ema": cfg.train.ema, "lookahead": cfg.train.lookahead, "whitening": whitening},
         }
         accs = [h["val_accuracy"] for h in trainer.history if h.get("val_accuracy") is not None]
         summary["best_val_accuracy"] = max(accs) if accs else None
@@ -268,8 +305,10 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
             if es.patience is not None and es.restore_best and trainer.best_state is not None:
                 model.load_state_dict(trainer.best_state)
                 tested = f"best (epoch {trainer.best_epoch})"
+            elif ema is not None and ema.applied:
+                tested = "ema"
             t0 = time.perf_counter()
-            result = evaluate(model, splits.test, cfg.train.precision)
+            result = evaluate(model, splits.test, cfg.train.precision, tta=cfg.train.tta)
             phases["test"] = time.perf_counter() - t0
             summary.update(test_accuracy=result.accuracy, test_loss=result.loss, tested_weights=tested)
             from cnnlab.train.checkpoint import save_checkpoint
