@@ -37,6 +37,7 @@ class AugmentConfig:
     crop_padding: int = 0  # pad then random-crop back to size, pixels per side
     crop_mode: Literal["zero", "reflect"] = "zero"
     hflip: float = 0.0  # probability of a horizontal flip
+    flip_mode: Literal["random", "alternate"] = "random"  # alternate: each image flips every other epoch (airbench)
     rotate: float = 0.0  # max rotation, degrees (uniform in [-rotate, rotate])
     scale: float = 0.0  # max relative zoom (uniform in [1-scale, 1+scale])
     shear: float = 0.0  # max shear, degrees
@@ -96,6 +97,7 @@ class OptimConfig:
     l1: float = 0.0  # explicit penalty l1 * sum|w| added to the loss (conv and linear weights)
     l2: float = 0.0  # explicit penalty l2 * sum w^2 added to the loss
     layer_decay: Optional[float] = None  # per-stage lr: the head gets lr, each earlier stage this factor times the next
+    bias_lr_scale: float = 1.0  # biases and norm parameters learn this many times faster (airbench: 64)
     per_1024: bool = False  # lr (and peak/min lr) given per 1024 examples: scaled by batch_size / 1024 (train/scaling.py)
 
 
@@ -147,7 +149,7 @@ class TrainConfig:
     ema_every: int = 1  # steps between EMA updates
     lookahead: Optional[float] = None  # Lookahead: every lookahead_k steps, slow += alpha * (fast - slow)
     lookahead_k: int = 5
-    tta: Literal["none", "flip", "flip-translate"] = "none"  # test-time augmentation of the final test
+    tta: Literal["none", "flip", "translate", "flip-translate"] = "none"  # test-time augmentation of the final test
     compile: bool = False  # torch.compile the model (compile time reported apart from training time)
     gpu_fast: bool = False  # on CUDA: bf16 autocast, channels_last and compile; elsewhere one notice
 
@@ -239,6 +241,7 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
     "optim.layer_decay": (lambda v: v is None or 0.0 < v <= 1.0, "a factor in (0, 1]"),
     "train.unfreeze_every": _int_in(1, MAX_EPOCHS, optional=True),
     "train.whitening_eps": (lambda v: v > 0, "> 0"),
+    "optim.bias_lr_scale": (lambda v: v > 0, "> 0"),
     "train.ema": (lambda v: v is None or 0.0 < v < 1.0, "a decay in (0, 1) or null"),
     "train.ema_every": _int_in(1, MAX_STEPS),
     "train.lookahead": (lambda v: v is None or 0.0 < v <= 1.0, "a step fraction in (0, 1] or null"),

@@ -329,3 +329,48 @@ def test_gpu_options_on_a_cpu_are_one_notice_each(tmp_path, monkeypatch, capsys)
     assert sum("precision=bf16" in line and "fp32" in line for line in lines) == 1
     assert summary["effective"]["precision"] == "fp32" and summary["effective"]["compile"] is False
     assert summary["status"] == "completed"
+
+
+# ----------------------------------------------------------------------------- airbench parts
+
+def test_alternating_flips_mirror_each_image_every_other_epoch():
+    from cnnlab.config import AugmentConfig
+    from cnnlab.data.augment import BatchAugment
+
+    aug = BatchAugment(AugmentConfig(hflip=0.5, flip_mode="alternate"))
+    x = torch.arange(64 * 4, dtype=torch.float32).view(64, 1, 1, 4)  # each row distinct left-right
+    index = torch.arange(64)
+    gen = torch.Generator()
+    flipped = [(aug(x, gen, index=index, epoch=e) != x).any(dim=(1, 2, 3)) for e in range(3)]
+    assert torch.equal(flipped[0], ~flipped[1]) and torch.equal(flipped[0], flipped[2])
+    assert 16 < int(flipped[0].sum()) < 48  # about half start flipped
+
+
+def test_bias_lr_scale_reaches_the_1d_parameters(tmp_path):
+    from cnnlab.train.optim import build_optimizer
+
+    cfg = load_config(None, ["optim.name=sgd", "optim.bias_lr_scale=64", "optim.weight_decay=1e-3"])
+    net = _bn_net()
+    opt = build_optimizer(net, cfg.optim)
+    scales = {id(p): g.get("lr_scale", 1.0) for g in opt.param_groups for p in g["params"]}
+    for p in net.parameters():
+        assert scales[id(p)] == (64.0 if p.ndim == 1 else 1.0)
+
+
+def test_cifar10_speedrun_preset_runs_tiny_on_the_cpu(tmp_path, capsys):
+    """The GPU recipe runs on a CPU (cut to a few images), saying once that it targets a GPU."""
+    from cnnlab.data.datasets import ImageData
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 32, 32), generator=gen, dtype=torch.uint8)
+    y = torch.arange(64) % 10
+    data = ImageData("tiny-cifar", x, y, x[:32], y[:32], [str(i) for i in range(10)], "memory")
+    cfg = load_config("cifar10-speedrun", ["train.epochs=1", "data.batch_size=32", "model.widths=[8,16,16]",
+                                           "train.device=cpu", "train.plots=false"])
+    summary = train(cfg, tmp_path / "run", data=data)
+    err = capsys.readouterr().err
+    assert summary["status"] == "completed" and summary["test_accuracy"] is not None
+    assert sum("targets a GPU" in line for line in err.splitlines()) == 1
+    eff = summary["effective"]
+    assert eff["whitening"]["filters"] == 24 and eff["whitening"]["mode"] == "frozen"
+    assert eff["lr"] == pytest.approx(1.5 * 32 / 1024) and summary["tested_weights"] == "ema"

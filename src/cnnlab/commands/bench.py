@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     _register_explain(inner)
     _register_transfer(inner)
     _register_sweep(inner)
+    _register_speedrun(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -210,6 +211,30 @@ def run_sweep(args) -> int:
     result = bench_sweep(args.spec, args.trials, args.work_dir, args.out_dir, workers=not args.no_workers,
                          progress=notice)
     return _report(result, format_table, args.json)
+
+
+# ---------------------------------------------------------------------------- bench speedrun
+
+def _register_speedrun(subparsers) -> None:
+    import cnnlab.bench.speedrun as speedrun  # light: no torch at import time
+
+    p = subparsers.add_parser("speedrun", help="mean ± std test accuracy and training seconds of a preset over N runs",
+                              description=_description(speedrun))
+    p.add_argument("preset", help="the preset to run, e.g. mnist-speedrun")
+    p.add_argument("--runs", type=int, default=5, help="runs, seeds 0..N-1 (default 5)")
+    p.add_argument("--data-dir", help="directory holding the datasets")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every run")
+    p.set_defaults(func=run_speedrun)
+
+
+def run_speedrun(args) -> int:
+    from cnnlab.bench.speedrun import bench_speedrun, format_table
+
+    payload = bench_speedrun(args.preset, args.runs, list(args.overrides), args.data_dir, args.out_dir,
+                             progress=notice)
+    return _report(payload, format_table, args.json)
 
 
 def _report(payload: dict, format_table, as_json: bool) -> int:

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     p.add_argument("--data-dir", help="directory holding the datasets")
     p.add_argument("--weights", choices=["final.pt", "best.pt", "last.pt"], help="which checkpoint (default: final)")
     p.add_argument("--top", type=int, default=16, help="images in top_losses.png, 1 to 256 (default 16)")
-    p.add_argument("--tta", choices=["none", "flip", "flip-translate"],
+    p.add_argument("--tta", choices=["none", "flip", "translate", "flip-translate"],
                    help="test-time augmentation: mean logits over flipped (and shifted) copies "
                         "(default: the run's train.tta)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -48,6 +48,21 @@ def random_hflip(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tenso
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
+def alternate_flip_mask(index: torch.Tensor, epoch: int, seed: int = 0) -> torch.Tensor:
+    """Alternating flips (airbench): image ``i`` is mirrored in epochs where ``(b_i + epoch)`` is odd.
+
+    ``b_i`` is a fixed pseudo-random bit per image (a hash of its index and the seed), so half the
+    images start flipped and every image is seen both ways in any two consecutive epochs, with
+    less repetition than independent coin flips.
+
+    >>> alternate_flip_mask(torch.arange(4), 0).tolist() != alternate_flip_mask(torch.arange(4), 1).tolist()
+    True
+    """
+    mixed = (index.long() * 0x9E3779B1 + seed * 0x85EBCA6B + 0x165667B1) & 0xFFFFFFFF  # (N,) 32-bit hash
+    bit = (mixed >> 15) & 1
+    return ((bit + epoch) % 2).bool()
+
+
 def _base_grid(h: int, w: int, device, dtype) -> torch.Tensor:
     """(H*W, 3) homogeneous pixel-centre coordinates in [-1, 1] (``align_corners=False``)."""
     ys = (torch.arange(h, device=device, dtype=dtype) * 2 + 1) / h - 1
@@ -131,11 +146,16 @@ class BatchAugment:
         return any([c.crop_padding, c.hflip, c.rotate, c.scale, c.shear, c.translate, c.brightness,
                     c.contrast, c.saturation, c.noise_std, c.erase_prob])
 
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, gen: torch.Generator, index: torch.Tensor | None = None,
+                 epoch: int = 0, seed: int = 0) -> torch.Tensor:
+        """Augment ``x``; ``index`` (the images' positions in the split) and ``epoch`` drive alternating flips."""
         c = self.cfg
         if c.crop_padding:
             x = random_crop(x, c.crop_padding, c.crop_mode, gen)
-        if c.hflip:
+        if c.hflip and c.flip_mode == "alternate" and index is not None:
+            flip = alternate_flip_mask(index.to(x.device), epoch, seed)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        elif c.hflip:
             x = random_hflip(x, c.hflip, gen)
         if c.rotate or c.scale or c.shear or c.translate:
             x = random_affine(x, c, gen)

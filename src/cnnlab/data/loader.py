@@ -68,12 +68,16 @@ class DeviceBatches:
         self._gen.manual_seed(_mix(self.seed, epoch, 0x5EED))
         return torch.randperm(n, generator=self._gen, device=self.images.device)
 
-    def prepare(self, raw: torch.Tensor, epoch: int = 0, batch: int = 0) -> torch.Tensor:
-        """uint8 batch -> float, augmented (if enabled), normalised, optionally channels_last."""
+    def prepare(self, raw: torch.Tensor, epoch: int = 0, batch: int = 0,
+                index: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 batch -> float, augmented (if enabled), normalised, optionally channels_last.
+
+        ``index`` holds the images' positions in the split (for alternating flips).
+        """
         x = raw.float().div_(255.0)
         if self.augment is not None and self.augment.active:
             self._gen.manual_seed(_mix(self.seed, epoch, batch, 0xA06))
-            x = self.augment(x, self._gen)
+            x = self.augment(x, self._gen, index=index, epoch=epoch, seed=self.seed)
         if self.mean is not None:
             x = (x - self.mean) / self.std
         if self.channels_last:
@@ -85,7 +89,7 @@ class DeviceBatches:
         order = self.order(epoch)
         for b in range(start_batch, len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield self.prepare(self.images[idx], epoch, b), self.labels[idx]
+            yield self.prepare(self.images[idx], epoch, b, index=idx), self.labels[idx]
 
     def __iter__(self):
         return self.epoch(0)

@@ -10,3 +10,4 @@ from cnnlab.models import resnet  # noqa: F401
 from cnnlab.models import mobilenet  # noqa: F401
 from cnnlab.models import vgg  # noqa: F401
 from cnnlab.models import inception  # noqa: F401
+from cnnlab.models import airbench  # noqa: F401

@@ -25,12 +25,15 @@ def _optimized(p: torch.Tensor) -> bool:
 def _decay_groups(model: nn.Module, cfg: OptimConfig, params=None) -> list[dict]:
     """Split parameters: weights of convs/linears decay; norm parameters and biases do not."""
     params = [p for p in (model.parameters() if params is None else params) if _optimized(p)]
-    if cfg.decay_norm_and_bias:
+    if cfg.decay_norm_and_bias and cfg.bias_lr_scale == 1.0:
         return [{"params": params, "weight_decay": cfg.weight_decay}]
     decay, no_decay = [], []
     for p in params:
         (decay if p.ndim > 1 else no_decay).append(p)  # 1-D: biases and norm scales/shifts
-    return [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    bias_group = {"params": no_decay, "weight_decay": cfg.weight_decay if cfg.decay_norm_and_bias else 0.0}
+    if cfg.bias_lr_scale != 1.0:  # airbench trains biases 64x faster; the trainer multiplies lr by lr_scale
+        bias_group["lr_scale"] = cfg.bias_lr_scale
+    return [{"params": decay, "weight_decay": cfg.weight_decay}, bias_group]
 
 
 def _layer_decay_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
@@ -49,10 +52,10 @@ def _layer_decay_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
         seen.update(id(p) for p in params)
         scale = cfg.layer_decay ** (len(stages) - 1 - i)
         for group in _decay_groups(model, cfg, params):
-            groups.append({**group, "lr_scale": scale, "stage": name})
+            groups.append({**group, "lr_scale": scale * group.get("lr_scale", 1.0), "stage": name})
     rest = [p for p in model.parameters() if id(p) not in seen]
     for group in _decay_groups(model, cfg, rest):  # parameters outside every stage train at the full rate
-        groups.append({**group, "lr_scale": 1.0, "stage": "other"})
+        groups.append({**group, "lr_scale": group.get("lr_scale", 1.0), "stage": "other"})
     return groups
 
 

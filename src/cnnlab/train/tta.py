@@ -1,6 +1,7 @@
 """Test-time augmentation: the mean of the logits over transformed copies of each batch.
 
-``flip``: the image and its mirror image (left-right). ``flip-translate``: those two, each
+``flip``: the image and its mirror image (left-right). ``translate``: the image and two shifted
+copies (for data that a mirror changes, such as digits). ``flip-translate``: the flip pair, each
 also shifted by ``shift`` pixels up-left and down-right (reflect padding fills the border), six
 views in all; airbench's evaluation uses the same views. Inputs are the normalised batches the
 model sees, (N, C, H, W).
@@ -18,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-TTA_MODES = ("none", "flip", "flip-translate")
+TTA_MODES = ("none", "flip", "translate", "flip-translate")
 
 
 def translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -38,8 +39,8 @@ def tta_views(x: torch.Tensor, mode: str, shift: int = 2) -> list[torch.Tensor]:
     views = [x]
     if mode in ("flip", "flip-translate"):
         views.append(x.flip(3))
-    if mode == "flip-translate":
-        views += [translate(v, d, d) for v in views[:2] for d in (-shift, shift)]
+    if mode in ("translate", "flip-translate"):  # each view so far, shifted both ways
+        views += [translate(v, d, d) for v in list(views) for d in (-shift, shift)]
     return views
 
 
