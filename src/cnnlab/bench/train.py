@@ -53,7 +53,9 @@ class TestAccuracyProbe(Callback):
     def on_epoch_end(self, trainer, metrics) -> None:
         from cnnlab.train.evaluate import evaluate
 
-        accuracy = evaluate(trainer.model, self.test_batches, trainer.cfg.train.precision).accuracy
+        # The preset's own test: with its test-time augmentation (train.tta), if any.
+        accuracy = evaluate(trainer.model, self.test_batches, trainer.cfg.train.precision,
+                            tta=trainer.cfg.train.tta).accuracy
         self.points.append((trainer.train_seconds, accuracy))
         if accuracy >= self.target and self.seconds_to_target is None:
             self.seconds_to_target = trainer.train_seconds

@@ -73,8 +73,8 @@ def effective_config(cfg: Config, device: torch.device, batch_size: int, notice:
             tc.precision = "bf16" if bf16_supported(device) else tc.precision
             tc.channels_last, tc.compile = True, True
         else:
-            notice(f"notice: {cfg.name} targets a GPU; on {device.type} it runs its recipe as written "
-                   "(fp32, eager): no bf16, no torch.compile")
+            notice(f"notice: {cfg.name} uses bf16 and torch.compile on a GPU (train.gpu_fast); no CUDA device "
+                   f"here, so it runs on {device.type} as written (fp32, eager)")
     if tc.precision == "bf16" and not bf16_supported(device):
         notice(f"notice: precision=bf16 but {device.type} has no native bf16 arithmetic here; training in fp32 "
                "(set train.precision=fp32 to silence this)")
