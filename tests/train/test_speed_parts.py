@@ -374,3 +374,25 @@ def test_cifar10_speedrun_preset_runs_tiny_on_the_cpu(tmp_path, capsys):
     eff = summary["effective"]
     assert eff["whitening"]["filters"] == 24 and eff["whitening"]["mode"] == "frozen"
     assert eff["lr"] == pytest.approx(1.5 * 32 / 1024) and summary["tested_weights"] == "ema"
+
+
+def test_interrupted_run_with_ema_and_lookahead_resumes_exactly(tmp_path):
+    """Stopped after step 7 and resumed, a run with EMA and Lookahead ends with the same weights."""
+    from cnnlab.train.callbacks import Callback
+
+    class StopAt(Callback):
+        def on_step_end(self, trainer, metrics):
+            if trainer.step == 7:
+                trainer._interrupted = True
+
+    overrides = ("train.epochs=2", "train.ema=0.9", "train.lookahead=0.5", "train.lookahead_k=3",
+                 "model.dropout=0.0")
+    data = toy_data()
+    train(toy_config(*overrides), tmp_path / "straight", data=data, quiet=True)
+    first = train(toy_config(*overrides), tmp_path / "resumed", data=data, quiet=True, callbacks=[StopAt()])
+    assert first["status"] == "interrupted"
+    done = train(toy_config(*overrides), tmp_path / "resumed", data=data, quiet=True, resume=True)
+    assert done["status"] == "completed" and done["tested_weights"] == "ema"
+    a = torch.load(tmp_path / "straight" / "final.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "resumed" / "final.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

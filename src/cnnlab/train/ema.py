@@ -42,6 +42,7 @@ class WeightEMA(Callback):
         self.updates = 0  # EMA updates so far
         self.steps = 0  # optimizer steps seen
         self.applied = False
+        self.raw: list[torch.Tensor] | None = None  # the live weights the average replaced (to continue training)
 
     def _params(self, model) -> list[torch.Tensor]:
         return [p for p in model.parameters() if p.is_floating_point()]
@@ -49,6 +50,11 @@ class WeightEMA(Callback):
     def on_train_start(self, trainer) -> None:
         if not self.shadow:  # a resumed run already loaded its shadow
             self.shadow = [p.detach().clone() for p in self._params(trainer.model)]
+        elif self.applied and self.raw is not None:  # a finished run resumed for more epochs: train on from
+            with torch.no_grad():                    # the live weights, not from their average
+                for p, r in zip(self._params(trainer.model), self.raw):
+                    p.copy_(r)
+            self.applied, self.raw = False, None
 
     def current_decay(self) -> float:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
@@ -64,7 +70,8 @@ class WeightEMA(Callback):
 
     @torch.no_grad()
     def copy_to(self, model) -> None:
-        """Overwrite the model's parameters with the averaged ones."""
+        """Overwrite the model's parameters with the averaged ones (the live ones are kept in ``raw``)."""
+        self.raw = [p.detach().clone() for p in self._params(model)]
         for p, s in zip(self._params(model), self.shadow):
             p.copy_(s)
 
@@ -81,11 +88,13 @@ class WeightEMA(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"shadow": [s.cpu() for s in self.shadow], "updates": self.updates, "steps": self.steps,
-                "applied": self.applied}
+                "applied": self.applied, "raw": None if self.raw is None else [r.cpu() for r in self.raw]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.shadow = [s.clone() for s in state["shadow"]]
         self.updates, self.steps, self.applied = state["updates"], state["steps"], state["applied"]
+        raw = state.get("raw")
+        self.raw = None if raw is None else [r.clone() for r in raw]
 
     def to_device(self, device) -> None:
         self.shadow = [s.to(device) for s in self.shadow]
