@@ -212,11 +212,9 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
     if cfg.train.whitening != "none":  # first conv from the training images' patch statistics
         from cnnlab.train.whitening import apply_whitening
 
-        source = splits.train
-        images = source.images.float() / 255.0  # (N, C, H, W), normalised as the model sees them
-        if source.mean is not None:
-            images = (images - source.mean) / source.std
-        whitening = apply_whitening(model, images, cfg.train.whitening, cfg.train.whitening_eps, cfg.train.seed)
+        src = splits.train
+        whitening = apply_whitening(model, src.images, src.mean, src.std, cfg.train.whitening,
+                                    cfg.train.whitening_eps, cfg.train.seed)
     phases["build"] = time.perf_counter() - t0
     # Only now, with data and model known to work, is the run directory created (or locked).
     holder = lock_run_dir(run_dir) if resume else open_run_dir(run_dir, overwrite=overwrite, kind="train")

@@ -90,10 +90,22 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
     raise CnnlabError("train.whitening needs a model with a convolution; set train.whitening=none")
 
 
-def apply_whitening(model: nn.Module, images: torch.Tensor, mode: str, eps: float, seed: int = 0) -> dict:
-    """``train.whitening=init|frozen``: whiten the model's first conv; ``frozen`` also stops it learning."""
+def apply_whitening(model: nn.Module, images: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None,
+                    mode: str, eps: float, seed: int = 0, max_images: int = 10_000) -> dict:
+    """``train.whitening=init|frozen``: whiten the model's first conv; ``frozen`` also stops it learning.
+
+    ``images`` is the training split as stored (uint8 (N, C, H, W)); a seeded subset of at most
+    ``max_images`` is scaled to [0, 1] and normalised with ``mean``/``std`` (shaped (1, C, 1, 1)),
+    as the model sees it, before its patches are measured.
+    """
     conv = first_conv(model)
-    info = whiten_conv_(conv, images, eps, generator=torch.Generator().manual_seed(seed))
+    gen = torch.Generator().manual_seed(seed)
+    if len(images) > max_images:
+        images = images[torch.randperm(len(images), generator=gen)[:max_images].to(images.device)]
+    x = images.float() / 255.0  # (n, C, H, W)
+    if mean is not None:
+        x = (x - mean) / std
+    info = whiten_conv_(conv, x, eps, max_images=max_images, generator=gen)
     if mode == "frozen":
         for p in conv.parameters():
             p.requires_grad_(False)
