@@ -23,8 +23,9 @@ from cnnlab.bench import Progress, to_stderr
 MAX_RUNS = 1000
 
 
-def device_name(device: str) -> str:
-    """``"NVIDIA H100 80GB HBM3"`` for a CUDA device; the CPU model and torch's thread count otherwise."""
+def device_name(device: str, threads: int | None = None) -> str:
+    """``"NVIDIA H100 80GB HBM3"`` for a CUDA device; the CPU model and the thread count otherwise
+    (``threads``: the runs' ``train.threads``; default torch's current count)."""
     import torch
 
     if device.startswith("cuda"):
@@ -39,7 +40,8 @@ def device_name(device: str) -> str:
         pass
     import platform
 
-    return f"{model or platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    threads = threads or torch.get_num_threads()
+    return f"{model or platform.processor() or platform.machine()} ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -87,7 +89,7 @@ def bench_speedrun(name: str, runs: int, overrides: list[str] = (), data_dir: st
     device = rows[0]["device"]
     payload = {
         "preset": name, "overrides": list(overrides), "runs": runs, "device": device,
-        "device_name": device_name(device), "dataset": base.data.name,
+        "device_name": device_name(device, base.train.threads), "dataset": base.data.name,
         "test_accuracy_mean": acc_mean, "test_accuracy_std": acc_std,
         "test_accuracy_min": min(accs) if accs else None,
         "train_seconds_mean": sec_mean, "train_seconds_std": sec_std,
