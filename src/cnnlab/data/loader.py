@@ -89,7 +89,10 @@ class DeviceBatches:
         order = self.order(epoch)
         for b in range(start_batch, len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield self.prepare(self.images[idx], epoch, b, index=idx), self.labels[idx]
+            if self.augment is not None and self.augment.cfg.flip_mode == "alternate":  # needs the images' indices
+                yield self.prepare(self.images[idx], epoch, b, index=idx), self.labels[idx]
+            else:  # the plain call, as subclasses that override prepare() expect
+                yield self.prepare(self.images[idx], epoch, b), self.labels[idx]
 
     def __iter__(self):
         return self.epoch(0)
