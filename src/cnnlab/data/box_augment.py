@@ -42,17 +42,19 @@ def warp_images(x: torch.Tensor, zoom: torch.Tensor, shift: torch.Tensor, flip: 
     In pixel coordinates (centre ``c = (W/2, H/2)``), the forward map is
     ``q = (p - c) * zoom + c + shift``, then ``q_x -> W - q_x`` when flipped. grid_sample
     (``align_corners=False``) works in ``u = 2 q / W - 1``, where the forward map is
-    ``u' = zoom * u + 2 shift / W`` and the flip negates ``u'_x``; we invert that per image.
+    ``u' = zoom * u + 2 shift / W``; we invert that per image. The flip is an exact
+    ``Tensor.flip`` afterwards (no resampling), and the warp is skipped when it is the identity.
     """
     n, _, h, w = x.shape
-    sx = torch.where(flip, -1.0, 1.0).to(x.dtype)
-    tx, ty = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h  # shifts in grid units
-    inv = 1.0 / zoom
-    zero = torch.zeros_like(inv)
-    # input u = (sx * u'_x - tx) / zoom, input v = (v' - ty) / zoom
-    theta = torch.stack([sx * inv, zero, -tx * inv, zero, inv, -ty * inv], 1).view(n, 2, 3).to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (N, H, W, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if bool(((zoom != 1) | (shift != 0).any(1)).any()):
+        tx, ty = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h  # shifts in grid units
+        inv = 1.0 / zoom
+        zero = torch.zeros_like(inv)
+        # input u = (u' - tx) / zoom, input v = (v' - ty) / zoom
+        theta = torch.stack([inv, zero, -tx * inv, zero, inv, -ty * inv], 1).view(n, 2, 3).to(x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (N, H, W, 2)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
 def transform_boxes(boxes: torch.Tensor, owner: torch.Tensor, zoom: torch.Tensor, shift: torch.Tensor,
