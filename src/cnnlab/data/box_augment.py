@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.config import AugmentConfig
-from cnnlab.data.augment import color_jitter
+from cnnlab.data.augment import _base_grid, color_jitter
 
 
 def _draw_affine(n: int, size_hw: tuple[int, int], aug: AugmentConfig, gen: torch.Generator, device):
@@ -52,7 +52,8 @@ def warp_images(x: torch.Tensor, zoom: torch.Tensor, shift: torch.Tensor, flip: 
         zero = torch.zeros_like(inv)
         # input u = (u' - tx) / zoom, input v = (v' - ty) / zoom
         theta = torch.stack([inv, zero, -tx * inv, zero, inv, -ty * inv], 1).view(n, 2, 3).to(x.dtype)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (N, H, W, 2)
+        # the same grid as F.affine_grid, as one broadcast matmul (measured ~3x faster on a CPU, see augment.py)
+        grid = (_base_grid(h, w, x.device, x.dtype) @ theta.transpose(1, 2)).view(n, h, w, 2)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
