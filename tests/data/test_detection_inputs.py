@@ -278,3 +278,14 @@ def test_detection_dataset_names_need_their_root_and_task(tmp_path, capsys):
 
     with pytest.raises(CnnlabError, match="object-detection dataset"):
         load_dataset(load_config(None, ["data.name=raccoon"]).data)
+
+
+def test_preview_draws_a_detection_dataset(tmp_path, capsys):
+    root = write_voc(tmp_path / "voc")
+    out = tmp_path / "boxes.png"
+    code, _, err = _run(capsys, "data", "preview", "voc", f"data.root={root}", "data.image_size=32",
+                        "data.augment.scale=0.3", "data.augment.hflip=0.5", "--augment", "--count", "3", "--out", out)
+    assert code == 0, err
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out_text, _ = _run(capsys, "data", "info", "voc", f"data.root={root}", "data.image_size=32")
+    assert code == 0 and "3 train images (3 boxes)" in out_text and "images_without_boxes: 1" in out_text
