@@ -289,3 +289,17 @@ def test_preview_draws_a_detection_dataset(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, out_text, _ = _run(capsys, "data", "info", "voc", f"data.root={root}", "data.image_size=32")
     assert code == 0 and "3 train images (3 boxes)" in out_text and "images_without_boxes: 1" in out_text
+
+
+def test_split_ids_that_are_paths_and_repeated_coco_ids_are_refused(tmp_path, capsys):
+    root = write_voc(tmp_path / "voc")
+    (root / "ImageSets" / "Main" / "test.txt").write_text("../../etc/passwd\n")
+    code, _, err = _info(capsys, "voc", root)
+    assert code == 2 and _one_error_line(err) and "is a path, not an image id" in err
+    root = write_coco(tmp_path / "coco")
+    path = root / "annotations" / "instances_test.json"
+    doc = json.loads(path.read_text())
+    doc["images"][1]["id"] = doc["images"][0]["id"]
+    path.write_text(json.dumps(doc))
+    code, _, err = _info(capsys, "coco", root)
+    assert code == 2 and _one_error_line(err) and "repeats image id 100" in err

@@ -248,6 +248,9 @@ def read_voc(root: Path, classes: list[str] | None, problems: Problems) -> tuple
             raise CnnlabError(f"split file {listing} lists no image ids; write one id a line")
         items = []
         for image_id in ids:
+            if "/" in image_id or "\\" in image_id or image_id in (".", ".."):
+                raise CnnlabError(f"{listing} lists {image_id[:60]!r}, which is a path, not an image id; "
+                                  "write bare ids such as 2008_000123 (the XML is Annotations/<id>.xml)")
             xml_path = ann_dir / f"{image_id}.xml"
             if not xml_path.is_file():
                 raise CnnlabError(f"{listing} names image id {image_id!r} but {xml_path} does not exist; "
@@ -327,6 +330,8 @@ def read_coco_split(path: Path, root: Path, split: str, classes: list[str] | Non
         where = f"COCO file {path} image {number}"
         image_id = _field(img, "id", int, where)
         name = _field(img, "file_name", str, where)
+        if image_id in images:
+            raise CnnlabError(f"{where} repeats image id {image_id}; each image in 'images' needs its own id")
         found = next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
         size = None
         if isinstance(img.get("height"), int) and isinstance(img.get("width"), int):
