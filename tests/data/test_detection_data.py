@@ -286,3 +286,14 @@ def test_boxes_pushed_out_are_clipped_then_dropped():
     _, new_boxes, _ = augment_detection_batch(images, boxes, labels, AugmentConfig(translate=0.9), gen)
     for x1, y1, x2, y2 in new_boxes[0].tolist():  # whatever survived is inside the image, at least min_box wide
         assert 0 <= x1 and x2 <= 32 and 0 <= y1 and y2 <= 32 and x2 - x1 >= 2 and y2 - y1 >= 2
+
+
+def test_box_augmentation_of_a_bfloat16_batch_keeps_float32_boxes_and_negatives():
+    images = torch.zeros(3, 3, 256, 256, dtype=torch.bfloat16)
+    boxes = [torch.tensor([[201.0, 17.0, 251.0, 99.0]]), torch.zeros(0, 4), torch.zeros(0, 4)]
+    labels = [torch.tensor([1]), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)]
+    out, new_boxes, new_labels = augment_detection_batch(images, boxes, labels, AugmentConfig(hflip=1.0),
+                                                         torch.Generator().manual_seed(0))
+    assert out.dtype == torch.bfloat16 and new_boxes[0].dtype == torch.float32
+    assert new_boxes[0].tolist() == [[5.0, 17.0, 55.0, 99.0]]
+    assert [b.shape for b in new_boxes[1:]] == [(0, 4), (0, 4)] and [len(lab) for lab in new_labels] == [1, 0, 0]
