@@ -18,6 +18,12 @@ from cnnlab.data.detection import load_detection_data, read_detection_dataset
 from tests.data.test_detection_data import write_coco, write_voc, write_yolo
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Decoded-image caches and generated scenes go to the test's own folder, never ~/.cache."""
+    monkeypatch.setattr("cnnlab.data.folder.default_cache_dir", lambda: tmp_path / "home-cache")
+
+
 def _run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
