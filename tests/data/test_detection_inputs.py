@@ -309,3 +309,12 @@ def test_split_ids_that_are_paths_and_repeated_coco_ids_are_refused(tmp_path, ca
     path.write_text(json.dumps(doc))
     code, _, err = _info(capsys, "coco", root)
     assert code == 2 and _one_error_line(err) and "repeats image id 100" in err
+
+
+def test_coco_2017_style_names_are_found(tmp_path, capsys):
+    root = write_coco(tmp_path / "coco")
+    for split, year_split in (("train", "train2017"), ("test", "val2017")):
+        (root / "annotations" / f"instances_{split}.json").rename(root / "annotations" / f"instances_{year_split}.json")
+        (root / split).rename(root / year_split)
+    code, out, err = _info(capsys, "coco", root)
+    assert code == 0 and err == "" and (json.loads(out)["train"], json.loads(out)["test"]) == (3, 2)
