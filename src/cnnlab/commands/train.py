@@ -60,6 +60,10 @@ def run(args) -> int:
     if args.data_dir:
         cfg.data.data_dir = args.data_dir
     summary = train(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), quiet=args.quiet)
+    from cnnlab.train.distributed import is_lead_process
+
+    if not is_lead_process():  # under torchrun, rank 0 alone prints (every rank returns the same status)
+        return {"nonfinite_loss": 1, "interrupted": 130}.get(summary["status"], 0)
     if args.json:
         print_json(summary)
     else:
