@@ -398,13 +398,20 @@ def process_group(cfg, env: LaunchEnv | None) -> Iterator[DistContext | None]:
                           f"WORLD_SIZE={env.world_size}")
     try:
         yield DistContext(env.rank, env.world_size, env.local_rank, dist.get_backend(), device)
+        if owned:
+            # Leave together: a rank tearing gloo down while another still writes the run's files
+            # can abort ("terminate called without an active exception").
+            dist.barrier()
     finally:
         if owned and dist.is_initialized():
             dist.destroy_process_group()
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
+    import re
+
     text = " ".join(str(exc).split()) or type(exc).__name__
+    text = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\] ", "", text)  # gloo's source location
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
