@@ -132,6 +132,38 @@ def test_launch_env_backend_and_seeds():
     assert rank_seed(5, 0) == 5 and len({rank_seed(5, r) for r in range(8)}) == 8
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["data.batch_size=129"], "not divisible by the 2 ranks"),
+    (["train.sync_bn=true"], "train.sync_bn=true needs CUDA GPUs"),
+    (["train.unfreeze_every=1"], "DistributedDataParallel does not support"),
+    (["train.dist_backend=nccl"], "train.dist_backend=nccl needs CUDA GPUs"),
+])
+def test_refusals_before_the_group_is_joined(overrides, message):
+    from cnnlab.train.distributed import LaunchEnv, check_options
+
+    cfg = load_config("mnist-fast", overrides)
+    with pytest.raises(CnnlabError, match=message):
+        check_options(cfg, torch.device("cpu"), LaunchEnv(0, 2, 0))
+    assert check_options(load_config("mnist-fast"), torch.device("cpu"), LaunchEnv(1, 2, 1)) == "gloo"
+
+
+def test_bench_ddp_table_and_arguments():
+    from cnnlab.bench.ddp import compare_ranks_threads, format_table, label
+
+    assert label(2, 1) == "2 ranks x 1 thread" and label(1, 2) == "1 rank x 2 threads"
+    with pytest.raises(CnnlabError, match="--ranks must be >= 2"):
+        compare_ranks_threads("mnist-classic", ranks=1)
+    payload = {"preset": "mnist-classic", "overrides": ["train.epochs=1"], "repeats": 1, "ranks": 2,
+               "threads_per_rank": 1, "ddp_over_threads": 1.5, "ddp_speedup": 1.8, "threads_speedup": 1.2,
+               "medians": {label(2, 1): {"images_per_second": 1800.0, "train_seconds": 10.0, "test_accuracy": 0.98},
+                           label(1, 2): {"images_per_second": 1200.0, "train_seconds": 15.0, "test_accuracy": 0.98},
+                           label(1, 1): {"images_per_second": 1000.0, "train_seconds": 18.0, "test_accuracy": 0.98}}}
+    lines = format_table(payload)
+    assert any(line.startswith("2 ranks x 1 thread") and "1800" in line for line in lines)
+    assert lines[-1] == ("2 ranks x 1 thread: 1.50x the images/s of 1 rank x 2 threads; over 1 rank x 1 thread: "
+                         "1.80x with ranks, 1.20x with threads")
+
+
 # ----------------------------------------------------------------------------- through torchrun
 
 

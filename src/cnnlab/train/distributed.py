@@ -365,6 +365,12 @@ def check_options(cfg, device: torch.device, env: LaunchEnv) -> str:
     if cfg.train.sync_bn and device.type != "cuda":
         raise CnnlabError("train.sync_bn=true needs CUDA GPUs (torch's SyncBatchNorm does not run on the CPU); "
                           "drop train.sync_bn on the CPU (each rank then normalises by its own batch)")
+    if cfg.train.unfreeze_every is not None:
+        # DDP registers the parameters that require gradients when it wraps the model; a stage
+        # unfrozen later would train on each rank's own gradients, and the ranks would drift apart.
+        raise CnnlabError("train.unfreeze_every changes which parameters train during the run, which "
+                          "DistributedDataParallel does not support; train without torchrun, or freeze a fixed "
+                          "set (model.freeze) instead")
     return backend
 
 
