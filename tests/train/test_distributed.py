@@ -120,6 +120,14 @@ def test_eval_shards_and_reduced_metrics_equal_the_whole_split():
     assert two["count"].dtype == torch.int64
 
 
+def test_module_examples():
+    import doctest
+
+    import cnnlab.train.distributed as module
+
+    assert doctest.testmod(module).failed == 0
+
+
 def test_launch_env_backend_and_seeds():
     assert launch_env({}) is None
     assert launch_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}).world_size == 2

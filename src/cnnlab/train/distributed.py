@@ -542,6 +542,10 @@ def _trainer_class():
                                 f"{self.world_size}: training continues, but not bit-exactly (dropout and "
                                 "augmentation draws differ)")
 
+            def notice(self, message: str) -> None:
+                # A distributed run is continued under torchrun too.
+                super().notice(message.replace("`cnnlab train --resume", "`torchrun ... -m cnnlab train --resume"))
+
             # -- Ctrl-C: ranks agree (through the step's collective) before stopping
             def _install_interrupt_handler(self):
                 if threading.current_thread() is not threading.main_thread():
