@@ -302,7 +302,10 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
                 model.load_state_dict(trainer.best_state)
                 tested = f"best (epoch {trainer.best_epoch})"
             t0 = time.perf_counter()
-            result = trainer._evaluate(splits.test)  # over every rank's share in a distributed run
+            if dist is None:
+                result = evaluate(model, splits.test, cfg.train.precision)
+            else:  # each rank tests its share; the sums are added over ranks
+                result = dist.evaluate(model, splits.test, cfg.train.precision)
             phases["test"] = time.perf_counter() - t0
             summary.update(test_accuracy=result.accuracy, test_loss=result.loss, tested_weights=tested)
             from cnnlab.train.checkpoint import save_checkpoint
