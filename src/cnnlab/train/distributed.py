@@ -341,6 +341,12 @@ class DistContext:
         return ShardedBatches(batches, self.rank, self.world_size, rank_seed(seed, self.rank))
 
 
+def same_on_every_rank(exc: CnnlabError) -> CnnlabError:
+    """Mark an error every rank raises alike (a config refusal): the CLI prints it on rank 0 only."""
+    exc.every_rank = True
+    return exc
+
+
 def dist_device(cfg_device: str, env: LaunchEnv) -> torch.device:
     """The device of one rank: ``cuda:LOCAL_RANK`` on GPUs (one GPU per rank), else as configured."""
     from cnnlab.runs import resolve_device
@@ -386,8 +392,11 @@ def process_group(cfg, env: LaunchEnv | None) -> Iterator[DistContext | None]:
         return
     import torch.distributed as dist
 
-    device = dist_device(cfg.train.device, env)
-    backend = check_options(cfg, device, env)
+    try:
+        device = dist_device(cfg.train.device, env)
+        backend = check_options(cfg, device, env)
+    except CnnlabError as exc:
+        raise same_on_every_rank(exc)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     owned = not dist.is_initialized()
