@@ -247,10 +247,13 @@ def eval_shard(batches: DeviceBatches, rank: int, world_size: int) -> DeviceBatc
 
 
 @torch.no_grad()
-def shard_sums(model: nn.Module, batches: DeviceBatches, precision: str = "fp32") -> torch.Tensor:
-    """``[loss sum, correct, count]`` (float64) of ``model`` over ``batches``: what ranks add up."""
+def shard_sums(model: nn.Module, batches: DeviceBatches, precision: str = "fp32", **options) -> torch.Tensor:
+    """``[loss sum, correct, count]`` (float64) of ``model`` over ``batches``: what ranks add up.
+
+    ``options`` go to :func:`~cnnlab.train.evaluate.evaluate` as they are.
+    """
     n = len(batches.images)
-    result = evaluate(model, batches, precision) if n else EvalResult(0.0, 0.0, 0)
+    result = evaluate(model, batches, precision, **options) if n else EvalResult(0.0, 0.0, 0)
     # evaluate returns means; counts stay exact in float64 below 2**53 images
     return torch.tensor([result.loss * n, round(result.accuracy * n), n], dtype=torch.float64)
 
@@ -332,9 +335,9 @@ class DistContext:
                 dist.all_reduce(moved)
                 buf.copy_(moved.div_(self.world_size))
 
-    def evaluate(self, model: nn.Module, batches: DeviceBatches, precision: str = "fp32") -> EvalResult:
+    def evaluate(self, model: nn.Module, batches: DeviceBatches, precision: str = "fp32", **options) -> EvalResult:
         """Loss and accuracy over the whole split: each rank evaluates its share, the sums are added."""
-        sums = shard_sums(model, eval_shard(batches, self.rank, self.world_size), precision)
+        sums = shard_sums(model, eval_shard(batches, self.rank, self.world_size), precision, **options)
         return metrics_from_sums(self.all_reduce(sums))
 
     def shard_train(self, batches: DeviceBatches, seed: int) -> ShardedBatches:
