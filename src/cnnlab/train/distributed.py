@@ -395,8 +395,8 @@ def process_group(cfg, env: LaunchEnv | None) -> Iterator[DistContext | None]:
         return
     import torch.distributed as dist
 
+    device = dist_device(cfg.train.device, env)  # its refusals may concern one rank only: each prints its own
     try:
-        device = dist_device(cfg.train.device, env)
         backend = check_options(cfg, device, env)
     except CnnlabError as exc:
         raise same_on_every_rank(exc)
