@@ -157,6 +157,10 @@ class TrainConfig:
     unfreeze_every: Optional[int] = None  # gradual unfreezing: one more frozen stage trains every this many epochs
     loggers: list[str] = field(default_factory=list)  # experiment trackers: tensorboard, mlflow, wandb (optional extras)
     early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+    # Distributed data-parallel runs (under torchrun; see docs/distributed.md). Ignored in a plain run.
+    dist_backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: NCCL on GPUs, gloo on CPUs
+    dist_timeout: float = 600.0  # seconds any collective may wait for the other ranks (a dead rank ends the run)
+    sync_bn: bool = False  # batch-norm statistics over the global batch (torch.nn.SyncBatchNorm, GPUs only)
 
 
 @dataclass
@@ -247,6 +251,7 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
                       lambda: f"null or an integer in [1, {max_threads()}] (4 x this machine's "
                               f"{os.cpu_count() or 1} CPUs)"),
     "train.checkpoint_every": _int_in(1, MAX_EPOCHS),
+    "train.dist_timeout": (lambda v: 1.0 <= v <= 86400.0, "seconds in [1, 86400]"),
     "train.early_stopping.patience": _int_in(1, MAX_EPOCHS, optional=True),
     "train.early_stopping.min_delta": (lambda v: v >= 0, ">= 0"),
     "optim.layer_decay": (lambda v: v is None or 0.0 < v <= 1.0, "a factor in (0, 1]"),

@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     _register_explain(inner)
     _register_transfer(inner)
     _register_sweep(inner)
+    _register_ddp(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -210,6 +211,35 @@ def run_sweep(args) -> int:
     result = bench_sweep(args.spec, args.trials, args.work_dir, args.out_dir, workers=not args.no_workers,
                          progress=notice)
     return _report(result, format_table, args.json)
+
+
+# ---------------------------------------------------------------------------- bench ddp
+
+def _register_ddp(subparsers) -> None:
+    import cnnlab.bench.ddp  # light: no torch at import time
+
+    p = subparsers.add_parser("ddp", help="N data-parallel ranks (torchrun, DDP) vs one process with N x the threads",
+                              description=_description(cnnlab.bench.ddp))
+    p.add_argument("preset", nargs="?", default="mnist-classic", help="the preset to train (default mnist-classic)")
+    p.add_argument("--ranks", type=int, default=2, help="DDP processes (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="threads per rank (default 1); the one process gets "
+                   "ranks x threads")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each setup, order alternating (default 1)")
+    p.add_argument("--data-dir", help="directory holding the datasets")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for both setups "
+                   "(default train.epochs=1 train.plots=false)")
+    p.set_defaults(func=run_ddp)
+
+
+def run_ddp(args) -> int:
+    from cnnlab.bench.ddp import compare_ranks_threads, format_table
+
+    payload = compare_ranks_threads(args.preset, list(args.overrides), ranks=args.ranks, threads=args.threads,
+                                    repeats=args.repeats, data_dir=args.data_dir, out_dir=args.out_dir,
+                                    progress=notice)
+    return _report(payload, format_table, args.json)
 
 
 def _report(payload: dict, format_table, as_json: bool) -> int:
