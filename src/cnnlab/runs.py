@@ -54,6 +54,10 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int,
     a run's own checkpoint follows), then ``model.freeze``/``model.freeze_k`` freeze stages;
     ``model.features_from`` makes the model a head over cached features of ``input_size[0]``.
     """
+    if cfg.task == "detect":  # a detector over the model's features (cnnlab.detect)
+        from cnnlab.detect.model import build_detector
+
+        return build_detector(cfg, input_size, num_classes, pretrained)
     options = dict(cfg.model.options)
     transfer = {key: options.pop(key) for key in TRANSFER_OPTIONS if key in options}
     if "features_from" in transfer:

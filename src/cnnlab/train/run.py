@@ -153,6 +153,10 @@ def train(
         check_out_dir(run_dir, overwrite)
         stored = None
     with restored_torch_state():
+        if cfg.task == "detect":  # the same Trainer with the detection loss and mAP (cnnlab.detect)
+            from cnnlab.detect.train import train_detection
+
+            return train_detection(cfg, run_dir, overwrite, stored, list(callbacks), quiet)
         return _train(cfg, run_dir, overwrite, stored, list(callbacks), data, quiet)
 
 
