@@ -60,19 +60,8 @@ class FeatureTaps(nn.Module):
         if not isinstance(features, nn.Sequential):
             raise CnnlabError(f"the backbone's features are a {type(features).__name__}, not an nn.Sequential; "
                               "the detector taps the stages of a sequential backbone (any registered cnnlab model)")
-        c, h, w = input_size
-        stage_strides, stage_channels = [], []
-        was_training = features.training
-        features.eval()
-        with torch.no_grad():
-            x = torch.zeros(1, c, h, w, device=next(features.parameters()).device)
-            for stage in features:
-                x = stage(x)
-                if x.dim() != 4:  # a flattening stage: nothing spatial after it
-                    break
-                stage_strides.append(h / x.shape[2] if x.shape[2] else math.inf)
-                stage_channels.append(x.shape[1])
-        features.train(was_training)
+        h, w = input_size[1:]
+        stage_strides, stage_channels = measure_stages(features, input_size)
         self.taps: list[int] = []
         for stride in strides:
             found = [i for i, s in enumerate(stage_strides) if s == stride]
@@ -91,6 +80,32 @@ class FeatureTaps(nn.Module):
             if i in self.taps:
                 outs.append(x)  # (N, C_i, H / s_i, W / s_i)
         return outs
+
+
+def measure_stages(features: nn.Sequential, input_size: Sequence[int]) -> tuple[list[float], list[int]]:
+    """The stride (input height / map height) and channels of each stage's output, from one zero image.
+
+    >>> from cnnlab.models import create_model
+    >>> measure_stages(create_model("convnet", in_channels=1, num_classes=2, image_size=32, blocks=3).features,
+    ...                (1, 32, 32))
+    ([2.0, 4.0, 8.0], [32, 64, 128])
+    """
+    c, h, w = input_size
+    strides, channels = [], []
+    was_training = features.training
+    features.eval()  # batch norm on one zero image must not touch the running statistics
+    try:
+        with torch.no_grad():
+            x = torch.zeros(1, c, h, w, device=next(features.parameters()).device)
+            for stage in features:
+                x = stage(x)
+                if x.dim() != 4:  # a flattening stage: nothing spatial after it
+                    break
+                strides.append(h / x.shape[2] if x.shape[2] else math.inf)
+                channels.append(x.shape[1])
+    finally:
+        features.train(was_training)
+    return strides, channels
 
 
 class FPN(nn.Module):
