@@ -47,13 +47,28 @@ class AugmentConfig:
     noise_std: float = 0.0  # Gaussian noise std on the [0, 1] pixel scale
     erase_prob: float = 0.0  # probability of random erasing (cutout)
     erase_size: float = 0.25  # side of the erased square, fraction of the image side
+    min_box: float = 2.0  # detection: a box narrower or shorter than this (pixels) after augmenting is dropped
+
+
+@dataclass
+class ScenesConfig:
+    """``data.name=mnist-scenes`` without ``data.root``: the scenes generated once into the cache."""
+
+    size: int = 128  # side of each square scene, pixels
+    digits: str = "1-6"  # digits per scene: "N" or "MIN-MAX"
+    train: int = 6000  # training scenes (from MNIST training digits)
+    test: int = 1000  # test scenes (from MNIST test digits only)
+    seed: int = 0
+    clutter: bool = False  # add unlabelled digit fragments as distractors
+    format: Literal["voc", "coco"] = "voc"
 
 
 @dataclass
 class DataConfig:
     """Where the images come from and how they are split and prepared."""
 
-    name: str = "mnist"  # mnist, fashion-mnist, cifar10, cifar10-jpeg, cifar100, imagenette-160, folder
+    name: str = "mnist"  # mnist, fashion-mnist, cifar10, cifar10-jpeg, cifar100, imagenette-160, folder;
+    # detection (task=detect): raccoon, mnist-scenes, voc, coco, yolo (the last three read data.root)
     root: Optional[str] = None  # an image folder (for name=folder): class per sub-folder
     data_dir: Optional[str] = None  # explicit directory holding the datasets
     download: bool = True  # fetch a missing MNIST/Fashion-MNIST/CIFAR (MD5-checked); never with CNNLAB_OFFLINE=1
@@ -61,15 +76,18 @@ class DataConfig:
     val_fraction: float = 0.1
     final_fit: bool = False  # train on train+validation (no model selection on val)
     test_fraction: float = 0.2  # for a folder with no test/ sub-folder: held-out fraction
-    image_size: Optional[int] = None  # folder images are resized to this (default: the first image's)
+    image_size: Optional[int] = None  # folder images are resized to this (default: the first image's);
+    # detection: every image is letterboxed to image_size x image_size (default: scenes.size, else 256)
     resize: Literal["resize", "center_crop", "pad"] = "resize"
     channels: Optional[int] = None  # 1 or 3; folder default: 3 unless every image is greyscale
     normalize: bool = True  # subtract the train split's per-channel mean, divide by std
     batch_size: int = 128
     eval_batch_size: int = 1000
-    strict: bool = False  # an unreadable image is fatal (else skipped and counted)
+    strict: bool = False  # an unreadable image (detection: a bad box or annotation) is fatal (else skipped and counted)
     cache_dir: Optional[str] = None  # decoded-folder cache (default ~/.cache/cnnlab)
     limit_train: Optional[int] = None  # exactly N training images drawn at random, each class keeping its share (seeded)
+    classes: Optional[list[str]] = None  # detection: the class list (default: classes.txt, or the names found)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -207,6 +225,11 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
     "data.channels": (lambda v: v in (None, 1, 3), "1 or 3"),
     "data.limit_train": _int_in(1, MAX_STEPS, optional=True),
     "data.augment.crop_padding": _int_in(0, MAX_CROP_PADDING),
+    "data.augment.min_box": (lambda v: 0.0 <= v <= MAX_IMAGE_SIZE, f"pixels in [0, {MAX_IMAGE_SIZE}]"),
+    "data.scenes.size": _int_in(16, MAX_IMAGE_SIZE),
+    "data.scenes.train": _int_in(1, 10**7),
+    "data.scenes.test": _int_in(1, 10**7),
+    "data.scenes.seed": _int_in(0, MAX_SEED),
     "data.augment.hflip": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
     "data.augment.erase_prob": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
     "data.augment.erase_size": (lambda v: 0.0 < v <= 1.0, "a fraction in (0, 1]"),
