@@ -40,8 +40,8 @@ def squares(n: int, size: int = 64, seed: int = 0, max_objects: int = 2, channel
             if len(bs) == k:
                 break
             side = int(torch.randint(12, 25, (1,), generator=g))
-            x1 = int(torch.randint(0, size - side + 1, (1,), generator=g))
-            y1 = int(torch.randint(0, size - side + 1, (1,), generator=g))
+            x1 = int(torch.randint(1, size - side, (1,), generator=g))  # one pixel clear of the border
+            y1 = int(torch.randint(1, size - side, (1,), generator=g))
             box = [x1, y1, x1 + side, y1 + side]
             if any(not (box[2] <= b[0] or b[2] <= box[0] or box[3] <= b[1] or b[3] <= box[1]) for b in bs):
                 continue
@@ -55,3 +55,35 @@ def squares(n: int, size: int = 64, seed: int = 0, max_objects: int = 2, channel
         labels.append(torch.tensor(ls, dtype=torch.long))
     return FakeDetectionData(images, boxes, labels, torch.ones(n), torch.zeros(n, 2),
                              torch.full((n, 2), size, dtype=torch.long), [f"scene{i}" for i in range(n)])
+
+
+CLASSES = ["filled", "hollow"]
+
+
+def write_voc(root, data: FakeDetectionData, split: str, start: int = 0) -> list[str]:
+    """Write scenes as a Pascal VOC folder (PNG images): the real on-disk format the data layer reads."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(root)
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    ids = []
+    for i in range(len(data)):
+        image_id = f"{split}{start + i:04d}"
+        img = data.images[i]
+        h, w = img.shape[1:]
+        Image.fromarray(img[0].numpy()).save(root / "JPEGImages" / f"{image_id}.png")
+        objects = "".join(
+            f"<object><name>{CLASSES[int(c)]}</name><bndbox><xmin>{int(b[0])}</xmin><ymin>{int(b[1])}</ymin>"
+            f"<xmax>{int(b[2])}</xmax><ymax>{int(b[3])}</ymax></bndbox></object>"
+            for b, c in zip(data.boxes[i], data.labels[i]))
+        (root / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation><filename>{image_id}.png</filename><size><width>{w}</width><height>{h}</height>"
+            f"<depth>1</depth></size>{objects}</annotation>")
+        ids.append(image_id)
+    listing = root / "ImageSets" / "Main" / f"{split}.txt"
+    old = listing.read_text().split() if listing.exists() else []
+    listing.write_text("\n".join(old + ids) + "\n")
+    return ids
