@@ -18,7 +18,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def register(subparsers) -> None:
     p = subparsers.add_parser("data", help="inspect a dataset: counts, sizes, statistics, augmented samples",
                               description="NAME is a dataset (mnist, fashion-mnist, cifar10-jpeg, imagenette-160, "
-                                          "cifar10, cifar100), a preset, or 'folder' with data.root=PATH.")
+                                          "cifar10, cifar100; for detection raccoon, mnist-scenes), a preset, or "
+                                          "folder|voc|coco|yolo with data.root=PATH.")
     inner = p.add_subparsers(dest="data_command", metavar="ACTION")
     info = inner.add_parser("info", help="counts per class and split, image size, mean/std")
     info.add_argument("name")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.config import AugmentConfig
-from cnnlab.data.augment import color_jitter
+from cnnlab.data.augment import _base_grid, color_jitter
 
 
 def _draw_affine(n: int, size_hw: tuple[int, int], aug: AugmentConfig, gen: torch.Generator, device):
@@ -42,17 +42,20 @@ def warp_images(x: torch.Tensor, zoom: torch.Tensor, shift: torch.Tensor, flip: 
     In pixel coordinates (centre ``c = (W/2, H/2)``), the forward map is
     ``q = (p - c) * zoom + c + shift``, then ``q_x -> W - q_x`` when flipped. grid_sample
     (``align_corners=False``) works in ``u = 2 q / W - 1``, where the forward map is
-    ``u' = zoom * u + 2 shift / W`` and the flip negates ``u'_x``; we invert that per image.
+    ``u' = zoom * u + 2 shift / W``; we invert that per image. The flip is an exact
+    ``Tensor.flip`` afterwards (no resampling), and the warp is skipped when it is the identity.
     """
     n, _, h, w = x.shape
-    sx = torch.where(flip, -1.0, 1.0).to(x.dtype)
-    tx, ty = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h  # shifts in grid units
-    inv = 1.0 / zoom
-    zero = torch.zeros_like(inv)
-    # input u = (sx * u'_x - tx) / zoom, input v = (v' - ty) / zoom
-    theta = torch.stack([sx * inv, zero, -tx * inv, zero, inv, -ty * inv], 1).view(n, 2, 3).to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (N, H, W, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if bool(((zoom != 1) | (shift != 0).any(1)).any()):
+        tx, ty = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h  # shifts in grid units
+        inv = 1.0 / zoom
+        zero = torch.zeros_like(inv)
+        # input u = (u' - tx) / zoom, input v = (v' - ty) / zoom
+        theta = torch.stack([inv, zero, -tx * inv, zero, inv, -ty * inv], 1).view(n, 2, 3).to(x.dtype)
+        # the same grid as F.affine_grid, as one broadcast matmul (measured ~3x faster on a CPU, see augment.py)
+        grid = (_base_grid(h, w, x.device, x.dtype) @ theta.transpose(1, 2)).view(n, h, w, 2)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
 def transform_boxes(boxes: torch.Tensor, owner: torch.Tensor, zoom: torch.Tensor, shift: torch.Tensor,

@@ -271,10 +271,16 @@ def build_split(anns: list[readers.Annotation], size: int, channels: int, proble
                          torch.tensor(sizes, dtype=torch.int64), paths)
 
 
-def default_image_size(cfg: DataConfig) -> int:
+def default_image_size(cfg: DataConfig, root: Path | None = None) -> int:
+    """``data.image_size``, else for mnist-scenes the scenes' own side (from ``scenes.json``), else 256."""
     if cfg.image_size:
         return cfg.image_size
     if cfg.name == "mnist-scenes":
+        manifest = (root / "scenes.json") if root is not None else None
+        if manifest is not None and manifest.is_file():
+            size = readers.load_json(manifest, "scenes manifest").get("params", {}).get("size")
+            if isinstance(size, int) and 1 <= size <= 4096:
+                return size
         return cfg.scenes.size
     return DEFAULT_IMAGE_SIZE
 
@@ -282,7 +288,7 @@ def default_image_size(cfg: DataConfig) -> int:
 def read_detection_dataset(cfg: DataConfig) -> tuple[DetectionData, DetectionData, list[str], dict[str, int], str]:
     """(train, test, classes, problem counts, source) on the CPU, problems warned once."""
     anns, classes, source, problems = read_annotations(cfg)
-    size = default_image_size(cfg)
+    size = default_image_size(cfg, Path(source))
     channels = cfg.channels or probe_channels(anns["train"])
     train = build_split(anns["train"], size, channels, problems, "train")
     test = build_split(anns["test"], size, channels, problems, "test")
