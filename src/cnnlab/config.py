@@ -167,6 +167,7 @@ class DetectConfig:
     fpn: bool = True  # a small top-down feature pyramid over the chosen maps (else 1x1 projections only)
     channels: int = 64  # width of the FPN outputs and of the shared head
     head_convs: int = 2  # 3x3 conv-norm-act layers in the shared head before the three predictions
+    decoupled_head: bool = False  # separate towers for box+objectness and for classes (YOLOX)
     center_radius: float = 2.5  # centre sampling: positive cells lie within this many strides of a box centre
     size_ranges: Optional[list[float]] = None  # level i takes boxes with max side in (r[i-1], r[i]]; default 8*stride
     box_loss: Literal["iou", "giou", "ciou"] = "giou"

@@ -32,7 +32,8 @@ def test_every_backbone_gives_a_detector(name):
     c, h, w = backbone.default_input_size
     strides, _ = measure_stages(backbone.features, (c, h, w))
     usable = sorted({int(s) for s in strides if s in (4, 8, 16, 32)})[:2]
-    det = Detector(backbone.features, num_classes=3, input_size=(c, h, w), strides=usable, channels=16)
+    det = Detector(backbone.features, num_classes=3, input_size=(c, h, w), strides=usable, channels=16,
+                   decoupled=name < "m")  # both head kinds, each on about half the backbones
     out = det(torch.rand(2, c, h, w))
     assert out.shape == (2, len(det.points()), 8)
     assert torch.isfinite(out).all() and (out[..., :4] > 0).all()

@@ -129,20 +129,36 @@ class FPN(nn.Module):
 
 
 class Head(nn.Module):
-    """Shared over levels: ``convs`` conv-norm-act layers, then one 1x1 conv to 4 + 1 + K outputs."""
+    """Shared over levels: ``convs`` conv-norm-act layers, then 1x1 convs to 4 + 1 + K outputs.
 
-    def __init__(self, channels: int, num_classes: int, convs: int = 2) -> None:
+    ``decoupled`` (YOLOX): one tower for the box and objectness, another for the classes --
+    "where" and "what" want different features, and a shared tower makes them compete
+    (YOLOX reports much faster convergence with the split; the towers cost 2x the head).
+    """
+
+    def __init__(self, channels: int, num_classes: int, convs: int = 2, decoupled: bool = False) -> None:
         super().__init__()
+        self.decoupled = decoupled
         self.tower = nn.Sequential(*[ConvNormAct(channels, channels) for _ in range(convs)])
-        self.pred = nn.Conv2d(channels, 5 + num_classes, 1)
-        nn.init.normal_(self.pred.weight, std=0.01)
         prior = -math.log((1 - PRIOR_PROB) / PRIOR_PROB)
+        if decoupled:
+            self.cls_tower = nn.Sequential(*[ConvNormAct(channels, channels) for _ in range(convs)])
+            self.pred = nn.Conv2d(channels, 5, 1)  # l, t, r, b, objectness
+            self.cls_pred = nn.Conv2d(channels, num_classes, 1)
+            nn.init.normal_(self.cls_pred.weight, std=0.01)
+            nn.init.constant_(self.cls_pred.bias, prior)
+        else:
+            self.pred = nn.Conv2d(channels, 5 + num_classes, 1)
+        nn.init.normal_(self.pred.weight, std=0.01)
         with torch.no_grad():
             self.pred.bias.zero_()  # distances start at exp(0) * stride: one cell on each side
             self.pred.bias[4:] = prior
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pred(self.tower(x))  # (N, 5 + K, H, W)
+        out = self.pred(self.tower(x))  # (N, 5 [+ K], H, W)
+        if self.decoupled:
+            out = torch.cat([out, self.cls_pred(self.cls_tower(x))], dim=1)  # (N, 5 + K, H, W)
+        return out
 
 
 class Detector(nn.Module):
@@ -155,14 +171,14 @@ class Detector(nn.Module):
 
     def __init__(self, features: nn.Module, num_classes: int, input_size: Sequence[int],
                  strides: Sequence[int] = (8, 16), channels: int = 64, fpn: bool = True,
-                 head_convs: int = 2) -> None:
+                 head_convs: int = 2, decoupled: bool = False) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.input_size = tuple(int(v) for v in input_size)
         self.strides = [int(s) for s in strides]
         self.backbone = FeatureTaps(features, self.input_size, self.strides)
         self.neck = FPN(self.backbone.channels, channels, top_down=fpn)
-        self.head = Head(channels, num_classes, head_convs)
+        self.head = Head(channels, num_classes, head_convs, decoupled)
         # exp(scale_i * raw) * stride_i: a learnt scale per level, as in FCOS
         self.scales = nn.Parameter(torch.ones(len(self.strides)))
 
@@ -229,4 +245,4 @@ def build_detector(cfg, input_size: tuple[int, int, int], num_classes: int, pret
     backbone = create_model(cfg.model.name, weights=weights if pretrained else None, **options)
     d = cfg.detect
     return Detector(backbone.features, num_classes, input_size, strides=d.strides, channels=d.channels,
-                    fpn=d.fpn, head_convs=d.head_convs)
+                    fpn=d.fpn, head_convs=d.head_convs, decoupled=d.decoupled_head)
