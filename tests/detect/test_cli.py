@@ -127,3 +127,17 @@ def test_bad_detection_config_is_one_line_and_writes_nothing(trained, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not out.exists()
+
+
+def test_resume_continues_exactly(trained, tmp_path):
+    root, _, _ = trained
+    config = str(root.parent / "detect.yaml")
+    short = [a for a in TRAIN if not a.startswith("train.epochs")] + [f"data.root={root}", "data.augment.hflip=0.5",
+                                                                      "data.augment.translate=0.1"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main(["train", config, "--quiet", *short, "train.epochs=3", "--out", str(whole)]) == 0
+    assert main(["train", config, "--quiet", *short, "train.epochs=1", "--out", str(part)]) == 0
+    assert main(["train", "--quiet", "--resume", str(part), "train.epochs=3"]) == 0
+    a = torch.load(whole / "final.pt", weights_only=True)["model"]
+    b = torch.load(part / "final.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
