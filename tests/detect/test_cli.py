@@ -141,3 +141,21 @@ def test_resume_continues_exactly(trained, tmp_path):
     a = torch.load(whole / "final.pt", weights_only=True)["model"]
     b = torch.load(part / "final.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("command", [["report"], ["export", "--out", "{tmp}/m.onnx"], ["explain", "{img}"]])
+def test_classification_commands_refuse_a_detection_run_in_one_line(trained, tmp_path, capsys, command):
+    root, run, _ = trained
+    img = sorted((root / "JPEGImages").iterdir())[0]
+    argv = [command[0], str(run)] + [a.format(tmp=tmp_path, img=img) for a in command[1:]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "object-detection run" in err[0], err
+
+
+def test_profile_counts_a_detection_run(trained, capsys):
+    _, run, _ = trained
+    assert main(["profile", str(run), "--json", "--no-timing"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["parameters"] == json.loads((run / "summary.json").read_text())["params"]
+    assert out["macs"] > 0 and out["output_shape"][1] == 8 * 8 + 4 * 4  # points at strides 8 and 16 of 64x64

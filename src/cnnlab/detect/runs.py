@@ -58,10 +58,7 @@ def _options(run, score_threshold=None, iou_threshold=None, max_detections=None)
 def load_detection_run(run_dir, weights: str | None = None, device: str = "cpu"):
     from cnnlab.runs import load_run
 
-    run = load_run(run_dir, device=device, weights=weights)
-    if run.config.task != "detect":
-        raise CnnlabError(f"{run_dir} is a classification run (task: {run.config.task}); this needs a detection run")
-    return run
+    return load_run(run_dir, device=device, weights=weights, task="detect")
 
 
 # ----------------------------------------------------------------------------- eval
