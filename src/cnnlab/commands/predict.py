@@ -53,11 +53,13 @@ def _run_detection(args) -> int:
 
 
 def run(args) -> int:
-    from cnnlab.detect.runs import is_detection_run
     from cnnlab.errors import CnnlabError
 
-    if not str(args.run_dir).endswith(".onnx") and is_detection_run(args.run_dir):
-        return _run_detection(args)
+    if not str(args.run_dir).endswith(".onnx"):  # the ONNX path must not import torch: no detect import there
+        from cnnlab.detect.runs import is_detection_run
+
+        if is_detection_run(args.run_dir):
+            return _run_detection(args)
     if (args.out or args.overwrite or args.score_threshold is not None or args.iou_threshold is not None
             or args.max_detections is not None):
         raise CnnlabError("--out, --overwrite, --score-threshold, --iou-threshold and --max-detections apply to "
