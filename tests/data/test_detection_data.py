@@ -23,6 +23,12 @@ from cnnlab.data.detection import letterbox, letterbox_geometry, load_detection_
     unletterbox_boxes
 from cnnlab.errors import CnnlabError
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Decoded-image caches and generated scenes go to the test's own folder, never ~/.cache."""
+    monkeypatch.setattr("cnnlab.data.folder.default_cache_dir", lambda: tmp_path / "home-cache")
+
+
 CLASSES = ["cat", "dog"]
 # The hand-made dataset: per image (file, width, height, [(class, x1, y1, x2, y2) in continuous pixels]).
 # Boxes cover pixel columns x1 .. x2-1, so VOC writes xmin = x1 + 1, xmax = x2.
@@ -286,3 +292,44 @@ def test_boxes_pushed_out_are_clipped_then_dropped():
     _, new_boxes, _ = augment_detection_batch(images, boxes, labels, AugmentConfig(translate=0.9), gen)
     for x1, y1, x2, y2 in new_boxes[0].tolist():  # whatever survived is inside the image, at least min_box wide
         assert 0 <= x1 and x2 <= 32 and 0 <= y1 and y2 <= 32 and x2 - x1 >= 2 and y2 - y1 >= 2
+
+
+def test_box_augmentation_of_a_bfloat16_batch_keeps_float32_boxes_and_negatives():
+    images = torch.zeros(3, 3, 256, 256, dtype=torch.bfloat16)
+    boxes = [torch.tensor([[201.0, 17.0, 251.0, 99.0]]), torch.zeros(0, 4), torch.zeros(0, 4)]
+    labels = [torch.tensor([1]), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)]
+    out, new_boxes, new_labels = augment_detection_batch(images, boxes, labels, AugmentConfig(hflip=1.0),
+                                                         torch.Generator().manual_seed(0))
+    assert out.dtype == torch.bfloat16 and new_boxes[0].dtype == torch.float32
+    assert new_boxes[0].tolist() == [[5.0, 17.0, 55.0, 99.0]]
+    assert [b.shape for b in new_boxes[1:]] == [(0, 4), (0, 4)] and [len(lab) for lab in new_labels] == [1, 0, 0]
+
+
+def test_decoded_splits_are_cached_and_a_changed_annotation_is_decoded_again(tmp_path, monkeypatch):
+    from cnnlab.data import detection
+
+    root = write_voc(tmp_path / "voc")
+    cfg = _cfg("voc", root, f"data.cache_dir={tmp_path / 'cache'}").data
+    first = read_detection_dataset(cfg)
+    assert len(list((tmp_path / "cache" / "detection").glob("*.npz"))) == 2  # train and test
+
+    decoded = []
+    original = detection._decode
+
+    def counting(path, *args):
+        decoded.append(Path(path).name)
+        return original(path, *args)
+
+    monkeypatch.setattr(detection, "_decode", counting)
+    again = read_detection_dataset(cfg)
+    for a, b in zip(first[:2], again[:2]):
+        assert torch.equal(a.images, b.images) and a.paths == b.paths
+        assert all(torch.equal(x, y) for x, y in zip(a.boxes, b.boxes))
+        assert all(torch.equal(x, y) for x, y in zip(a.labels, b.labels))
+        assert torch.equal(a.scale, b.scale) and torch.equal(a.pad, b.pad) and torch.equal(a.orig_size, b.orig_size)
+    assert again[3] == first[3] and decoded == []
+    xml = root / "Annotations" / "e.xml"  # a test image's box moves: that split's key changes
+    xml.write_text(xml.read_text().replace("<xmin>6</xmin>", "<xmin>7</xmin>"))
+    moved = read_detection_dataset(cfg)
+    assert sorted(decoded) == ["d.png", "e.png"]  # the test split only
+    assert moved[1].boxes[1][0, 0] > first[1].boxes[1][0, 0]

@@ -18,6 +18,12 @@ from cnnlab.data.detection import load_detection_data, read_detection_dataset
 from tests.data.test_detection_data import write_coco, write_voc, write_yolo
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Decoded-image caches and generated scenes go to the test's own folder, never ~/.cache."""
+    monkeypatch.setattr("cnnlab.data.folder.default_cache_dir", lambda: tmp_path / "home-cache")
+
+
 def _run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -289,3 +295,26 @@ def test_preview_draws_a_detection_dataset(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, out_text, _ = _run(capsys, "data", "info", "voc", f"data.root={root}", "data.image_size=32")
     assert code == 0 and "3 train images (3 boxes)" in out_text and "images_without_boxes: 1" in out_text
+
+
+def test_split_ids_that_are_paths_and_repeated_coco_ids_are_refused(tmp_path, capsys):
+    root = write_voc(tmp_path / "voc")
+    (root / "ImageSets" / "Main" / "test.txt").write_text("../../etc/passwd\n")
+    code, _, err = _info(capsys, "voc", root)
+    assert code == 2 and _one_error_line(err) and "is a path, not an image id" in err
+    root = write_coco(tmp_path / "coco")
+    path = root / "annotations" / "instances_test.json"
+    doc = json.loads(path.read_text())
+    doc["images"][1]["id"] = doc["images"][0]["id"]
+    path.write_text(json.dumps(doc))
+    code, _, err = _info(capsys, "coco", root)
+    assert code == 2 and _one_error_line(err) and "repeats image id 100" in err
+
+
+def test_coco_2017_style_names_are_found(tmp_path, capsys):
+    root = write_coco(tmp_path / "coco")
+    for split, year_split in (("train", "train2017"), ("test", "val2017")):
+        (root / "annotations" / f"instances_{split}.json").rename(root / "annotations" / f"instances_{year_split}.json")
+        (root / split).rename(root / year_split)
+    code, out, err = _info(capsys, "coco", root)
+    assert code == 0 and err == "" and (json.loads(out)["train"], json.loads(out)["test"]) == (3, 2)

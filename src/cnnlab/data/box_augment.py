@@ -83,8 +83,11 @@ def augment_detection_batch(images: torch.Tensor, boxes: list[torch.Tensor], lab
     n, _, h, w = images.shape
     device = images.device
     counts = torch.tensor([len(b) for b in boxes], device=device)
-    flat = torch.cat([b.to(images.dtype).reshape(-1, 4) for b in boxes]) if boxes else images.new_zeros(0, 4)
-    flat_labels = torch.cat([lab.reshape(-1) for lab in labels]) if labels else torch.zeros(0, dtype=torch.long)
+    # boxes stay float32 whatever the images' dtype: bfloat16 would round a 200-pixel coordinate by up to 1 pixel
+    flat = (torch.cat([b.to(device, torch.float32).reshape(-1, 4) for b in boxes]) if boxes
+            else torch.zeros(0, 4, device=device))
+    flat_labels = (torch.cat([lab.to(device).reshape(-1) for lab in labels]) if labels
+                   else torch.zeros(0, dtype=torch.long, device=device))
     owner = torch.repeat_interleave(torch.arange(n, device=device), counts)  # (M,) image of each box
     if aug.scale or aug.translate or aug.hflip:
         zoom, shift, flip = _draw_affine(n, (h, w), aug, generator, device)
@@ -96,4 +99,4 @@ def augment_detection_batch(images: torch.Tensor, boxes: list[torch.Tensor], lab
     flat = torch.minimum(flat.clamp(min=0), limit)
     keep = ((flat[:, 2] - flat[:, 0]) >= max(aug.min_box, 1e-6)) & ((flat[:, 3] - flat[:, 1]) >= max(aug.min_box, 1e-6))
     per_image = torch.bincount(owner[keep], minlength=n).tolist()
-    return images, list(flat[keep].split(per_image)), list(flat_labels.to(device)[keep].split(per_image))
+    return images, list(flat[keep].split(per_image)), list(flat_labels[keep].split(per_image))

@@ -18,9 +18,10 @@ Layouts under a root folder:
 - VOC:  ``Annotations/<id>.xml``, ``JPEGImages/<file>``, ``ImageSets/Main/{train,test}.txt``
   (``val.txt`` is accepted for the test split); classes from ``data.classes``, else
   ``classes.txt``, else the sorted names found in the annotations.
-- COCO: ``annotations/instances_{train,test}.json``; each ``file_name`` is looked up in
-  ``{split}/``, ``images/{split}/``, ``images/`` and the root. Classes are the categories
-  sorted by id.
+- COCO: ``annotations/instances_{train,test}.json`` (``val`` for test; COCO's own
+  ``instances_train2017.json`` names work too); each ``file_name`` is looked up in ``train2017/``
+  (the file's suffix), ``{split}/``, ``images/{split}/``, ``images/`` and the root. Classes are the
+  categories sorted by id.
 - YOLO: ``images/{train,test}/*.jpg|png``, ``labels/{train,test}/<stem>.txt`` with lines
   ``class cx cy w h`` (normalised to [0, 1]), classes from ``classes.txt`` (one a line) or
   ``data.classes``. An image without a label file is a negative (no objects).
@@ -248,6 +249,9 @@ def read_voc(root: Path, classes: list[str] | None, problems: Problems) -> tuple
             raise CnnlabError(f"split file {listing} lists no image ids; write one id a line")
         items = []
         for image_id in ids:
+            if "/" in image_id or "\\" in image_id or image_id in (".", ".."):
+                raise CnnlabError(f"{listing} lists {image_id[:60]!r}, which is a path, not an image id; "
+                                  "write bare ids such as 2008_000123 (the XML is Annotations/<id>.xml)")
             xml_path = ann_dir / f"{image_id}.xml"
             if not xml_path.is_file():
                 raise CnnlabError(f"{listing} names image id {image_id!r} but {xml_path} does not exist; "
@@ -290,11 +294,19 @@ def load_json(path: Path, what: str = "COCO file"):
 
 
 def _coco_file(root: Path, split: str) -> Path:
+    """``annotations/instances_<split>.json`` (or ``<split>.json``, or one ``instances_<split>*.json``
+    such as COCO's own ``instances_train2017.json``); for the test split ``val`` is accepted too."""
     folder = root / "annotations"
     for name in ((split,) if split == "train" else TEST_SPLITS):
         for candidate in (folder / f"instances_{name}.json", folder / f"{name}.json"):
             if candidate.is_file():
                 return candidate
+        found = sorted(folder.glob(f"instances_{name}*.json")) if folder.is_dir() else []
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise CnnlabError(f"{folder} holds {len(found)} files matching instances_{name}*.json "
+                              f"({', '.join(p.name for p in found[:3])}); keep one per split")
     wanted = "instances_train.json" if split == "train" else "instances_test.json (or instances_val.json)"
     raise CnnlabError(f"{folder} has no {wanted}; a COCO dataset folder holds annotations/instances_<split>.json")
 
@@ -321,12 +333,16 @@ def read_coco_split(path: Path, root: Path, split: str, classes: list[str] | Non
         classes = [categories[k] for k in sorted(categories)]
     index = {name: i for i, name in enumerate(classes)}
     folders = [root / split, root / "images" / split, root / "images", root]
+    if path.stem.startswith("instances_") and path.stem[len("instances_"):] != split:  # e.g. train2017/
+        folders.insert(0, root / path.stem[len("instances_"):])
     images: dict[int, Annotation] = {}
     order = []
     for number, img in enumerate(doc["images"]):
         where = f"COCO file {path} image {number}"
         image_id = _field(img, "id", int, where)
         name = _field(img, "file_name", str, where)
+        if image_id in images:
+            raise CnnlabError(f"{where} repeats image id {image_id}; each image in 'images' needs its own id")
         found = next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
         size = None
         if isinstance(img.get("height"), int) and isinstance(img.get("width"), int):

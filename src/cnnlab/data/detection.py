@@ -285,13 +285,79 @@ def default_image_size(cfg: DataConfig, root: Path | None = None) -> int:
     return DEFAULT_IMAGE_SIZE
 
 
+CACHE_FORMAT = 1  # bump when decoding or letterboxing changes, so old caches are not reused
+
+
+def split_key(anns: list[readers.Annotation], size: int, channels: int, classes: list[str]) -> str | None:
+    """Hash of everything a decoded split depends on: each image's path, size and mtime, its parsed
+    boxes and labels, and the options. None when an image is missing (that split is never cached)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"detection-cache={CACHE_FORMAT} size={size} channels={channels} "
+                            f"classes={classes!r}\n".encode())
+    for ann in anns:
+        try:
+            st = ann.image.stat()
+        except OSError:
+            return None
+        digest.update(f"{ann.image}\t{st.st_size}\t{st.st_mtime_ns}\t{ann.normalized}\t{ann.size}\n".encode())
+        digest.update(np.ascontiguousarray(ann.boxes, dtype=np.float64).tobytes())
+        digest.update(np.ascontiguousarray(ann.labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def cached_split(anns: list[readers.Annotation], size: int, channels: int, classes: list[str],
+                 problems: readers.Problems, split: str, cache_dir: Path) -> DetectionData:
+    """:func:`build_split` through a decoded-image cache (as for image folders, :mod:`cnnlab.data.folder`).
+
+    The letterboxed images and their boxes are saved as one ``.npz`` under
+    ``cache_dir/detection/<key>.npz``; any change to an image file or to an annotation changes
+    the key. A split that had any counted problem is not cached, so its warnings (or, when
+    strict, its error) come back on every load. A damaged or unwritable cache is just rebuilt.
+    """
+    import sys
+
+    from cnnlab.fileio import atomic_path
+
+    key = split_key(anns, size, channels, classes)
+    path = cache_dir / "detection" / f"{key}.npz"
+    if key is not None and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                per_image = z["per_image"].tolist()
+                boxes = torch.from_numpy(z["boxes"]).split(per_image)
+                labels = torch.from_numpy(z["labels"]).split(per_image)
+                return DetectionData(torch.from_numpy(z["images"]), list(boxes), list(labels),
+                                     torch.from_numpy(z["scale"]), torch.from_numpy(z["pad"]),
+                                     torch.from_numpy(z["orig_size"]), [str(p) for p in z["paths"]])
+        except (OSError, ValueError, KeyError, EOFError, RuntimeError):
+            pass  # a damaged cache is rebuilt below
+    before = dict(problems.counts)
+    data = build_split(anns, size, channels, problems, split)
+    if key is None or problems.counts != before:
+        return data
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, images=data.images.numpy(), per_image=np.array([len(b) for b in data.boxes], dtype=np.int64),
+                     boxes=torch.cat(data.boxes).reshape(-1, 4).numpy(), labels=torch.cat(data.labels).numpy(),
+                     scale=data.scale.numpy(), pad=data.pad.numpy(), orig_size=data.orig_size.numpy(),
+                     paths=np.array(data.paths, dtype=str))
+    except OSError as exc:  # a read-only home is not fatal: we just decode again next time
+        print(f"cnnlab: warning: could not write the decoded-image cache {path}: {exc}", file=sys.stderr)
+    return data
+
+
 def read_detection_dataset(cfg: DataConfig) -> tuple[DetectionData, DetectionData, list[str], dict[str, int], str]:
     """(train, test, classes, problem counts, source) on the CPU, problems warned once."""
     anns, classes, source, problems = read_annotations(cfg)
     size = default_image_size(cfg, Path(source))
     channels = cfg.channels or probe_channels(anns["train"])
-    train = build_split(anns["train"], size, channels, problems, "train")
-    test = build_split(anns["test"], size, channels, problems, "test")
+    from cnnlab.data.folder import default_cache_dir
+
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    train = cached_split(anns["train"], size, channels, classes, problems, "train", cache_dir)
+    test = cached_split(anns["test"], size, channels, classes, problems, "test", cache_dir)
     problems.warn(Path(source).name or source)
     counts = dict(problems.counts)
     counts["images_without_boxes"] = sum(int(b.shape[0] == 0) for d in (train, test) for b in d.boxes)
