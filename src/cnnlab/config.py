@@ -135,7 +135,7 @@ class ScheduleConfig:
 class EarlyStopConfig:
     patience: Optional[int] = None  # epochs without improvement; None disables
     min_delta: float = 0.0
-    monitor: Literal["val_loss", "val_accuracy"] = "val_accuracy"
+    monitor: Literal["val_loss", "val_accuracy", "val_map50"] = "val_accuracy"  # val_map50: detection (mAP@0.5)
     restore_best: bool = True
 
 
@@ -164,6 +164,28 @@ class TrainConfig:
 
 
 @dataclass
+class DetectConfig:
+    """The detector over ``model.name``'s features (``task: detect``; see docs/detection.md)."""
+
+    strides: list[int] = field(default_factory=lambda: [8, 16])  # feature maps used, by stride (pixels per cell)
+    fpn: bool = True  # a small top-down feature pyramid over the chosen maps (else 1x1 projections only)
+    channels: int = 64  # width of the FPN outputs and of the shared head
+    head_convs: int = 2  # 3x3 conv-norm-act layers in the shared head before the three predictions
+    decoupled_head: bool = False  # separate towers for box+objectness and for classes (YOLOX)
+    center_radius: float = 2.5  # centre sampling: positive cells lie within this many strides of a box centre
+    size_ranges: Optional[list[float]] = None  # level i takes boxes with max side in (r[i-1], r[i]]; default 8*stride
+    box_loss: Literal["iou", "giou", "ciou"] = "giou"
+    obj_loss: Literal["bce", "focal"] = "bce"
+    box_weight: float = 5.0
+    obj_weight: float = 1.0
+    cls_weight: float = 1.0
+    score_threshold: float = 0.05  # detections scoring below this are dropped before NMS
+    iou_threshold: float = 0.5  # class-aware NMS: a box overlapping a better one of its class by more is dropped
+    max_detections: int = 100  # per image, after NMS
+    pre_nms_top_k: int = 1000  # best-scoring candidates per image that enter NMS
+
+
+@dataclass
 class Config:
     name: str = "run"
     description: str = ""
@@ -173,6 +195,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
 
 
 # Upper bounds are far above any sensible setting; they exist so that a typo (an extra digit, a
@@ -255,6 +278,20 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
     "train.early_stopping.patience": _int_in(1, MAX_EPOCHS, optional=True),
     "train.early_stopping.min_delta": (lambda v: v >= 0, ">= 0"),
     "optim.layer_decay": (lambda v: v is None or 0.0 < v <= 1.0, "a factor in (0, 1]"),
+    "detect.strides": (lambda v: 1 <= len(v) <= 5 and all(s in (2, 4, 8, 16, 32, 64, 128) for s in v)
+                       and list(v) == sorted(set(v)), "1 to 5 increasing powers of two among 2..128"),
+    "detect.channels": _int_in(1, 4096),
+    "detect.head_convs": _int_in(0, 8),
+    "detect.center_radius": (lambda v: 0.0 < v <= 100.0, "strides in (0, 100]"),
+    "detect.size_ranges": (lambda v: v is None or (all(x > 0 for x in v) and list(v) == sorted(set(v))),
+                           "null or increasing positive pixel sizes, one per stride but the last"),
+    "detect.box_weight": (lambda v: v >= 0, ">= 0"),
+    "detect.obj_weight": (lambda v: v >= 0, ">= 0"),
+    "detect.cls_weight": (lambda v: v >= 0, ">= 0"),
+    "detect.score_threshold": (lambda v: 0.0 <= v <= 1.0, "a score in [0, 1]"),
+    "detect.iou_threshold": (lambda v: 0.0 <= v <= 1.0, "an IoU in [0, 1]"),
+    "detect.max_detections": _int_in(1, 100_000),
+    "detect.pre_nms_top_k": _int_in(1, 10**6),
     "train.unfreeze_every": _int_in(1, MAX_EPOCHS, optional=True),
     "train.loggers": (lambda v: set(v) <= {"tensorboard", "mlflow", "wandb"} and len(set(v)) == len(v),
                       "a list of distinct trackers among tensorboard, mlflow, wandb"),

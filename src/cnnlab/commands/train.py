@@ -96,3 +96,5 @@ def _print_summary(s: dict) -> None:
            + (f"  best val accuracy {val:.4f}" if val is not None else ""))
     if s.get("test_accuracy") is not None:
         print(f"test accuracy: {s['test_accuracy']:.4f}")
+    if s.get("test_map50") is not None:  # a detection run
+        print(f"test mAP@0.5: {s['test_map50']:.4f}  mAP@[.5:.95]: {s['test_map']:.4f}")

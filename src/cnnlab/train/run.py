@@ -136,6 +136,11 @@ def train(
     from cnnlab.train.distributed import launch_env, process_group
 
     launch = launch_env()  # None unless started by torchrun (RANK, WORLD_SIZE, ... set)
+    if launch is not None and cfg.task == "detect":
+        from cnnlab.train.distributed import same_on_every_rank
+
+        raise same_on_every_rank(CnnlabError("task=detect does not train under torchrun yet (its loss and mAP "
+                                             "are not reduced over ranks); run `cnnlab train` in one process"))
     lead = launch is None or launch.rank == 0  # only the lead process checks, creates and writes the run
     if cfg.train.loggers:  # a missing tracker package is an error before any work
         from cnnlab.train.trackers import check_trackers
@@ -162,6 +167,10 @@ def train(
     with restored_torch_state(), process_group(cfg, launch) as dist:
         if dist is not None:
             run_dir = Path(dist.broadcast_object(str(run_dir)))  # rank 0's name (the default is a timestamp)
+        if cfg.task == "detect":  # the same Trainer with the detection loss and mAP (cnnlab.detect)
+            from cnnlab.detect.train import train_detection
+
+            return train_detection(cfg, run_dir, overwrite, stored, list(callbacks), quiet)
         return _train(cfg, run_dir, overwrite, stored, list(callbacks), data, quiet or not lead, dist)
 
 

@@ -210,6 +210,15 @@ class Trainer:
         """Loss and accuracy of the model over ``batches`` (over all ranks' shares in a distributed run)."""
         return evaluate(self.model, batches, self.cfg.train.precision)
 
+    def _epoch_accuracy(self, count: int) -> float | None:
+        """Training accuracy of the epoch (a task without accuracy, such as detection, returns None)."""
+        return self._reduced_sums()["correct"].item() / count
+
+    def validate(self) -> dict[str, Any]:
+        """Validation metrics of the model as it is now; a detection trainer adds mAP instead of accuracy."""
+        result = self._evaluate(self.val_batches)
+        return {"val_loss": result.loss, "val_accuracy": result.accuracy}
+
     def _stop_nonfinite(self, value: float) -> None:
         self.nonfinite_step = self.step + 1
         self.stop_reason = "nonfinite_loss"
@@ -228,16 +237,15 @@ class Trainer:
         metrics: dict[str, Any] = {
             "epoch": self.epoch + 1, "step": self.step,
             "train_loss": sums["loss"].item() / count,
-            "train_accuracy": sums["correct"].item() / count,
+            "train_accuracy": self._epoch_accuracy(count),
             "val_loss": None, "val_accuracy": None,
             "lr": self.schedule.lr_at(max(self.step - 1, 0)),
             "seconds": seconds,
         }
         if self.val_batches is not None:
             t0 = time.perf_counter()
-            result = self._evaluate(self.val_batches)
+            metrics.update(self.validate())
             self.val_seconds += time.perf_counter() - t0
-            metrics["val_loss"], metrics["val_accuracy"] = result.loss, result.accuracy
         self.epoch += 1
         self.batch_in_epoch = 0
         self._sums = self._zero_sums()
