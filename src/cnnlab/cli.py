@@ -76,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     except (CnnlabError, OSError) as exc:  # a user mistake, or a file that cannot be read or written
         if args.debug:
             raise
+        if getattr(exc, "every_rank", False) and _torchrun_rank() not in ("0", ""):
+            # Every rank of a torchrun job met this (a config error): rank 0 prints it. The pause
+            # lets it do so before torchrun, seeing this rank end first, stops the others.
+            import time
+
+            time.sleep(1.0)
+            return 2
         print(f"cnnlab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
@@ -86,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
               "rerun with --debug for the traceback", file=sys.stderr)
         return 1
     return int(result or 0)
+
+
+def _torchrun_rank() -> str:
+    """This process's ``RANK`` under torchrun ('' in a plain run)."""
+    import os
+
+    return os.environ.get("RANK", "").strip()
 
 
 def _one_line(exc: BaseException, limit: int = MAX_LINE) -> str:

@@ -48,13 +48,28 @@ class AugmentConfig:
     noise_std: float = 0.0  # Gaussian noise std on the [0, 1] pixel scale
     erase_prob: float = 0.0  # probability of random erasing (cutout)
     erase_size: float = 0.25  # side of the erased square, fraction of the image side
+    min_box: float = 2.0  # detection: a box narrower or shorter than this (pixels) after augmenting is dropped
+
+
+@dataclass
+class ScenesConfig:
+    """``data.name=mnist-scenes`` without ``data.root``: the scenes generated once into the cache."""
+
+    size: int = 128  # side of each square scene, pixels
+    digits: str = "1-6"  # digits per scene: "N" or "MIN-MAX"
+    train: int = 6000  # training scenes (from MNIST training digits)
+    test: int = 1000  # test scenes (from MNIST test digits only)
+    seed: int = 0
+    clutter: bool = False  # add unlabelled digit fragments as distractors
+    format: Literal["voc", "coco"] = "voc"
 
 
 @dataclass
 class DataConfig:
     """Where the images come from and how they are split and prepared."""
 
-    name: str = "mnist"  # mnist, fashion-mnist, cifar10, cifar10-jpeg, cifar100, imagenette-160, folder
+    name: str = "mnist"  # mnist, fashion-mnist, cifar10, cifar10-jpeg, cifar100, imagenette-160, folder;
+    # detection (task=detect): raccoon, mnist-scenes, voc, coco, yolo (the last three read data.root)
     root: Optional[str] = None  # an image folder (for name=folder): class per sub-folder
     data_dir: Optional[str] = None  # explicit directory holding the datasets
     download: bool = True  # fetch a missing MNIST/Fashion-MNIST/CIFAR (MD5-checked); never with CNNLAB_OFFLINE=1
@@ -62,15 +77,18 @@ class DataConfig:
     val_fraction: float = 0.1
     final_fit: bool = False  # train on train+validation (no model selection on val)
     test_fraction: float = 0.2  # for a folder with no test/ sub-folder: held-out fraction
-    image_size: Optional[int] = None  # folder images are resized to this (default: the first image's)
+    image_size: Optional[int] = None  # folder images are resized to this (default: the first image's);
+    # detection: every image is letterboxed to image_size x image_size (default: scenes.size, else 256)
     resize: Literal["resize", "center_crop", "pad"] = "resize"
     channels: Optional[int] = None  # 1 or 3; folder default: 3 unless every image is greyscale
     normalize: bool = True  # subtract the train split's per-channel mean, divide by std
     batch_size: int = 128
     eval_batch_size: int = 1000
-    strict: bool = False  # an unreadable image is fatal (else skipped and counted)
+    strict: bool = False  # an unreadable image (detection: a bad box or annotation) is fatal (else skipped and counted)
     cache_dir: Optional[str] = None  # decoded-folder cache (default ~/.cache/cnnlab)
     limit_train: Optional[int] = None  # exactly N training images drawn at random, each class keeping its share (seeded)
+    classes: Optional[list[str]] = None  # detection: the class list (default: classes.txt, or the names found)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -120,7 +138,7 @@ class ScheduleConfig:
 class EarlyStopConfig:
     patience: Optional[int] = None  # epochs without improvement; None disables
     min_delta: float = 0.0
-    monitor: Literal["val_loss", "val_accuracy"] = "val_accuracy"
+    monitor: Literal["val_loss", "val_accuracy", "val_map50"] = "val_accuracy"  # val_map50: detection (mAP@0.5)
     restore_best: bool = True
 
 
@@ -152,17 +170,45 @@ class TrainConfig:
     tta: Literal["none", "flip", "translate", "flip-translate"] = "none"  # test-time augmentation of the final test
     compile: bool = False  # torch.compile the model (compile time reported apart from training time)
     gpu_fast: bool = False  # on CUDA: bf16 autocast, channels_last and compile; elsewhere one notice
+    # Distributed data-parallel runs (under torchrun; see docs/distributed.md). Ignored in a plain run.
+    dist_backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: NCCL on GPUs, gloo on CPUs
+    dist_timeout: float = 600.0  # seconds any collective may wait for the other ranks (a dead rank ends the run)
+    sync_bn: bool = False  # batch-norm statistics over the global batch (torch.nn.SyncBatchNorm, GPUs only)
+
+
+@dataclass
+class DetectConfig:
+    """The detector over ``model.name``'s features (``task: detect``; see docs/detection.md)."""
+
+    strides: list[int] = field(default_factory=lambda: [8, 16])  # feature maps used, by stride (pixels per cell)
+    fpn: bool = True  # a small top-down feature pyramid over the chosen maps (else 1x1 projections only)
+    channels: int = 64  # width of the FPN outputs and of the shared head
+    head_convs: int = 2  # 3x3 conv-norm-act layers in the shared head before the three predictions
+    decoupled_head: bool = False  # separate towers for box+objectness and for classes (YOLOX)
+    center_radius: float = 2.5  # centre sampling: positive cells lie within this many strides of a box centre
+    size_ranges: Optional[list[float]] = None  # level i takes boxes with max side in (r[i-1], r[i]]; default 8*stride
+    box_loss: Literal["iou", "giou", "ciou"] = "giou"
+    obj_loss: Literal["bce", "focal"] = "bce"
+    box_weight: float = 5.0
+    obj_weight: float = 1.0
+    cls_weight: float = 1.0
+    score_threshold: float = 0.05  # detections scoring below this are dropped before NMS
+    iou_threshold: float = 0.5  # class-aware NMS: a box overlapping a better one of its class by more is dropped
+    max_detections: int = 100  # per image, after NMS
+    pre_nms_top_k: int = 1000  # best-scoring candidates per image that enter NMS
 
 
 @dataclass
 class Config:
     name: str = "run"
     description: str = ""
+    task: Literal["classify", "detect"] = "classify"  # detect: boxes + classes per image (data.name raccoon, ...)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
 
 
 # Upper bounds are far above any sensible setting; they exist so that a typo (an extra digit, a
@@ -197,6 +243,11 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
     "data.channels": (lambda v: v in (None, 1, 3), "1 or 3"),
     "data.limit_train": _int_in(1, MAX_STEPS, optional=True),
     "data.augment.crop_padding": _int_in(0, MAX_CROP_PADDING),
+    "data.augment.min_box": (lambda v: 0.0 <= v <= MAX_IMAGE_SIZE, f"pixels in [0, {MAX_IMAGE_SIZE}]"),
+    "data.scenes.size": _int_in(16, MAX_IMAGE_SIZE),
+    "data.scenes.train": _int_in(1, 10**7),
+    "data.scenes.test": _int_in(1, 10**7),
+    "data.scenes.seed": _int_in(0, MAX_SEED),
     "data.augment.hflip": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
     "data.augment.erase_prob": (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]"),
     "data.augment.erase_size": (lambda v: 0.0 < v <= 1.0, "a fraction in (0, 1]"),
@@ -236,9 +287,24 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
                       lambda: f"null or an integer in [1, {max_threads()}] (4 x this machine's "
                               f"{os.cpu_count() or 1} CPUs)"),
     "train.checkpoint_every": _int_in(1, MAX_EPOCHS),
+    "train.dist_timeout": (lambda v: 1.0 <= v <= 86400.0, "seconds in [1, 86400]"),
     "train.early_stopping.patience": _int_in(1, MAX_EPOCHS, optional=True),
     "train.early_stopping.min_delta": (lambda v: v >= 0, ">= 0"),
     "optim.layer_decay": (lambda v: v is None or 0.0 < v <= 1.0, "a factor in (0, 1]"),
+    "detect.strides": (lambda v: 1 <= len(v) <= 5 and all(s in (2, 4, 8, 16, 32, 64, 128) for s in v)
+                       and list(v) == sorted(set(v)), "1 to 5 increasing powers of two among 2..128"),
+    "detect.channels": _int_in(1, 4096),
+    "detect.head_convs": _int_in(0, 8),
+    "detect.center_radius": (lambda v: 0.0 < v <= 100.0, "strides in (0, 100]"),
+    "detect.size_ranges": (lambda v: v is None or (all(x > 0 for x in v) and list(v) == sorted(set(v))),
+                           "null or increasing positive pixel sizes, one per stride but the last"),
+    "detect.box_weight": (lambda v: v >= 0, ">= 0"),
+    "detect.obj_weight": (lambda v: v >= 0, ">= 0"),
+    "detect.cls_weight": (lambda v: v >= 0, ">= 0"),
+    "detect.score_threshold": (lambda v: 0.0 <= v <= 1.0, "a score in [0, 1]"),
+    "detect.iou_threshold": (lambda v: 0.0 <= v <= 1.0, "an IoU in [0, 1]"),
+    "detect.max_detections": _int_in(1, 100_000),
+    "detect.pre_nms_top_k": _int_in(1, 10**6),
     "train.unfreeze_every": _int_in(1, MAX_EPOCHS, optional=True),
     "train.whitening_eps": (lambda v: v > 0, "> 0"),
     "optim.bias_lr_scale": (lambda v: v > 0, "> 0"),

@@ -54,6 +54,10 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int,
     a run's own checkpoint follows), then ``model.freeze``/``model.freeze_k`` freeze stages;
     ``model.features_from`` makes the model a head over cached features of ``input_size[0]``.
     """
+    if cfg.task == "detect":  # a detector over the model's features (cnnlab.detect)
+        from cnnlab.detect.model import build_detector
+
+        return build_detector(cfg, input_size, num_classes, pretrained)
     options = dict(cfg.model.options)
     transfer = {key: options.pop(key) for key in TRANSFER_OPTIONS if key in options}
     if "features_from" in transfer:
@@ -135,8 +139,12 @@ class LoadedRun:
         return (images01 - mean) / std
 
 
-def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", weights: str | None = None) -> LoadedRun:
-    """Rebuild a run's model from its checkpoint (read with ``weights_only=True``)."""
+def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", weights: str | None = None,
+             task: str | None = "classify") -> LoadedRun:
+    """Rebuild a run's model from its checkpoint (read with ``weights_only=True``).
+
+    ``task`` is the kind of run the caller can use (``None``: any); another kind is a one-line error.
+    """
     from cnnlab.train.checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
@@ -144,6 +152,10 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
         raise CnnlabError(f"{run_dir} is a file, not a run directory" if run_dir.exists()
                           else f"run directory {run_dir} does not exist")
     cfg = load_run_config(run_dir)
+    if task is not None and cfg.task != task:
+        raise CnnlabError(f"{run_dir} is an object-detection run (task: detect); this command works on classification "
+                          "runs (detection runs: cnnlab eval, predict, profile)" if cfg.task == "detect" else
+                          f"{run_dir} is a {cfg.task} run; this needs a {task} run")
     candidates = [run_dir / weights] if weights else [run_dir / name for name in WEIGHT_FILES]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:

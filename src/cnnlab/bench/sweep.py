@@ -1,11 +1,14 @@
 """Sweep benchmark: what pruning saves, and what a second worker buys.
 
-On one spec (default ``sweep-mnist-quick``) with the same sampler seed, three sweeps run one after
-another: without pruning (1 worker), with the spec's pruner (1 worker), and with the spec's
-pruner on 2 local worker processes (one thread each). Reported: the best objective value and the
+On one spec (default ``sweep-mnist-quick``) with the same sampler seed, four sweeps run one after
+another: without pruning on 1 worker and on 2 local worker processes, and with the spec's pruner on
+1 worker and on 2 (one thread a worker, as the spec sets). Reported: the best objective value and the
 best trial's test accuracy of each, the trial-epochs each spent (the cost pruning cuts), and wall
 times. The targets: the pruned sweep's best within 0.3 points of the unpruned one's while spending
->= 40 % fewer trial-epochs, and 2 workers finishing in <= 0.6x the wall time of 1. Ratios are
+>= 40 % fewer trial-epochs, and 2 workers finishing in <= 0.6x the wall time of 1. The worker
+ratio is judged on the unpruned pair, where both sides do the same trial-epochs; with pruning the
+two sides do different work (parallel trials are pruned against fewer finished ones, so fewer are
+cut), and that ratio is reported beside it, not hidden. Ratios are
 measured within one run, so a busy machine slows both sides alike (mostly: 2 workers need 2 free
 cores, which a shared machine may not have — the JSON records the load average before and after).
 """
@@ -47,8 +50,10 @@ def bench_sweep(spec_name: str = "sweep-mnist-quick", trials: int | None = None,
     unpruned = spec_from_dict({**spec.source, "base": spec.base_raw, "pruner": {"name": "none"}})
     work = Path(work_dir) if work_dir else Path("runs") / f"bench-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     load_before = os.getloadavg()
-    runs = {"unpruned": _sweep(unpruned, work / "unpruned", 1, progress),
-            "pruned": _sweep(spec, work / "pruned", 1, progress)}
+    runs = {"unpruned": _sweep(unpruned, work / "unpruned", 1, progress)}
+    if workers:
+        runs["unpruned_2_workers"] = _sweep(unpruned, work / "unpruned-2workers", 2, progress)
+    runs["pruned"] = _sweep(spec, work / "pruned", 1, progress)
     if workers:
         runs["pruned_2_workers"] = _sweep(spec, work / "pruned-2workers", 2, progress)
     u, p = runs["unpruned"], runs["pruned"]
@@ -64,9 +69,12 @@ def bench_sweep(spec_name: str = "sweep-mnist-quick", trials: int | None = None,
     }
     result["pruning"]["met"] = (result["pruning"]["best_gap_points"] <= 0.3 and result["pruning"]["epoch_saving"] >= 0.4)
     if workers:
-        w = runs["pruned_2_workers"]
-        result["workers"] = {"wall_ratio_2_vs_1": round(w["wall_seconds"] / p["wall_seconds"], 4),
-                             "target": "2 workers <= 0.6x the wall time of 1"}
+        u2, p2 = runs["unpruned_2_workers"], runs["pruned_2_workers"]
+        result["workers"] = {
+            "wall_ratio_2_vs_1": round(u2["wall_seconds"] / u["wall_seconds"], 4),  # same trial-epochs on both sides
+            "wall_ratio_2_vs_1_pruned": round(p2["wall_seconds"] / p["wall_seconds"], 4),
+            "trial_epochs_pruned_1_vs_2": [p["trial_epochs"], p2["trial_epochs"]],
+            "target": "2 workers <= 0.6x the wall time of 1 (unpruned: equal work)"}
         result["workers"]["met"] = result["workers"]["wall_ratio_2_vs_1"] <= 0.6
     result["json_path"] = str(write_result("sweep", result, out_dir))
     return result
@@ -86,4 +94,7 @@ def format_table(result: dict[str, Any]) -> list[str]:
         wr = result["workers"]
         lines.append(f"2 workers: {wr['wall_ratio_2_vs_1']:.2f}x the wall time of 1 -> "
                      f"{'met' if wr['met'] else 'NOT met'} ({wr['target']})")
+        ep1, ep2 = wr["trial_epochs_pruned_1_vs_2"]
+        lines.append(f"2 workers with pruning: {wr['wall_ratio_2_vs_1_pruned']:.2f}x the wall time of 1 "
+                     f"({ep2} trial-epochs against {ep1}: parallel trials are pruned against fewer finished ones)")
     return lines

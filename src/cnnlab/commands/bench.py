@@ -1,4 +1,4 @@
-"""``cnnlab bench train|conv|sweep``: parses the options and calls the benchmarks in :mod:`cnnlab.bench`."""
+"""``cnnlab bench train|conv|explain|transfer|sweep|detect``: parses the options and calls the benchmarks in :mod:`cnnlab.bench`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def register(subparsers) -> None:
     _register_transfer(inner)
     _register_sweep(inner)
     _register_speedrun(inner)
+    _register_ddp(inner)
+    _register_detect(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -234,6 +236,75 @@ def run_speedrun(args) -> int:
 
     payload = bench_speedrun(args.preset, args.runs, list(args.overrides), args.data_dir, args.out_dir,
                              progress=notice)
+    return _report(payload, format_table, args.json)
+
+
+# ---------------------------------------------------------------------------- bench ddp
+
+def _register_ddp(subparsers) -> None:
+    import cnnlab.bench.ddp  # light: no torch at import time
+
+    p = subparsers.add_parser("ddp", help="N data-parallel ranks (torchrun, DDP) vs one process with N x the threads",
+                              description=_description(cnnlab.bench.ddp))
+    p.add_argument("preset", nargs="?", default="mnist-classic", help="the preset to train (default mnist-classic)")
+    p.add_argument("--ranks", type=int, default=2, help="DDP processes (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="threads per rank (default 1); the one process gets "
+                   "ranks x threads")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each setup, order alternating (default 1)")
+    p.add_argument("--data-dir", help="directory holding the datasets")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for both setups "
+                   "(default train.epochs=1 train.plots=false)")
+    p.set_defaults(func=run_ddp)
+
+
+def run_ddp(args) -> int:
+    from cnnlab.bench.ddp import compare_ranks_threads, format_table
+
+    payload = compare_ranks_threads(args.preset, list(args.overrides), ranks=args.ranks, threads=args.threads,
+                                    repeats=args.repeats, data_dir=args.data_dir, out_dir=args.out_dir,
+                                    progress=notice)
+    return _report(payload, format_table, args.json)
+
+
+# ---------------------------------------------------------------------------- bench detect
+
+def _register_detect(subparsers) -> None:
+    import cnnlab.bench.detect as detect  # light: no torch at import time
+
+    p = subparsers.add_parser("detect", help="detector training and inference images/s at 128 and 320; "
+                                             "the NMS share of inference", description=_description(detect))
+    p.add_argument("--preset", default="detect-raccoon", help="detection preset whose detector is timed "
+                                                               "(default detect-raccoon)")
+    p.add_argument("--sizes", default=",".join(map(str, detect.DEFAULT_SIZES)),
+                   help="square input sides (default 128,320)")
+    p.add_argument("--train-batch", type=int, default=16, help="training batch (default 16)")
+    p.add_argument("--infer-batch", type=int, default=32, help="inference batch (default 32)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--budget", type=float, default=3.0, help="seconds of timed calls per measurement (default 3)")
+    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the preset (e.g. model.width=32)")
+    p.set_defaults(func=run_detect)
+
+
+def run_detect(args) -> int:
+    from cnnlab.bench.detect import format_table, run_detect_bench
+    from cnnlab.errors import CnnlabError
+
+    sizes = _parse_ints(args.sizes, "sizes")
+    if any(s % 32 for s in sizes) or max(sizes) > 2048:
+        raise CnnlabError(f"--sizes must be multiples of 32 up to 2048 (the detector's coarsest stride), "
+                          f"got {args.sizes!r}")
+    for name, value, top in (("--train-batch", args.train_batch, 4096), ("--infer-batch", args.infer_batch, 4096),
+                             ("--threads", args.threads, 256)):
+        if not 1 <= value <= top:
+            raise CnnlabError(f"{name} {value} is out of range; expected 1 to {top}")
+    if not 0 < args.budget <= 600:
+        raise CnnlabError(f"--budget {args.budget} is out of range; expected seconds in (0, 600]")
+    payload = run_detect_bench(args.preset, sizes, args.train_batch, args.infer_batch, args.threads,
+                               list(args.overrides), args.out_dir, say=notice, budget=args.budget)
     return _report(payload, format_table, args.json)
 
 

@@ -17,12 +17,42 @@ def register(subparsers) -> None:
     p.add_argument("--tta", choices=["none", "flip", "translate", "flip-translate"],
                    help="test-time augmentation: mean logits over flipped (and shifted) copies "
                         "(default: the run's train.tta)")
+    p.add_argument("--score-threshold", type=float, metavar="S",
+                   help="detection runs: drop detections scoring below S, in [0, 1] (default: the run's detect.*)")
+    p.add_argument("--iou-threshold", type=float, metavar="T",
+                   help="detection runs: the NMS IoU threshold, in [0, 1] (default: the run's detect.*)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
+def _run_detection(args) -> int:
+    """A detection run: mAP@0.5 and mAP@[.5:.95], overall and per class; pr_curve.png, detections.png."""
+    from cnnlab.detect.runs import evaluate_detection_run
+
+    r = evaluate_detection_run(args.run_dir, data_dir=args.data_dir, weights=args.weights,
+                               score_threshold=args.score_threshold, iou_threshold=args.iou_threshold)
+    if args.json:
+        print_json(r)
+        return 0
+    print(f"mAP@0.5: {r['map50']:.4f}  mAP@[.5:.95]: {r['map']:.4f}  ({r['images']} test images, "
+          f"{r['boxes']} boxes, weights {r['weights']})")
+    width = max(len(c) for c in r["per_class"]) + 2
+    print(f"  {'class':<{width}}{'mAP@0.5':>9}{'mAP@[.5:.95]':>14}{'boxes':>7}")
+    for name, v in r["per_class"].items():
+        fmt = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731  (a class with no test box)
+        print(f"  {name:<{width}}{fmt(v['map50']):>9}{fmt(v['map']):>14}{v['boxes']:>7}")
+    notice(f"wrote {r['pr_curve_png']} and {r['detections_png']}")
+    return 0
+
+
 def run(args) -> int:
-    from cnnlab.errors import check_int_range
+    from cnnlab.detect.runs import is_detection_run
+    from cnnlab.errors import CnnlabError, check_int_range
+
+    if is_detection_run(args.run_dir):
+        return _run_detection(args)
+    if args.score_threshold is not None or args.iou_threshold is not None:
+        raise CnnlabError("--score-threshold and --iou-threshold apply to detection runs (task: detect) only")
     from cnnlab.report.evaluation import MAX_TOP
 
     check_int_range("--top", args.top, 1, MAX_TOP)  # before the run and the data are loaded

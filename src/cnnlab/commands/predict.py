@@ -16,12 +16,54 @@ def register(subparsers) -> None:
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP), or folders of them")
     p.add_argument("-k", "--top-k", type=int, default=3,
                    help="classes to show per image, at least 1 (default 3; more than the run has shows all)")
+    p.add_argument("--out", metavar="DIR",
+                   help="detection runs: draw each image with its boxes, labels and scores into DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace --out DIR (only one cnnlab made)")
+    p.add_argument("--score-threshold", type=float, metavar="S",
+                   help="detection runs: list detections scoring at least S, in [0, 1] (default 0.25)")
+    p.add_argument("--iou-threshold", type=float, metavar="T",
+                   help="detection runs: NMS IoU threshold in [0, 1] (default: the run's detect.iou_threshold)")
+    p.add_argument("--max-detections", type=int, metavar="N",
+                   help="detection runs: at most N boxes per image (default: the run's detect.max_detections)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
+def _run_detection(args) -> int:
+    """Boxes in the original image's pixels, with labels and scores; drawn into --out DIR if given."""
+    from cnnlab.detect.runs import PREDICT_SCORE, predict_detection_files
+
+    results = predict_detection_files(
+        args.run_dir, args.images, out_dir=args.out, overwrite=args.overwrite,
+        score_threshold=PREDICT_SCORE if args.score_threshold is None else args.score_threshold,
+        iou_threshold=args.iou_threshold, max_detections=args.max_detections)
+    if args.json:
+        print_json({"run_dir": args.run_dir, "predictions": {r["image"]: r["detections"] for r in results}})
+        return 0
+    for r in results:
+        print(f"{r['image']} ({r['width']}x{r['height']}): {len(r['detections'])} detection(s)")
+        for d in r["detections"]:
+            x1, y1, x2, y2 = d["box"]
+            print(f"  {d['label']} {d['score']:.3f} [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]")
+    if args.out:
+        from cnnlab.commands.common import notice
+
+        notice(f"drew {len(results)} image(s) into {args.out}")
+    return 0
+
+
 def run(args) -> int:
     from cnnlab.errors import CnnlabError
+
+    if not str(args.run_dir).endswith(".onnx"):  # the ONNX path must not import torch: no detect import there
+        from cnnlab.detect.runs import is_detection_run
+
+        if is_detection_run(args.run_dir):
+            return _run_detection(args)
+    if (args.out or args.overwrite or args.score_threshold is not None or args.iou_threshold is not None
+            or args.max_detections is not None):
+        raise CnnlabError("--out, --overwrite, --score-threshold, --iou-threshold and --max-detections apply to "
+                          "detection runs (task: detect) only")
 
     if args.top_k < 1:  # checked before the run and the images are loaded
         raise CnnlabError(f"-k/--top-k {args.top_k} must be at least 1")

@@ -103,6 +103,8 @@ def build_target(target: str, overrides: list[str], input_size: tuple[int, int, 
         return model, input_size or run_input, Path(target).name
 
     names = list_models()
+    if target not in names and _is_detection_config(target):
+        return _detector_target(target, overrides, input_size)
     if target not in names:
         close = difflib.get_close_matches(target, names, n=3, cutoff=0.4)
         hint = f"nearest: {', '.join(close)}" if close else f"registered models: {', '.join(names)}"
@@ -128,6 +130,32 @@ def build_target(target: str, overrides: list[str], input_size: tuple[int, int, 
     return model, input_size or tuple(model.default_input_size), target
 
 
+def _is_detection_config(target: str) -> bool:
+    """A preset or YAML file with ``task: detect`` (``cnnlab profile detect-mnist-scenes``)."""
+    from cnnlab.config import preset_names
+
+    if target not in preset_names() and not target.endswith((".yaml", ".yml")):
+        return False
+    from cnnlab.config import load_config
+
+    return load_config(target).task == "detect"
+
+
+def _detector_target(target: str, overrides: list[str], input_size):
+    """The detector a detection config builds, for its data's channels, size and classes (no data read)."""
+    from cnnlab.config import load_config
+    from cnnlab.data.detection import FIXED_CLASSES, default_image_size
+    from cnnlab.runs import build_model
+
+    cfg = load_config(target, overrides)
+    size = default_image_size(cfg.data)
+    channels = cfg.data.channels or (1 if cfg.data.name == "mnist-scenes" else 3)
+    classes = len(cfg.data.classes or FIXED_CLASSES.get(cfg.data.name, ["object"]))
+    size3 = input_size or (channels, size, size)
+    model = build_model(cfg, size3, classes, pretrained=False)
+    return model, size3, f"{cfg.name} (detector on {cfg.model.name})"
+
+
 def overrides_keys(overrides: list[str]) -> set[str]:
     return {o.split("=", 1)[0].removeprefix("model.") for o in overrides}
 
@@ -142,7 +170,7 @@ def load_run_model(run_dir: Path):
     from cnnlab.runs import WEIGHT_FILES, build_model, load_run, load_run_config
 
     if any((run_dir / name).is_file() for name in WEIGHT_FILES):
-        run = load_run(run_dir)
+        run = load_run(run_dir, task=None)  # a classifier or a detector: both are counted
         return run.model, tuple(run.input_size)
     cfg = load_run_config(run_dir)
     summary_path = run_dir / "summary.json"

@@ -35,10 +35,36 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.distributed import is_lead_process
+    from cnnlab.train.run import train
+
+    try:
+        cfg, out = _config(args)
+    except CnnlabError as exc:  # a config error: under torchrun every rank meets it, rank 0 prints it
+        exc.every_rank = True
+        raise
+    summary = train(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), quiet=args.quiet)
+    if not is_lead_process():  # under torchrun, rank 0 alone prints (every rank returns the same status)
+        return {"nonfinite_loss": 1, "interrupted": 130}.get(summary["status"], 0)
+    if args.json:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    if summary["status"] == "nonfinite_loss":
+        notice(f"cnnlab: error: training stopped: non-finite loss at step {summary['nonfinite_step']} "
+               f"(see {summary['run_dir']}/summary.json); lower optim.lr or set train.clip_norm")
+        return 1
+    if summary["status"] == "interrupted":
+        return 130
+    return 0
+
+
+def _config(args):
+    """The run's config and output directory from the command line (or the run being resumed)."""
     from cnnlab.config import config_with_overrides, load_config
     from cnnlab.errors import CnnlabError
     from cnnlab.runs import read_run_config
-    from cnnlab.train.run import train
 
     overrides = list(args.overrides)
     if args.resume:
@@ -59,18 +85,7 @@ def run(args) -> int:
         out = args.out
     if args.data_dir:
         cfg.data.data_dir = args.data_dir
-    summary = train(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), quiet=args.quiet)
-    if args.json:
-        print_json(summary)
-    else:
-        _print_summary(summary)
-    if summary["status"] == "nonfinite_loss":
-        notice(f"cnnlab: error: training stopped: non-finite loss at step {summary['nonfinite_step']} "
-               f"(see {summary['run_dir']}/summary.json); lower optim.lr or set train.clip_norm")
-        return 1
-    if summary["status"] == "interrupted":
-        return 130
-    return 0
+    return cfg, out
 
 
 def _print_summary(s: dict) -> None:
@@ -81,3 +96,5 @@ def _print_summary(s: dict) -> None:
            + (f"  best val accuracy {val:.4f}" if val is not None else ""))
     if s.get("test_accuracy") is not None:
         print(f"test accuracy: {s['test_accuracy']:.4f}")
+    if s.get("test_map50") is not None:  # a detection run
+        print(f"test mAP@0.5: {s['test_map50']:.4f}  mAP@[.5:.95]: {s['test_map']:.4f}")

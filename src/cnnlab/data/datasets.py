@@ -17,7 +17,7 @@ import torch
 from cnnlab.config import DataConfig
 from cnnlab.data import folder as folders
 from cnnlab.data.cifar import load_cifar
-from cnnlab.data.locate import LAYOUTS, canonical_name, find_dataset_dir, load_idx_dataset
+from cnnlab.data.locate import DETECTION_NAMES, LAYOUTS, canonical_name, find_dataset_dir, load_idx_dataset
 from cnnlab.data.splits import stratified_split
 from cnnlab.errors import CnnlabError
 
@@ -51,6 +51,9 @@ class ImageData:
 def load_dataset(cfg: DataConfig) -> ImageData:
     """Read the dataset named by ``cfg.name`` (searching the data roots) into memory."""
     name = canonical_name(cfg.name)
+    if name in DETECTION_NAMES:
+        raise CnnlabError(f"'{name}' is an object-detection dataset (boxes, not one class per image); "
+                          "set task=detect (or use a detect-* preset), or choose a classification dataset")
     if name == "folder":
         if not cfg.root:
             raise CnnlabError("data.name=folder needs data.root=PATH, a folder with one sub-folder per class")

@@ -26,7 +26,7 @@ class DatasetLayout:
 
     folders: tuple[str, ...]  # candidate sub-folders of a data root
     required: tuple[str, ...]  # entries that must exist inside (an IDX file may also be .gz)
-    kind: str  # idx | cifar | folder
+    kind: str  # idx | cifar | folder | voc
 
 
 LAYOUTS: dict[str, DatasetLayout] = {
@@ -36,10 +36,14 @@ LAYOUTS: dict[str, DatasetLayout] = {
     "cifar100": DatasetLayout(("cifar-100-python",), ("train", "test", "meta"), "cifar"),
     "cifar10-jpeg": DatasetLayout(("cifar10-jpeg",), ("train", "test"), "folder"),
     "imagenette-160": DatasetLayout(("imagenette-160",), ("train", "val"), "folder"),
+    "raccoon": DatasetLayout(("raccoon",), ("Annotations", "JPEGImages", "ImageSets"), "voc"),
 }
 ALIASES = {"fashion_mnist": "fashion-mnist", "fashion": "fashion-mnist", "imagenette": "imagenette-160",
            "cifar10_jpeg": "cifar10-jpeg", "cifar-10": "cifar10", "cifar-100": "cifar100"}
-DATASET_NAMES = tuple(LAYOUTS) + ("folder",)
+# Detection datasets (task=detect): raccoon is searched for like the others; voc, coco and yolo
+# read data.root; mnist-scenes reads data.root or generates its scenes into the cache.
+DETECTION_NAMES = ("raccoon", "mnist-scenes", "voc", "coco", "yolo")
+DATASET_NAMES = tuple(LAYOUTS) + ("folder", "mnist-scenes", "voc", "coco", "yolo")
 
 
 def canonical_name(name: str) -> str:
@@ -93,8 +97,8 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None, *, do
     from cnnlab.data import download as remote
 
     name = canonical_name(name)
-    if name == "folder":
-        raise CnnlabError("dataset 'folder' is located by data.root, not searched for")
+    if name in ("folder", "mnist-scenes", "voc", "coco", "yolo"):
+        raise CnnlabError(f"dataset '{name}' is located by data.root, not searched for")
     layout = LAYOUTS[name]
     roots = search_roots(data_dir)
     for root in roots:

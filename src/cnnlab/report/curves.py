@@ -49,10 +49,15 @@ def plot_curves(metrics_path: Path, out_path: Path) -> Path | None:
     if any(r.get("val_loss") is not None for r in epochs):
         ax_loss.plot(e, [r["val_loss"] for r in epochs], "s-", label="validation")
     ax_loss.set(title="loss (train: the objective, label smoothing included)", xlabel="step", yscale="log")
-    ax_acc.plot(e, [r["train_accuracy"] for r in epochs], "o-", label="train")
-    if any(r.get("val_accuracy") is not None for r in epochs):
-        ax_acc.plot(e, [r["val_accuracy"] for r in epochs], "s-", label="validation")
-    ax_acc.set(title="accuracy", xlabel="step")
+    if any(r.get("val_map50") is not None for r in epochs):  # a detection run: mAP instead of accuracy
+        ax_acc.plot(e, [r.get("val_map50") for r in epochs], "o-", label="validation mAP@0.5")
+        ax_acc.plot(e, [r.get("val_map") for r in epochs], "s-", label="validation mAP@[.5:.95]")
+        ax_acc.set(title="mean average precision", xlabel="step")
+    else:
+        ax_acc.plot(e, [r["train_accuracy"] for r in epochs], "o-", label="train")
+        if any(r.get("val_accuracy") is not None for r in epochs):
+            ax_acc.plot(e, [r["val_accuracy"] for r in epochs], "s-", label="validation")
+        ax_acc.set(title="accuracy", xlabel="step")
     ax_lr.plot(s, [r["lr"] for r in steps])
     ax_lr.set(title="learning rate", xlabel="step")
     gn = [(r["step"], r["grad_norm"]) for r in steps if r.get("grad_norm") is not None]

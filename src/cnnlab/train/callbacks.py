@@ -106,8 +106,10 @@ class ProgressPrinter(Callback):
             self.bar = tqdm(total=trainer.steps_per_epoch, file=sys.stderr, leave=False, unit="batch")
         self.bar.update(1)
         if metrics is not None:
-            self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", acc=f"{metrics['accuracy']:.3f}",
-                                 lr=f"{metrics['lr']:.2e}")
+            shown = {"loss": f"{metrics['loss']:.4f}", "lr": f"{metrics['lr']:.2e}"}
+            if metrics.get("accuracy") is not None:  # detection has none
+                shown["acc"] = f"{metrics['accuracy']:.3f}"
+            self.bar.set_postfix(**shown)
 
     def on_epoch_end(self, trainer, metrics: dict[str, Any]) -> None:
         if self.bar is not None:
@@ -115,9 +117,14 @@ class ProgressPrinter(Callback):
             self.bar = None
         if not self.enabled:
             return
-        parts = [f"epoch {metrics['epoch']}/{trainer.cfg.train.epochs}",
-                 f"train loss {metrics['train_loss']:.4f} acc {metrics['train_accuracy']:.4f}"]
+        train = f"train loss {metrics['train_loss']:.4f}"
+        if metrics.get("train_accuracy") is not None:
+            train += f" acc {metrics['train_accuracy']:.4f}"
+        parts = [f"epoch {metrics['epoch']}/{trainer.cfg.train.epochs}", train]
         if metrics.get("val_accuracy") is not None:
             parts.append(f"val loss {metrics['val_loss']:.4f} acc {metrics['val_accuracy']:.4f}")
+        if metrics.get("val_map50") is not None:  # detection
+            parts.append(f"val loss {metrics['val_loss']:.4f} mAP@0.5 {metrics['val_map50']:.4f} "
+                         f"mAP@[.5:.95] {metrics['val_map']:.4f}")
         parts.append(f"lr {metrics['lr']:.2e}  {metrics['seconds']:.1f}s")
         trainer.notice("  ".join(parts))

@@ -41,7 +41,7 @@ class Monitor:
     @classmethod
     def from_name(cls, name: str, min_delta: float = 0.0) -> "Monitor":
         """The direction read from the metric's name: ``*accuracy`` is maximised, ``*loss`` minimised."""
-        if name.endswith("accuracy"):
+        if name.endswith("accuracy") or name.startswith("val_map"):  # val_map50: detection mAP@0.5
             return cls(name, "max", min_delta)
         if name.endswith("loss"):
             return cls(name, "min", min_delta)

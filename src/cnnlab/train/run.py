@@ -133,6 +133,15 @@ def train(
     (the old one in ``config_history.yaml``). A finished run is returned as it is, with a notice.
     Global torch state the run changes (threads, cuDNN flags) is restored on return.
     """
+    from cnnlab.train.distributed import launch_env, process_group
+
+    launch = launch_env()  # None unless started by torchrun (RANK, WORLD_SIZE, ... set)
+    if launch is not None and cfg.task == "detect":
+        from cnnlab.train.distributed import same_on_every_rank
+
+        raise same_on_every_rank(CnnlabError("task=detect does not train under torchrun yet (its loss and mAP "
+                                             "are not reduced over ranks); run `cnnlab train` in one process"))
+    lead = launch is None or launch.rank == 0  # only the lead process checks, creates and writes the run
     if cfg.train.loggers:  # a missing tracker package is an error before any work
         from cnnlab.train.trackers import check_trackers
 
@@ -141,19 +150,28 @@ def train(
         if out_dir is None:
             raise CnnlabError("resuming needs the run directory to continue")
         run_dir = Path(out_dir)
-        check_resumable(run_dir)
+        if lead:  # the other ranks must not probe the lock rank 0 is about to take
+            check_resumable(run_dir)
         stored = read_run_config(run_dir)
         done = finished_summary(run_dir, cfg, stored)
         if done is not None:
-            print(f"{run_dir} already finished (status {done['status']}, {done.get('epochs')} epochs); "
-                  "nothing to resume; raise train.epochs to train longer", file=sys.stderr, flush=True)
+            if lead:
+                print(f"{run_dir} already finished (status {done['status']}, {done.get('epochs')} epochs); "
+                      "nothing to resume; raise train.epochs to train longer", file=sys.stderr, flush=True)
             return done
     else:
         run_dir = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
-        check_out_dir(run_dir, overwrite)
+        if lead:
+            check_out_dir(run_dir, overwrite)
         stored = None
-    with restored_torch_state():
-        return _train(cfg, run_dir, overwrite, stored, list(callbacks), data, quiet)
+    with restored_torch_state(), process_group(cfg, launch) as dist:
+        if dist is not None:
+            run_dir = Path(dist.broadcast_object(str(run_dir)))  # rank 0's name (the default is a timestamp)
+        if cfg.task == "detect":  # the same Trainer with the detection loss and mAP (cnnlab.detect)
+            from cnnlab.detect.train import train_detection
+
+            return train_detection(cfg, run_dir, overwrite, stored, list(callbacks), quiet)
+        return _train(cfg, run_dir, overwrite, stored, list(callbacks), data, quiet or not lead, dist)
 
 
 def _notice(message: str) -> None:
@@ -161,7 +179,7 @@ def _notice(message: str) -> None:
 
 
 def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, callbacks: list[Callback], data,
-           quiet: bool) -> dict[str, Any]:
+           quiet: bool, dist=None) -> dict[str, Any]:
     from cnnlab.data.datasets import load_dataset
     from cnnlab.data.pipeline import make_splits
 
@@ -170,7 +188,8 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
     phases: dict[str, float] = {}
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
+    device = dist.device if dist is not None else resolve_device(cfg.train.device)
+    lead = dist is None or dist.lead
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.train.deterministic
         torch.backends.cudnn.deterministic = cfg.train.deterministic
@@ -194,11 +213,13 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
 
             data, stats = adapt_to_weights(data, weights, notice=None if quiet else _notice)
         splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last, stats=stats)
+    if dist is not None:  # this rank's slice of every global batch (refused if data.batch_size does not divide)
+        splits.train = dist.shard_train(splits.train, cfg.train.seed)
     phases["data"] = time.perf_counter() - t0
     if cfg.train.early_stopping.patience is not None and splits.val is None:
         raise CnnlabError("train.early_stopping needs validation data; set data.val=split or data.val=test")
     batch_size = cfg.data.batch_size
-    if batch_size > splits.counts["train"]:
+    if batch_size > splits.counts["train"] and dist is None:  # (a distributed run refused it when sharding)
         # A batch larger than the data is one batch of all of it; say so rather than report fictional speed.
         batch_size = splits.train.batch_size = splits.counts["train"]
         print(f"notice: data.batch_size={cfg.data.batch_size} is larger than the {batch_size} training images; "
@@ -215,18 +236,29 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
         src = splits.train
         whitening = apply_whitening(model, src.images, src.mean, src.std, cfg.train.whitening,
                                     cfg.train.whitening_eps, cfg.train.seed)
+    if dist is not None:
+        if cfg.train.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if dist.rank:  # dropout draws per rank; the weights above came from the run's seed on every rank
+            from cnnlab.train.distributed import rank_seed
+
+            torch.manual_seed(rank_seed(cfg.train.seed, dist.rank))
     phases["build"] = time.perf_counter() - t0
-    # Only now, with data and model known to work, is the run directory created (or locked).
-    holder = lock_run_dir(run_dir) if resume else open_run_dir(run_dir, overwrite=overwrite, kind="train")
+    # Only now, with data and model known to work, is the run directory created (or locked), by rank 0 alone.
+    if not lead:
+        holder = contextlib.nullcontext(run_dir)
+    else:
+        holder = lock_run_dir(run_dir) if resume else open_run_dir(run_dir, overwrite=overwrite, kind="train")
     with holder, contextlib.ExitStack() as cleanup:
-        if not resume:
+        if not resume and lead:
             write_text_atomic(run_dir / CONFIG_FILE, dump_config(user_cfg))
         params = sum(p.numel() for p in model.parameters())
         meta = {"model_name": cfg.model.name, "model_options": dict(cfg.model.options),
                 "input_size": list(data.input_size), "num_classes": data.num_classes, "classes": data.classes,
                 "mean": splits.mean, "std": splits.std, "config": config_to_dict(user_cfg)}
 
-        all_callbacks: list[Callback] = [MetricsLogger(run_dir / "metrics.jsonl"), ProgressPrinter(not quiet)]
+        all_callbacks: list[Callback] = [MetricsLogger(run_dir / "metrics.jsonl"), ProgressPrinter(not quiet)] \
+            if lead else []
         if cfg.train.early_stopping.patience is not None:
             all_callbacks.append(EarlyStopping(cfg.train.early_stopping))
         if cfg.train.unfreeze_every is not None:
@@ -244,22 +276,30 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
             ema = WeightEMA(cfg.train.ema, cfg.train.ema_every)
             all_callbacks.append(ema)
         all_callbacks += callbacks
-        if cfg.train.loggers:
+        if cfg.train.loggers and lead:
             from cnnlab.train.trackers import make_trackers
 
             trackers = make_trackers(cfg.train.loggers, run_dir, config_to_dict(user_cfg), cfg.name)
             cleanup.callback(lambda: [t.finish("failed") for t in trackers])  # no-op for those already finished
             all_callbacks += trackers
-        trainer = Trainer(cfg, model, splits.train, splits.val, run_dir, all_callbacks, meta, quiet)
+        if dist is None:
+            trainer = Trainer(cfg, model, splits.train, splits.val, run_dir, all_callbacks, meta, quiet)
+        else:
+            from cnnlab.train.distributed import comm_failures_as_errors, make_trainer
+
+            trainer = make_trainer(dist, cfg, model, splits.train, splits.val, run_dir, all_callbacks, meta, quiet)
+            cleanup.enter_context(comm_failures_as_errors(dist, run_dir))
         if resume:
             trainer.resume_from(run_dir / "last.pt")
-            changes = record_config_change(run_dir, stored, user_cfg)
+            changes = record_config_change(run_dir, stored, user_cfg) if lead else {}
             changed = "".join(f"; {k}: {a} -> {b}" for k, (a, b) in changes.items())
             trainer.notice(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}{changed}")
         if not quiet:
             trainer.notice(f"training {cfg.model.name} ({params:,} parameters) on {data.name} "
                            f"[{splits.counts['train']} train / {splits.counts['val']} val / "
-                           f"{splits.counts['test']} test] on {device} -> {run_dir}")
+                           f"{splits.counts['test']} test] on {device} -> {run_dir}"
+                           + (f" [{dist.world_size} ranks, {dist.backend}, {batch_size // dist.world_size} "
+                              "images per rank a step]" if dist is not None else ""))
         compile_seconds = None
         if cfg.train.compile:  # compiled and warmed up here, so train_seconds holds no compile time
             from cnnlab.train.fastpath import compile_model
@@ -283,6 +323,8 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
             "train_seconds": round(trainer.train_seconds, 3), "train_images": trainer.images_seen,
             "images_per_second": round(trainer.images_seen / max(trainer.train_seconds, 1e-9), 1),
             "device": str(device), "seed": cfg.train.seed, "versions": versions(),
+            "world_size": 1 if dist is None else dist.world_size,
+            "dist_backend": None if dist is None else dist.backend,
             "input_size": list(data.input_size), "num_classes": data.num_classes,
             "split_sizes": splits.counts, "skipped_images": len(data.skipped),
             "skipped_files": data.skipped[:50], "mean": splits.mean, "std": splits.std,
@@ -306,16 +348,20 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
             elif ema is not None and ema.applied:
                 tested = "ema"
             t0 = time.perf_counter()
-            result = evaluate(model, splits.test, cfg.train.precision, tta=cfg.train.tta)
+            if dist is None:
+                result = evaluate(model, splits.test, cfg.train.precision, tta=cfg.train.tta)
+            else:  # each rank tests its share; the sums are added over ranks
+                result = dist.evaluate(model, splits.test, cfg.train.precision)
             phases["test"] = time.perf_counter() - t0
             summary.update(test_accuracy=result.accuracy, test_loss=result.loss, tested_weights=tested)
             from cnnlab.train.checkpoint import save_checkpoint
 
-            save_checkpoint(run_dir / "final.pt", {"kind": "weights", "model": model.state_dict(),
-                                                   "epoch": trainer.epoch, **meta})
+            if lead:
+                save_checkpoint(run_dir / "final.pt", {"kind": "weights", "model": model.state_dict(),
+                                                       "epoch": trainer.epoch, **meta})
         phases.update(train_steps=trainer.train_seconds, validate=trainer.val_seconds,
                       checkpoints=trainer.checkpoint_seconds)
-        if cfg.train.plots and trainer.step > 0:
+        if cfg.train.plots and trainer.step > 0 and lead:
             t0 = time.perf_counter()
             from cnnlab.report.curves import plot_curves
 
@@ -323,7 +369,8 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
             phases["plots"] = time.perf_counter() - t0
         phases["wall"] = time.perf_counter() - wall_start
         summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}
-        write_json_atomic(run_dir / "summary.json", summary)
+        if lead:
+            write_json_atomic(run_dir / "summary.json", summary)
         for cb in all_callbacks:
             if hasattr(cb, "on_summary"):  # experiment trackers get the final summary
                 cb.on_summary(summary)

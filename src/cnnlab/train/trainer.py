@@ -86,6 +86,11 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._sums = self._zero_sums()
         self._interrupted = False
+        # Distributed runs (cnnlab.train.distributed) change these three: the step runs the
+        # DistributedDataParallel wrapper, images are counted over all ranks, and only rank 0 writes.
+        self.train_model: nn.Module = model
+        self.world_size = 1
+        self.writes_run_dir = True
 
     # ------------------------------------------------------------------ helpers
 
@@ -113,7 +118,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # optim.layer_decay: earlier stages learn slower
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
-            logits = self.model(x)
+            logits = self.train_model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=tc.label_smoothing)
         reg = penalty(self.penalty_weights, self.cfg.optim.l1, self.cfg.optim.l2)
         total = loss if reg is None else loss + reg
@@ -156,14 +161,14 @@ class Trainer:
         check_every_step = self.device.type == "cpu"  # a sync is free on the CPU
         window_start, window_images = time.perf_counter(), 0
         epoch_start = time.perf_counter()
-        self.model.train()
+        self.train_model.train()
         batches = self.train_batches.epoch(self.epoch, start_batch=self.batch_in_epoch)
         step_clock = time.perf_counter()
         for x, y in batches:
             log_now = (self.step + 1) % tc.log_every == 0
             loss, grad_norm, lr = self._train_step(x, y, want_grad_norm=log_now)
-            window_images += len(y)
-            self.images_seen += len(y)
+            window_images += len(y) * self.world_size
+            self.images_seen += len(y) * self.world_size
             if check_every_step or log_now:
                 if not math.isfinite(loss.item()):
                     self.train_seconds += time.perf_counter() - step_clock
@@ -193,8 +198,26 @@ class Trainer:
 
     def _running_accuracy(self) -> float:
         """Training accuracy so far this epoch (the sums are already on the device)."""
-        count = int(self._sums["count"].item())
-        return float(self._sums["correct"].item()) / max(count, 1)
+        sums = self._reduced_sums()
+        count = int(sums["count"].item())
+        return float(sums["correct"].item()) / max(count, 1)
+
+    def _reduced_sums(self) -> dict[str, torch.Tensor]:
+        """The epoch's running sums (over all ranks in a distributed run)."""
+        return self._sums
+
+    def _evaluate(self, batches: DeviceBatches):
+        """Loss and accuracy of the model over ``batches`` (over all ranks' shares in a distributed run)."""
+        return evaluate(self.model, batches, self.cfg.train.precision)
+
+    def _epoch_accuracy(self, count: int) -> float | None:
+        """Training accuracy of the epoch (a task without accuracy, such as detection, returns None)."""
+        return self._reduced_sums()["correct"].item() / count
+
+    def validate(self) -> dict[str, Any]:
+        """Validation metrics of the model as it is now; a detection trainer adds mAP instead of accuracy."""
+        result = self._evaluate(self.val_batches)
+        return {"val_loss": result.loss, "val_accuracy": result.accuracy}
 
     def _stop_nonfinite(self, value: float) -> None:
         self.nonfinite_step = self.step + 1
@@ -209,20 +232,20 @@ class Trainer:
 
     def _end_epoch(self, seconds: float) -> None:
         self._sync()
-        count = max(int(self._sums["count"].item()), 1)
+        sums = self._reduced_sums()
+        count = max(int(sums["count"].item()), 1)
         metrics: dict[str, Any] = {
             "epoch": self.epoch + 1, "step": self.step,
-            "train_loss": self._sums["loss"].item() / count,
-            "train_accuracy": self._sums["correct"].item() / count,
+            "train_loss": sums["loss"].item() / count,
+            "train_accuracy": self._epoch_accuracy(count),
             "val_loss": None, "val_accuracy": None,
             "lr": self.schedule.lr_at(max(self.step - 1, 0)),
             "seconds": seconds,
         }
         if self.val_batches is not None:
             t0 = time.perf_counter()
-            result = evaluate(self.model, self.val_batches, self.cfg.train.precision)
+            metrics.update(self.validate())
             self.val_seconds += time.perf_counter() - t0
-            metrics["val_loss"], metrics["val_accuracy"] = result.loss, result.accuracy
         self.epoch += 1
         self.batch_in_epoch = 0
         self._sums = self._zero_sums()
@@ -306,7 +329,7 @@ class Trainer:
         if self.best_epoch is not None and best_path.exists():
             self.best_state = load_checkpoint(best_path, map_location=self.device)["model"]
         metrics_file = self.run_dir / "metrics.jsonl"
-        if metrics_file.exists():  # drop lines written after this checkpoint
+        if self.writes_run_dir and metrics_file.exists():  # drop lines written after this checkpoint
             with open(metrics_file, "r+") as fh:
                 fh.truncate(state["metrics_bytes"])
 

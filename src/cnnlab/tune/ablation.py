@@ -51,7 +51,7 @@ def _model_has(cfg: Config, option: str) -> bool:
 
 def _augment_is_on(cfg: Config) -> bool:
     a = cfg.data.augment
-    return any(v for k, v in vars(a).items() if k not in ("crop_mode", "erase_size", "flip_mode"))
+    return any(v for k, v in vars(a).items() if k not in ("crop_mode", "erase_size", "min_box", "flip_mode"))  # settings, not ops
 
 
 def _default_augment(cfg: Config) -> dict:
