@@ -64,6 +64,7 @@ class AirbenchNet(ImageClassifier):
         image_size: int = 32,
         widths: list[int] = (64, 256, 256),
         whiten_kernel: int = 2,
+        whiten_padding: int = 0,
         activation: str = "gelu",
         bn_momentum: float = 0.4,
         bn_frozen_scale: bool = True,
@@ -72,6 +73,9 @@ class AirbenchNet(ImageClassifier):
         super().__init__(in_channels, num_classes, image_size, default_image_size=32)
         widths = checks.int_or_list("widths", widths if isinstance(widths, int) else list(widths), 3)
         k = checks.positive_int("whiten_kernel", whiten_kernel, maximum=7)
+        pad = checks.positive_int("whiten_padding", whiten_padding + 1, maximum=k) - 1  # 0..k-1
+        # padding 0 is airbench's (32 -> 31 -> 15 -> 7 -> 3); 1 keeps power-of-two strides (33 -> 16 -> 8 -> 4),
+        # which a detector head on these features needs
         checks.positive_float("logit_scale", logit_scale)
         checks.flag("bn_frozen_scale", bn_frozen_scale)
         if not 0.0 < bn_momentum <= 1.0:
@@ -81,7 +85,7 @@ class AirbenchNet(ImageClassifier):
         act = get_activation(activation)
         whiten = 2 * in_channels * k * k  # eigenvectors of the k x k x C patch covariance, both signs
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, whiten, k, padding=0, bias=True),  # (N, 24, H-1, W-1)
+            nn.Conv2d(in_channels, whiten, k, padding=pad, bias=True),  # (N, 24, H-k+1+2p, W-k+1+2p)
             act(),
             ConvGroup(whiten, widths[0], act, bn_momentum, bn_frozen_scale),  # (N, w0, (H-1)/2, ...)
             ConvGroup(widths[0], widths[1], act, bn_momentum, bn_frozen_scale),
