@@ -5,6 +5,7 @@ nothing half-written)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,7 @@ def test_bad_boxes_are_clipped_or_dropped_with_counts_or_refused_when_strict(tmp
     capsys.readouterr()
     code, _, err = _info(capsys, "voc", root, "data.strict=true")
     assert code == 2 and _one_error_line(err) and "a.xml box 3" in err and "data.strict=false" in err
+    assert re.search(r"box \[[0-9.]+, [0-9.]+, [0-9.]+, [0-9.]+\] ", err), err  # plain numbers, not np.float64(...)
 
 
 def test_missing_image_and_unknown_class(tmp_path, capsys):

@@ -50,6 +50,9 @@ def run(args) -> int:
     from cnnlab.errors import CnnlabError, check_int_range
 
     if is_detection_run(args.run_dir):
+        if args.tta is not None:  # the detector has no TTA: ignoring it would report a non-TTA mAP as TTA
+            raise CnnlabError("--tta applies to classification runs only; a detection run is evaluated "
+                              "without test-time augmentation (drop --tta)")
         return _run_detection(args)
     if args.score_threshold is not None or args.iou_threshold is not None:
         raise CnnlabError("--score-threshold and --iou-threshold apply to detection runs (task: detect) only")

@@ -480,14 +480,14 @@ def check_boxes(ann: Annotation, height: int, width: int, problems: Problems) ->
         x1, y1, x2, y2 = box
         where = f"{ann.source} box {number + 1}"
         if not all(math.isfinite(v) for v in box) or x2 <= x1 or y2 <= y1:
-            problems.add("boxes_invalid", where, f"box {[round(v, 2) for v in box]} has no area")
+            problems.add("boxes_invalid", where, f"box {[round(float(v), 2) for v in box]} has no area")
             continue
         if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-            problems.add("boxes_outside", where, f"box {[round(v, 2) for v in box]} lies outside the "
+            problems.add("boxes_outside", where, f"box {[round(float(v), 2) for v in box]} lies outside the "
                                                  f"{width}x{height} image")
             continue
         if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
-            problems.add("boxes_clipped", where, f"box {[round(v, 2) for v in box]} reaches outside the "
+            problems.add("boxes_clipped", where, f"box {[round(float(v), 2) for v in box]} reaches outside the "
                                                  f"{width}x{height} image")
             boxes[number] = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
         keep.append(number)
