@@ -113,6 +113,7 @@ def test_predict_draws_into_a_marked_folder(trained, tmp_path, capsys):
     (["predict", "{run}", "{img}", "--iou-threshold", "-0.1"], "--iou-threshold -0.1 is out of range"),
     (["eval", "{run}", "--iou-threshold", "2"], "--iou-threshold 2.0 is out of range"),
     (["eval", "{run}", "--tta", "flip"], "--tta applies to classification runs only"),  # was silently ignored
+    (["eval", "{run}", "--top", "0"], "--top applies to classification runs only"),  # was silently ignored
 ])
 def test_bad_thresholds_are_one_line(trained, capsys, argv, message):
     root, run, _ = trained
