@@ -226,10 +226,19 @@ def test_without_a_class_list_the_names_found_are_the_classes(tmp_path, capsys):
     assert code == 0 and err == "" and json.loads(out)["classes"] == ["bird", "cat", "dog"]
 
 
+def _coco_file_name(root, name):
+    path = root / "annotations" / "instances_test.json"
+    doc = json.loads(path.read_text())
+    doc["images"][0]["file_name"] = name
+    path.write_text(json.dumps(doc))
+
+
 @pytest.mark.parametrize("break_it, message", [
     (lambda r: (r / "annotations" / "instances_train.json").write_text('{"images": [}'), "is not valid JSON"),
     (lambda r: (r / "annotations" / "instances_test.json").write_text("[1, 2]"), "needs top-level 'images'"),
     (lambda r: (r / "annotations" / "instances_test.json").unlink(), "has no instances_test.json"),
+    (lambda r: _coco_file_name(r, "../outside.png"), "leaves the dataset folder"),  # was read from outside
+    (lambda r: _coco_file_name(r, "/etc/hostname"), "leaves the dataset folder"),
 ])
 def test_broken_coco_files_are_one_line(tmp_path, capsys, break_it, message):
     root = write_coco(tmp_path / "coco")

@@ -343,6 +343,11 @@ def read_coco_split(path: Path, root: Path, split: str, classes: list[str] | Non
         name = _field(img, "file_name", str, where)
         if image_id in images:
             raise CnnlabError(f"{where} repeats image id {image_id}; each image in 'images' needs its own id")
+        parts = Path(name.replace("\\", "/")).parts
+        if not name or Path(name).is_absolute() or name.startswith(("/", "\\")) or ".." in parts:
+            # like a VOC id that is a path: an image must lie inside the dataset folder
+            raise CnnlabError(f"{where} file_name {name[:60]!r} leaves the dataset folder; give a name relative to "
+                              "its image folder, such as 000000000139.jpg")
         found = next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
         size = None
         if isinstance(img.get("height"), int) and isinstance(img.get("width"), int):
