@@ -131,6 +131,7 @@ def test_bad_thresholds_are_one_line(trained, capsys, argv, message):
     ("detect.strides=[16,8]", "detect.strides"),
     ("detect.box_loss=l1", "detect.box_loss"),
     ("detect.strides=[32]", "strides"),  # the 4-block backbone stops at stride 16
+    ("data.image_size=60", "not a multiple of detect.strides 16"),  # was 'strides [15]; choose among them'
 ])
 def test_bad_detection_config_is_one_line_and_writes_nothing(trained, tmp_path, capsys, override, message):
     root, _, _ = trained
