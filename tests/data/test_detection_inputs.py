@@ -5,6 +5,7 @@ nothing half-written)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,7 @@ def test_bad_boxes_are_clipped_or_dropped_with_counts_or_refused_when_strict(tmp
     capsys.readouterr()
     code, _, err = _info(capsys, "voc", root, "data.strict=true")
     assert code == 2 and _one_error_line(err) and "a.xml box 3" in err and "data.strict=false" in err
+    assert re.search(r"box \[[0-9.]+, [0-9.]+, [0-9.]+, [0-9.]+\] ", err), err  # plain numbers, not np.float64(...)
 
 
 def test_missing_image_and_unknown_class(tmp_path, capsys):
@@ -224,10 +226,19 @@ def test_without_a_class_list_the_names_found_are_the_classes(tmp_path, capsys):
     assert code == 0 and err == "" and json.loads(out)["classes"] == ["bird", "cat", "dog"]
 
 
+def _coco_file_name(root, name):
+    path = root / "annotations" / "instances_test.json"
+    doc = json.loads(path.read_text())
+    doc["images"][0]["file_name"] = name
+    path.write_text(json.dumps(doc))
+
+
 @pytest.mark.parametrize("break_it, message", [
     (lambda r: (r / "annotations" / "instances_train.json").write_text('{"images": [}'), "is not valid JSON"),
     (lambda r: (r / "annotations" / "instances_test.json").write_text("[1, 2]"), "needs top-level 'images'"),
     (lambda r: (r / "annotations" / "instances_test.json").unlink(), "has no instances_test.json"),
+    (lambda r: _coco_file_name(r, "../outside.png"), "leaves the dataset folder"),  # was read from outside
+    (lambda r: _coco_file_name(r, "/etc/hostname"), "leaves the dataset folder"),
 ])
 def test_broken_coco_files_are_one_line(tmp_path, capsys, break_it, message):
     root = write_coco(tmp_path / "coco")

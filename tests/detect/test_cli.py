@@ -84,6 +84,17 @@ def test_predict_json_boxes_are_in_original_pixels(trained, tmp_path, capsys):
     assert got.min() >= 0 and got[:, [0, 2]].max() <= 256 and got[:, [1, 3]].max() <= 128
 
 
+def test_predict_drops_boxes_that_lie_in_the_letterbox_padding(trained, tmp_path, capsys):
+    # A 640x10 strip letterboxes to 64x1 rows of image in 63 rows of padding: at score 0 the model's
+    # many boxes in the padding clip to zero height in the strip; none may come back as a detection.
+    _, run, _ = trained
+    path = tmp_path / "strip.png"
+    Image.fromarray(torch.full((10, 640), 255, dtype=torch.uint8).numpy()).save(path)
+    assert main(["predict", str(run), str(path), "--json", "--score-threshold", "0"]) == 0
+    got = torch.tensor([d["box"] for d in json.loads(capsys.readouterr().out)["predictions"][str(path)]])
+    assert len(got) == 0 or ((got[:, 2] > got[:, 0]) & (got[:, 3] > got[:, 1])).all(), got
+
+
 def test_predict_draws_into_a_marked_folder(trained, tmp_path, capsys):
     root, run, _ = trained
     out = tmp_path / "drawn"
@@ -101,6 +112,8 @@ def test_predict_draws_into_a_marked_folder(trained, tmp_path, capsys):
     (["predict", "{run}", "{img}", "--score-threshold", "1.5"], "--score-threshold 1.5 is out of range"),
     (["predict", "{run}", "{img}", "--iou-threshold", "-0.1"], "--iou-threshold -0.1 is out of range"),
     (["eval", "{run}", "--iou-threshold", "2"], "--iou-threshold 2.0 is out of range"),
+    (["eval", "{run}", "--tta", "flip"], "--tta applies to classification runs only"),  # was silently ignored
+    (["eval", "{run}", "--top", "0"], "--top applies to classification runs only"),  # was silently ignored
 ])
 def test_bad_thresholds_are_one_line(trained, capsys, argv, message):
     root, run, _ = trained
@@ -118,6 +131,7 @@ def test_bad_thresholds_are_one_line(trained, capsys, argv, message):
     ("detect.strides=[16,8]", "detect.strides"),
     ("detect.box_loss=l1", "detect.box_loss"),
     ("detect.strides=[32]", "strides"),  # the 4-block backbone stops at stride 16
+    ("data.image_size=60", "not a multiple of detect.strides 16"),  # was 'strides [15]; choose among them'
 ])
 def test_bad_detection_config_is_one_line_and_writes_nothing(trained, tmp_path, capsys, override, message):
     root, _, _ = trained

@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", help="a run directory written by `cnnlab train`")
     p.add_argument("--data-dir", help="directory holding the datasets")
     p.add_argument("--weights", choices=["final.pt", "best.pt", "last.pt"], help="which checkpoint (default: final)")
-    p.add_argument("--top", type=int, default=16, help="images in top_losses.png, 1 to 256 (default 16)")
+    p.add_argument("--top", type=int, default=None, help="images in top_losses.png, 1 to 256 (default 16)")
     p.add_argument("--tta", choices=["none", "flip", "translate", "flip-translate"],
                    help="test-time augmentation: mean logits over flipped (and shifted) copies "
                         "(default: the run's train.tta)")
@@ -50,11 +50,18 @@ def run(args) -> int:
     from cnnlab.errors import CnnlabError, check_int_range
 
     if is_detection_run(args.run_dir):
+        if args.tta is not None:  # the detector has no TTA: ignoring it would report a non-TTA mAP as TTA
+            raise CnnlabError("--tta applies to classification runs only; a detection run is evaluated "
+                              "without test-time augmentation (drop --tta)")
+        if args.top is not None:  # a detection run draws no top_losses.png
+            raise CnnlabError("--top applies to classification runs only (top_losses.png); drop it for a detection run")
         return _run_detection(args)
     if args.score_threshold is not None or args.iou_threshold is not None:
         raise CnnlabError("--score-threshold and --iou-threshold apply to detection runs (task: detect) only")
     from cnnlab.report.evaluation import MAX_TOP
 
+    if args.top is None:
+        args.top = 16
     check_int_range("--top", args.top, 1, MAX_TOP)  # before the run and the data are loaded
     from cnnlab.report.evaluation import evaluate_run
 

@@ -343,6 +343,11 @@ def read_coco_split(path: Path, root: Path, split: str, classes: list[str] | Non
         name = _field(img, "file_name", str, where)
         if image_id in images:
             raise CnnlabError(f"{where} repeats image id {image_id}; each image in 'images' needs its own id")
+        parts = Path(name.replace("\\", "/")).parts
+        if not name or Path(name).is_absolute() or name.startswith(("/", "\\")) or ".." in parts:
+            # like a VOC id that is a path: an image must lie inside the dataset folder
+            raise CnnlabError(f"{where} file_name {name[:60]!r} leaves the dataset folder; give a name relative to "
+                              "its image folder, such as 000000000139.jpg")
         found = next((f / name for f in folders if (f / name).is_file()), folders[0] / name)
         size = None
         if isinstance(img.get("height"), int) and isinstance(img.get("width"), int):
@@ -480,14 +485,14 @@ def check_boxes(ann: Annotation, height: int, width: int, problems: Problems) ->
         x1, y1, x2, y2 = box
         where = f"{ann.source} box {number + 1}"
         if not all(math.isfinite(v) for v in box) or x2 <= x1 or y2 <= y1:
-            problems.add("boxes_invalid", where, f"box {[round(v, 2) for v in box]} has no area")
+            problems.add("boxes_invalid", where, f"box {[round(float(v), 2) for v in box]} has no area")
             continue
         if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-            problems.add("boxes_outside", where, f"box {[round(v, 2) for v in box]} lies outside the "
+            problems.add("boxes_outside", where, f"box {[round(float(v), 2) for v in box]} lies outside the "
                                                  f"{width}x{height} image")
             continue
         if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
-            problems.add("boxes_clipped", where, f"box {[round(v, 2) for v in box]} reaches outside the "
+            problems.add("boxes_clipped", where, f"box {[round(float(v), 2) for v in box]} reaches outside the "
                                                  f"{width}x{height} image")
             boxes[number] = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
         keep.append(number)

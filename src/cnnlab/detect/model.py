@@ -61,6 +61,10 @@ class FeatureTaps(nn.Module):
             raise CnnlabError(f"the backbone's features are a {type(features).__name__}, not an nn.Sequential; "
                               "the detector taps the stages of a sequential backbone (any registered cnnlab model)")
         h, w = input_size[1:]
+        bad = [s for s in strides if h % s or w % s]
+        if bad:  # else the maps' strides are fractions (50 / 4 cells = 12.5) and the error below would name them
+            raise CnnlabError(f"the input {h}x{w} is not a multiple of detect.strides {bad[-1]}; set "
+                              f"data.image_size to a multiple of {max(strides)}, e.g. {max(strides) * max(1, round(max(h, w) / max(strides)))}")
         stage_strides, stage_channels = measure_stages(features, input_size)
         self.taps: list[int] = []
         for stride in strides:

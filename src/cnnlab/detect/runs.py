@@ -172,6 +172,9 @@ def predict_detection_files(run_dir, paths: list[str], out_dir=None, overwrite: 
         x = run.normalize(image.unsqueeze(0).float() / 255.0)  # (1, C, S, S)
         det = postprocess(model(x), points, image_size=(s, s), **opts)[0]
         boxes = unletterbox_boxes(det["boxes"], scale, pad, (h, w))  # original pixels, clipped
+        # A box wholly in the letterbox padding clips to no area in the original image: not a detection.
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # (K,)
+        boxes, det = boxes[keep], {k: v[keep] for k, v in det.items()}
         items = [{"box": [round(float(v), 2) for v in box], "label": run.classes[int(lab)], "score": round(float(sc), 4)}
                  for box, lab, sc in zip(boxes, det["labels"], det["scores"])]
         results.append({"image": str(path), "width": w, "height": h, "detections": items})

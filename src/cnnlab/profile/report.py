@@ -78,7 +78,8 @@ def format_timings(timings: Sequence[Timing]) -> str:
         t = timings[0]
         note = (f"\nmedian of {t.repeats} timed calls after {t.warmup} warm-up calls"
                 f"{'; CPU threads: ' + str(t.threads) if t.device == 'cpu' else ''}; "
-                "train_step = forward + cross-entropy + backward + SGD update (on a copy of the model)")
+                "train_step = forward + loss (cross-entropy on class logits, else the outputs' mean, e.g. a detector) "
+                "+ backward + SGD update (on a copy of the model)")
     return _grid(header, rows, right={2, 3, 4, 5, 6}) + note
 
 
