@@ -68,3 +68,18 @@ def test_resume_lock_adopts_an_old_unmarked_run_and_excludes_others(tmp_path):
             with lock_run_dir(old):
                 pass
     assert is_run_dir(old) and (old / "config.yaml").read_text() == "name: x\n"
+
+
+def test_an_existing_directory_suggests_resume_only_where_the_command_has_it(tmp_path):
+    out = tmp_path / "run"
+    with open_run_dir(out, kind="predict"):
+        pass
+    with pytest.raises(CnnlabError) as plain:
+        check_out_dir(out, overwrite=False)
+    assert "--overwrite" in str(plain.value) and "--resume" not in str(plain.value)
+    with pytest.raises(CnnlabError, match="--resume to continue it"):
+        check_out_dir(out, overwrite=False, resumable=True)
+    with pytest.raises(CnnlabError) as predict:  # predict --out, make-scenes --out have no --resume
+        with open_run_dir(out, kind="predict"):
+            pass
+    assert "--resume" not in str(predict.value)

@@ -133,11 +133,15 @@ def _busy_error(path: Path, pid: int | None) -> CnnlabError:
                        "or choose another --out")
 
 
-def check_out_dir(path: str | os.PathLike, overwrite: bool) -> None:
+RESUMABLE_KINDS = ("train", "sweep")  # the commands that have a --resume to suggest
+
+
+def check_out_dir(path: str | os.PathLike, overwrite: bool, *, resumable: bool = False) -> None:
     """Validate an output directory before any work: one-line errors, nothing created or deleted.
 
     A missing path must be creatable; an existing one is refused unless ``overwrite``, and then
     it must be a marked run directory that no other process is using. Symlinks are refused.
+    ``resumable`` says the calling command has ``--resume``, so the refusal may suggest it.
     """
     path = Path(path)
     _check_name_lengths(path, _nearest_existing(path))  # before any stat(), which fails on such names
@@ -148,8 +152,9 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool) -> None:
         _check_can_create(path)
         return
     if not overwrite:
+        resume = "--resume to continue it, " if resumable else ""
         raise CnnlabError(f"output directory {path} already exists; pass --overwrite to replace it, "
-                          "--resume to continue it, or choose another --out")
+                          f"{resume}or choose another --out")
     if not path.is_dir():
         raise CnnlabError(f"refusing to overwrite {path}: it is a file, not a cnnlab run directory")
     if not is_run_dir(path) and not _is_empty(path):
@@ -261,7 +266,7 @@ def open_run_dir(path: str | os.PathLike, *, overwrite: bool = False, kind: str 
     normally or not; the directory and what was written stays.
     """
     path = Path(path)
-    check_out_dir(path, overwrite)  # again: the world may have changed while the data loaded
+    check_out_dir(path, overwrite, resumable=kind in RESUMABLE_KINDS)  # again: the world may have changed meanwhile
     try:
         fd = _take_existing(path, kind) if path.exists() else _create(path, kind)
     except OSError as exc:

@@ -162,7 +162,7 @@ def train(
     else:
         run_dir = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
         if lead:
-            check_out_dir(run_dir, overwrite)
+            check_out_dir(run_dir, overwrite, resumable=True)
         stored = None
     with restored_torch_state(), process_group(cfg, launch) as dist:
         if dist is not None:

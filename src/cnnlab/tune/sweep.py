@@ -433,7 +433,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *, storage_
     # More processes than 4 per core only fight over the CPU (and 100,000 would fork a storm).
     check_int_range("--workers", workers, 1, 4 * (os.cpu_count() or 1), "more workers than 4 per CPU only slow each other")
     out = Path(out) if out is not None else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite, resumable=True)
     study_name = study_name or spec.name
     n_trials = trials or spec.trials
     if spec.sampler["name"] == "grid" and spec.grid_size() > n_trials:
