@@ -31,7 +31,6 @@ from cnnlab.fileio import write_json_atomic, write_text_atomic
 from cnnlab.rundir import lock_run_dir, open_run_dir
 from cnnlab.runs import CONFIG_FILE, build_model, resolve_device
 from cnnlab.train.callbacks import Callback, EarlyStopping, MetricsLogger, ProgressPrinter
-from cnnlab.train.optim import penalty
 from cnnlab.train.trainer import Trainer
 
 
@@ -45,32 +44,12 @@ class DetectionTrainer(Trainer):
         self.points = self.model.points().to(self.device)  # (A, 2)
         self.point_strides = self.model.point_strides().to(self.device)  # (A,)
 
-    def _train_step(self, x: torch.Tensor, targets, want_grad_norm: bool):
-        tc = self.cfg.train
-        lr = self.schedule.lr_at(self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
-            pred = self.model(x)  # (B, A, 5 + K)
+    def _step_loss(self, x: torch.Tensor, targets) -> tuple[torch.Tensor, None]:
+        """The detection loss of a batch (boxes, objectness, classes); a detector has no accuracy."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
+            pred = self.train_model(x)  # (B, A, 5 + K)
         parts = self.loss_fn(pred.float(), self.points, self.point_strides, targets.boxes, targets.labels)
-        loss = parts["loss"]
-        reg = penalty(self.penalty_weights, self.cfg.optim.l1, self.cfg.optim.l2)
-        total = loss if reg is None else loss + reg
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if tc.clip_value is not None:
-            torch.nn.utils.clip_grad_value_(self.params, tc.clip_value)
-        grad_norm = None
-        if tc.clip_norm is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, tc.clip_norm)
-        elif want_grad_norm:
-            grads = [p.grad for p in self.params if p.grad is not None]
-            grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        self.optimizer.step()
-        with torch.no_grad():
-            self._sums["loss"] += loss.detach().double() * len(targets)
-            self._sums["count"] += len(targets)
-        return loss.detach(), grad_norm, lr
+        return parts["loss"], None
 
     def _running_accuracy(self):
         return None  # detection has no accuracy; mAP is measured on validation

@@ -117,9 +117,7 @@ class Trainer:
         lr = self.schedule.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # optim.layer_decay: earlier stages learn slower
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
-            logits = self.train_model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=tc.label_smoothing)
+        loss, correct = self._step_loss(x, y)
         reg = penalty(self.penalty_weights, self.cfg.optim.l1, self.cfg.optim.l2)
         total = loss if reg is None else loss + reg
         self.optimizer.zero_grad(set_to_none=True)
@@ -135,9 +133,23 @@ class Trainer:
         self.optimizer.step()
         with torch.no_grad():
             self._sums["loss"] += loss.detach().double() * len(y)
-            self._sums["correct"] += (logits.argmax(1) == y).sum()
+            if correct is not None:
+                self._sums["correct"] += correct
             self._sums["count"] += len(y)
         return loss.detach(), grad_norm, lr
+
+    def _step_loss(self, x: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's training loss and its count of correct predictions (None for a task without accuracy).
+
+        The one part of a step a task changes (detection: its box, objectness and class loss);
+        learning rate, regularisation, clipping and the optimizer step stay in ``_train_step``.
+        """
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
+            logits = self.train_model(x)  # (B, classes)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.train.label_smoothing)
+        with torch.no_grad():
+            correct = (logits.argmax(1) == y).sum()
+        return loss, correct
 
     # ------------------------------------------------------------------ the loop
 
