@@ -188,3 +188,18 @@ def test_detection_under_torchrun_is_refused_in_one_line(tmp_path, monkeypatch):
         train(load_config("detect-raccoon"), out_dir=tmp_path / "run")
     assert getattr(info.value, "every_rank", False) and "\n" not in str(info.value)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override", ["train.ema=0.99", "train.lookahead=0.5", "train.tta=flip",
+                                      "train.whitening=init", "train.compile=true", "train.gpu_fast=true"])
+def test_classification_speed_options_are_refused_for_detection(tmp_path, override):
+    # these parts are wired into the classification run only: silently ignoring them would mislead
+    from cnnlab.config import load_config
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.run import train
+
+    cfg = load_config("detect-raccoon", [override])
+    with pytest.raises(CnnlabError, match=r"not supported with task=detect") as info:
+        train(cfg, out_dir=tmp_path / "run")
+    assert override.split("=")[0] in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "run").exists()

@@ -118,7 +118,6 @@ def run_preview(args) -> int:
     from cnnlab.data.augment import BatchAugment
     from cnnlab.data.datasets import load_dataset
     from cnnlab.errors import CnnlabError
-    from cnnlab.fileio import atomic_path
     from cnnlab.report.plots import image_grid_axes, show_image
 
     if not 1 <= args.count <= MAX_COUNT:
@@ -144,6 +143,15 @@ def run_preview(args) -> int:
         show_image(ax, img)
         ax.set_title(data.classes[int(label)], fontsize=8)
     fig.suptitle(f"{data.name}: {'augmented' if args.augment else 'raw'} training samples", fontsize=10)
+    _save_preview(plt, fig, out)
+    return 0
+
+
+def _save_preview(plt, fig, out: Path) -> None:
+    """Write a preview figure atomically (a failed write leaves no partial PNG) and close it."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.fileio import atomic_path
+
     fig.tight_layout()
     try:
         with atomic_path(out) as tmp:
@@ -153,7 +161,6 @@ def run_preview(args) -> int:
     finally:
         plt.close(fig)
     notice(f"wrote {out}")
-    return 0
 
 
 def _detection_info(cfg, as_json: bool) -> int:
@@ -195,7 +202,6 @@ def _detection_preview(cfg, args, out: Path) -> int:
     from cnnlab.data.box_augment import augment_detection_batch
     from cnnlab.data.detection import read_detection_dataset
     from cnnlab.errors import CnnlabError
-    from cnnlab.fileio import atomic_path
     from cnnlab.report.plots import image_grid_axes, show_image
 
     train, _, classes, _, _ = read_detection_dataset(cfg)
@@ -221,15 +227,7 @@ def _detection_preview(cfg, args, out: Path) -> int:
             ax.text(x1 - 0.5, y1 - 1, classes[k], color="lime", fontsize=6, va="bottom")
         ax.set_title(f"{len(box)} box" + ("" if len(box) == 1 else "es"), fontsize=8)
     fig.suptitle(f"{cfg.name}: {'augmented' if args.augment else 'raw'} training images with boxes", fontsize=10)
-    fig.tight_layout()
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-    except OSError as exc:
-        raise CnnlabError(f"cannot write --out {out}: {exc.strerror or exc}; choose a writable path") from None
-    finally:
-        plt.close(fig)
-    notice(f"wrote {out}")
+    _save_preview(plt, fig, out)
     return 0
 
 

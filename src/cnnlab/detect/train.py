@@ -88,6 +88,18 @@ def _input_stats(cfg: Config, splits, notice) -> tuple[list[float] | None, list[
     return mean, std
 
 
+def _refuse_classification_speed_options(cfg: Config) -> None:
+    """The speed parts wired into the classification run only; set on a detector they would be ignored."""
+    tc = cfg.train
+    unused = {"train.whitening": tc.whitening != "none", "train.ema": tc.ema is not None,
+              "train.lookahead": tc.lookahead is not None, "train.tta": tc.tta != "none",
+              "train.compile": tc.compile, "train.gpu_fast": tc.gpu_fast}
+    named = [key for key, is_set in unused.items() if is_set]
+    if named:
+        raise CnnlabError(f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} not supported with task=detect "
+                          "yet (detection training would ignore it); remove it from the config")
+
+
 def train_detection(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None,
                     callbacks: list[Callback], quiet: bool) -> dict[str, Any]:
     """The body of :func:`cnnlab.train.run.train` for ``task: detect`` (out dir checked, torch state guarded)."""
@@ -99,6 +111,7 @@ def train_detection(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | 
     if cfg.train.early_stopping.monitor == "val_accuracy":
         raise CnnlabError("train.early_stopping.monitor=val_accuracy has no meaning for detection; "
                           "set it to val_map50 or val_loss")
+    _refuse_classification_speed_options(cfg)
     wall_start = time.perf_counter()
     phases: dict[str, float] = {}
     if cfg.train.threads:
