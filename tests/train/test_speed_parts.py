@@ -396,3 +396,29 @@ def test_interrupted_run_with_ema_and_lookahead_resumes_exactly(tmp_path):
     a = torch.load(tmp_path / "straight" / "final.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "resumed" / "final.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_airbench_identity_init_makes_each_3x3_conv_pass_its_input_channels_through():
+    from cnnlab.models.airbench import AirbenchNet
+
+    torch.manual_seed(0)
+    net = AirbenchNet(widths=[8, 16, 16])
+    convs = [m for m in net.features.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 6
+    for conv in convs:
+        n = min(conv.in_channels, conv.out_channels)
+        x = torch.randn(2, conv.in_channels, 5, 5)
+        assert torch.allclose(conv(x)[:, :n], x[:, :n])  # filter i copies channel i
+        if conv.out_channels > n:
+            assert conv.weight[n:].abs().sum() > 0  # the rest keep their random init
+    plain = AirbenchNet(widths=[8, 16, 16], identity_init=False)
+    conv = [m for m in plain.features.modules() if isinstance(m, torch.nn.Conv2d)][2]
+    assert not torch.allclose(conv(torch.ones(1, 8, 5, 5))[:, :8], torch.ones(1, 8, 5, 5))
+
+
+def test_airbench_identity_init_must_be_a_flag():
+    from cnnlab.errors import CnnlabError
+    from cnnlab.models.airbench import AirbenchNet
+
+    with pytest.raises(CnnlabError, match="identity_init"):
+        AirbenchNet(widths=[8, 16, 16], identity_init="yes")
