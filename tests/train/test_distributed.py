@@ -113,6 +113,15 @@ def test_eval_shards_and_reduced_metrics_equal_the_whole_split():
         assert reduced.count == whole.count == 37
         assert reduced.accuracy == pytest.approx(whole.accuracy, abs=1e-12)
         assert reduced.loss == pytest.approx(whole.loss, rel=1e-6)
+    # with test-time augmentation too (the final test of a DDP run with train.tta)
+    conv = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Flatten(), nn.Linear(3 * 6 * 6, 10))
+    images = DeviceBatches(torch.randint(0, 256, (23, 1, 8, 8), dtype=torch.uint8), torch.randint(0, 10, (23,)), 4)
+    for tta in ("flip", "flip-translate"):
+        whole, plain = evaluate(conv, images, tta=tta), evaluate(conv, images)
+        assert whole.loss != pytest.approx(plain.loss, rel=1e-6)  # TTA changes the logits
+        reduced = metrics_from_sums(sum(shard_sums(conv, eval_shard(images, r, 3), tta=tta) for r in range(3)))
+        assert (reduced.count, reduced.accuracy) == (23, pytest.approx(whole.accuracy, abs=1e-12))
+        assert reduced.loss == pytest.approx(whole.loss, rel=1e-6)
     # the trainer's running sums survive the float64 packing all_reduce sends
     sums = {"loss": torch.tensor(12.5, dtype=torch.float64), "correct": torch.tensor(41), "count": torch.tensor(64)}
     two = unpack_sums(pack_sums(sums) + pack_sums(sums))
@@ -179,7 +188,7 @@ def test_two_ranks_train_mnist_fast_like_one_process(tmp_path, mnist_root):
     """Same run-directory files, one summary.json, metrics over the whole training set, >= 98%."""
     from cnnlab.train.run import train
 
-    overrides = [*FAST, "data.limit_train=30000"]
+    overrides = [*FAST, "data.limit_train=30000", "train.tta=flip"]  # the final test with TTA on both
     single = train(load_config("mnist-fast", overrides), tmp_path / "one", quiet=True)
     run = tmp_path / "two"
     proc = torchrun(["-m", "cnnlab", "train", "mnist-fast", *overrides, "--out", str(run), "--json"])
@@ -193,6 +202,12 @@ def test_two_ranks_train_mnist_fast_like_one_process(tmp_path, mnist_root):
     assert (single["world_size"], single["dist_backend"]) == (1, None)
     assert summary["test_accuracy"] >= 0.98
     assert abs(summary["test_accuracy"] - single["test_accuracy"]) < 0.01
+    # the ranks' final test used the run's TTA: re-scoring final.pt in one process gives the same loss
+    from cnnlab.report.evaluation import evaluate_run
+
+    with_tta, without = (evaluate_run(run, tta=mode, top=1) for mode in ("flip", "none"))
+    assert summary["test_loss"] == pytest.approx(with_tta["test_loss"], rel=1e-5)
+    assert summary["test_loss"] != pytest.approx(without["test_loss"], rel=1e-5)
     # metrics reduced over ranks: every image of the epoch counted once, the steps of one process
     assert summary["train_images"] == single["train_images"] == 30000 // 128 * 128
     assert summary["steps"] == single["steps"] and summary["batch_size"] == 128

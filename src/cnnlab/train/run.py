@@ -350,8 +350,8 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
             t0 = time.perf_counter()
             if dist is None:
                 result = evaluate(model, splits.test, cfg.train.precision, tta=cfg.train.tta)
-            else:  # each rank tests its share; the sums are added over ranks
-                result = dist.evaluate(model, splits.test, cfg.train.precision)
+            else:  # each rank tests its share (TTA is per image, so shards need nothing more); sums added over ranks
+                result = dist.evaluate(model, splits.test, cfg.train.precision, tta=cfg.train.tta)
             phases["test"] = time.perf_counter() - t0
             summary.update(test_accuracy=result.accuracy, test_loss=result.loss, tested_weights=tested)
             from cnnlab.train.checkpoint import save_checkpoint
