@@ -42,8 +42,9 @@ def run_row(run_dir: Path, target: float) -> dict:
     epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
               if line.strip() and json.loads(line).get("type") == "epoch"]
     cfg = load_config(str(run_dir / "config.yaml"))
+    options = {"image_size": summary["input_size"][1], **cfg.model.options}
     model = create_model(cfg.model.name, num_classes=summary["num_classes"], in_channels=summary["input_size"][0],
-                         image_size=summary["input_size"][1], **cfg.model.options)
+                         **options)
     macs = profile_model(model, tuple(summary["input_size"])).macs
     curve, seconds, reached_at = [], 0.0, None
     per_epoch_images = summary["train_images"] / max(summary["epochs"], 1)
