@@ -13,9 +13,9 @@ measured the same way, so their times compare directly when they ran on the same
 same load (say so in ``--note``).
 
 The bound: training one image costs about ``6 x MACs`` FLOPs (forward 2, backward 4), so at the
-float32 matmul rate measured here with the runs' thread count, no implementation of that network
-could process its images faster; ``bound_seconds_to_target`` is the images the run needed at that
-rate.
+best float32 rate measured here with the runs' thread count (a large matmul or 3x3 convolution,
+see cifar_cpu_rates.peak_gflops), no implementation of that network could process its images
+faster; ``bound_seconds_to_target`` is the images the run needed at that rate.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cifar_cpu_rates import matmul_gflops  # noqa: E402  (a sibling benchmark script)
+from cifar_cpu_rates import peak_gflops  # noqa: E402  (a sibling benchmark script)
 
 from cnnlab.bench.results_io import write_result  # noqa: E402
 
@@ -79,12 +79,13 @@ def main() -> None:
     args = parser.parse_args()
     rows = [run_row(r, args.target) for r in args.runs]
     threads = sorted({r["threads"] or 1 for r in rows})
-    gflops = {t: matmul_gflops(t) for t in threads}
+    peaks = {t: peak_gflops(t) for t in threads}
+    gflops = {t: p["ceiling"] for t, p in peaks.items()}
     print(f"{'preset':<26}{'M MACs':>8}{'img/s':>8}{'bound img/s':>12}{'final test':>11}"
           f"{'s to ' + format(args.target, '.0%'):>10}{'bound s':>9}")
     for r in rows:
         rate = gflops[r["threads"] or 1] * 1e9 / (6 * r["macs_per_image"])
-        r["matmul_gflops"] = gflops[r["threads"] or 1]
+        r["peak_gflops"] = peaks[r["threads"] or 1]
         r["bound_images_per_second"] = rate
         r["bound_seconds_to_target"] = r["images_to_target"] / rate if r["reached"] else None
         reached = f"{r['seconds_to_target']:.0f}" if r["reached"] else "-"
