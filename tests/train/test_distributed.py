@@ -188,7 +188,7 @@ def test_two_ranks_train_mnist_fast_like_one_process(tmp_path, mnist_root):
     """Same run-directory files, one summary.json, metrics over the whole training set, >= 98%."""
     from cnnlab.train.run import train
 
-    overrides = [*FAST, "data.limit_train=30000", "train.tta=flip"]  # the final test with TTA on both
+    overrides = [*FAST, "data.limit_train=30000", "train.tta=translate"]  # the final test with TTA on both
     single = train(load_config("mnist-fast", overrides), tmp_path / "one", quiet=True)
     run = tmp_path / "two"
     proc = torchrun(["-m", "cnnlab", "train", "mnist-fast", *overrides, "--out", str(run), "--json"])
@@ -205,7 +205,7 @@ def test_two_ranks_train_mnist_fast_like_one_process(tmp_path, mnist_root):
     # the ranks' final test used the run's TTA: re-scoring final.pt in one process gives the same loss
     from cnnlab.report.evaluation import evaluate_run
 
-    with_tta, without = (evaluate_run(run, tta=mode, top=1) for mode in ("flip", "none"))
+    with_tta, without = (evaluate_run(run, tta=mode, top=1) for mode in ("translate", "none"))
     assert summary["test_loss"] == pytest.approx(with_tta["test_loss"], rel=1e-5)
     assert summary["test_loss"] != pytest.approx(without["test_loss"], rel=1e-5)
     # metrics reduced over ranks: every image of the epoch counted once, the steps of one process
