@@ -1,4 +1,4 @@
-"""``cnnlab bench train|conv|explain|transfer|sweep|detect``: parses the options and calls the benchmarks in :mod:`cnnlab.bench`."""
+"""``cnnlab bench train|conv|explain|transfer|sweep|speedrun|ddp|detect``: parses the options and calls the benchmarks in :mod:`cnnlab.bench`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ def register(subparsers) -> None:
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
+def _add_result_args(p, out_dir: str = "benchmarks/results", data_dir: bool = False) -> None:
+    """The options every benchmark shares: [--data-dir], --out-dir (where the JSON goes), --json."""
+    if data_dir:
+        p.add_argument("--data-dir", help="directory holding the datasets")
+    p.add_argument("--out-dir", default=out_dir, help="where the JSON result goes")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+
+
 def _description(module) -> str | None:
     """The second paragraph of a benchmark module's docstring (the first is its title)."""
     parts = (module.__doc__ or "").split("\n\n")
@@ -40,9 +48,7 @@ def _register_train(subparsers) -> None:
     p.add_argument("--baseline", required=True, help="the preset to compare with, e.g. mnist-classic")
     p.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (default 0.99)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per preset (default 3)")
-    p.add_argument("--data-dir", help="directory holding the datasets")
-    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_result_args(p, data_dir=True)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to both presets")
     p.set_defaults(func=run_train)
 
@@ -135,8 +141,7 @@ def _register_explain(subparsers) -> None:
     p.add_argument("--width", type=int, default=defaults.width, help="ResNet-9 width (default 64)")
     p.add_argument("--methods", nargs="+", default=None, metavar="CASE",
                    help=f"cases to run (default all: {', '.join(explain.CASES)})")
-    p.add_argument("--out-dir", default=defaults.out_dir, help="where the JSON result goes")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    _add_result_args(p, out_dir=defaults.out_dir)
     p.set_defaults(func=run_explain)
 
 
@@ -167,9 +172,7 @@ def _register_transfer(subparsers) -> None:
     p.add_argument("--models", default=",".join(transfer.INFERENCE_MODELS),
                    help="inference models (default mnist-fast,resnet9,resnet18)")
     p.add_argument("--threads", type=int, default=1, help="threads for PyTorch and ONNX Runtime (default 1)")
-    p.add_argument("--data-dir", help="directory holding the datasets")
-    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_result_args(p, data_dir=True)
     p.set_defaults(func=run_transfer)
 
 
@@ -199,8 +202,7 @@ def _register_sweep(subparsers) -> None:
     p.add_argument("--trials", type=int, help="trials per sweep (default: the spec's)")
     p.add_argument("--no-workers", action="store_true", help="skip the 2-worker sweep")
     p.add_argument("--work-dir", help="where the three sweep directories go (default runs/bench-sweep-<time>)")
-    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_result_args(p)
     p.set_defaults(func=run_sweep)
 
 
@@ -224,9 +226,7 @@ def _register_speedrun(subparsers) -> None:
                               description=_description(speedrun))
     p.add_argument("preset", help="the preset to run, e.g. mnist-speedrun")
     p.add_argument("--runs", type=int, default=5, help="runs, seeds 0..N-1 (default 5)")
-    p.add_argument("--data-dir", help="directory holding the datasets")
-    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_result_args(p, data_dir=True)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every run")
     p.set_defaults(func=run_speedrun)
 
@@ -251,9 +251,7 @@ def _register_ddp(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1, help="threads per rank (default 1); the one process gets "
                    "ranks x threads")
     p.add_argument("--repeats", type=int, default=1, help="runs of each setup, order alternating (default 1)")
-    p.add_argument("--data-dir", help="directory holding the datasets")
-    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_result_args(p, data_dir=True)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for both setups "
                    "(default train.epochs=1 train.plots=false)")
     p.set_defaults(func=run_ddp)
@@ -283,8 +281,7 @@ def _register_detect(subparsers) -> None:
     p.add_argument("--infer-batch", type=int, default=32, help="inference batch (default 32)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--budget", type=float, default=3.0, help="seconds of timed calls per measurement (default 3)")
-    p.add_argument("--out-dir", default="benchmarks/results", help="where the JSON result goes")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_result_args(p)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the preset (e.g. model.width=32)")
     p.set_defaults(func=run_detect)
 

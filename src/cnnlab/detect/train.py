@@ -202,11 +202,7 @@ def train_detection(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | 
         elif trainer.stop_reason == "interrupted":
             summary.update(test_map50=None, test_map=None)
         else:
-            es = cfg.train.early_stopping
-            tested = "last"
-            if es.patience is not None and es.restore_best and trainer.best_state is not None:
-                model.load_state_dict(trainer.best_state)
-                tested = f"best (epoch {trainer.best_epoch})"
+            tested = trainer.restore_best_for_test() or "last"
             t0 = time.perf_counter()
             result = evaluate_detector(model, test_batches, cfg.detect, classes)
             phases["test"] = time.perf_counter() - t0

@@ -340,13 +340,7 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
         elif trainer.stop_reason == "interrupted":
             summary.update(test_accuracy=None)
         else:
-            es = cfg.train.early_stopping
-            tested = "last"
-            if es.patience is not None and es.restore_best and trainer.best_state is not None:
-                model.load_state_dict(trainer.best_state)
-                tested = f"best (epoch {trainer.best_epoch})"
-            elif ema is not None and ema.applied:
-                tested = "ema"
+            tested = trainer.restore_best_for_test() or ("ema" if ema is not None and ema.applied else "last")
             t0 = time.perf_counter()
             if dist is None:
                 result = evaluate(model, splits.test, cfg.train.precision, tta=cfg.train.tta)

@@ -285,6 +285,18 @@ class Trainer:
             "val": self.best_val, **self.extra_checkpoint})
         self.checkpoint_seconds += time.perf_counter() - t0
 
+    def restore_best_for_test(self) -> str | None:
+        """Load the early-stopping best weights into the model when the config asks for them.
+
+        Returns what the test will score (``"best (epoch N)"``), or None when the model keeps the
+        weights it has (the last ones, or an EMA a callback swapped in).
+        """
+        es = self.cfg.train.early_stopping
+        if es.patience is None or not es.restore_best or self.best_state is None:
+            return None
+        self.model.load_state_dict(self.best_state)
+        return f"best (epoch {self.best_epoch})"
+
     def _save_last(self) -> None:
         t0 = time.perf_counter()
         metrics_file = self.run_dir / "metrics.jsonl"
