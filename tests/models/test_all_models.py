@@ -66,6 +66,32 @@ def test_convnet_options_shape_the_network():
     assert sum(p.numel() for p in create_model("lenet5").parameters()) == 61706
 
 
+def test_convnet_stride_equals_a_hand_built_torch_network():
+    """mnist-speedrun's stem: a stride-2 conv instead of conv + pool at 28x28, "same" padding = ceil(in / stride)."""
+    from torch import nn
+
+    net = create_model("convnet", blocks=3, filters=[8, 16, 64], stride=[2, 1, 1], pool=["none", "max", "max"],
+                       pool_first=True, dense=0).eval()
+    ref = nn.Sequential(
+        nn.Conv2d(1, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),         # 28 -> 14
+        nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(16), nn.ReLU(),  # -> 7
+        nn.Conv2d(16, 64, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(64), nn.ReLU(),  # -> 3
+        nn.Flatten(), nn.Linear(64 * 3 * 3, 10)).eval()
+    ours, theirs = list(net.state_dict().values()), ref.state_dict()
+    assert [tuple(t.shape) for t in ours] == [tuple(t.shape) for t in theirs.values()]
+    gen = torch.Generator().manual_seed(0)
+    ref.load_state_dict({k: torch.randn(v.shape, generator=gen).abs() if "running_var" in k else
+                         torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
+                         for k, v in theirs.items()})
+    net.load_state_dict(dict(zip(net.state_dict(), ref.state_dict().values())))
+    x = torch.randn(4, 1, 28, 28, generator=gen)
+    torch.testing.assert_close(net(x), ref(x))
+    # odd sizes round up, as "same" padding does without a stride: 7 -> 4 (stride 2), 7 -> 3 (stride 3)
+    for stride, side in ((2, 4), (3, 3)):
+        odd = create_model("convnet", blocks=1, filters=4, stride=stride, pool="none", dense=0, image_size=7)
+        assert odd.features(torch.randn(1, 1, 7, 7)).shape[-2:] == (side, side)
+
+
 # Models in their less common forms too: the activation checks below must hold for every shape a config can give.
 VARIANTS = [(name, {}) for name in list_models()] + [
     ("convnet", {"norm_position": "after", "pool_first": True, "dense": [16, 8], "convs_per_block": 2,

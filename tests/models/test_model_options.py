@@ -42,6 +42,10 @@ BAD_OPTIONS = [
     ("convnet", {"blocks": 10**6}, "blocks"),
     ("convnet", {"blocks": 30, "pool": "none"}, "filters"),  # 32 doubled 29 times
     ("convnet", {"padding": "foo"}, "padding"),
+    ("convnet", {"stride": 0}, "stride"),
+    ("convnet", {"stride": "2"}, "stride"),
+    ("convnet", {"stride": [2, 1, 1]}, "stride"),  # blocks=2
+    ("convnet", {"stride": [64, 1]}, "shrink"),  # 28 -> 1 pixel, then a 2x2 pool
     ("convnet", {"padding": -1}, "padding"),
     ("convnet", {"convs_per_block": 0}, "convs_per_block"),
     ("convnet", {"pool": "mean"}, "pool"),

@@ -71,14 +71,18 @@ class ConvBlock(nn.Sequential):
         dropout: float,
         convs: int = 1,
         pool_first: bool = False,
+        stride: int = 1,
     ) -> None:
         pool_layer = {"max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2)}.get(pool)
         layers: list[nn.Module] = []
         for i in range(convs):
             has_norm = not isinstance(norm_layer(out_ch), nn.Identity)
-            layers.append(
-                conv_layer(in_ch if i == 0 else out_ch, out_ch, kernel_size, padding=padding, bias=not has_norm)
-            )
+            step = stride if i == 0 else 1  # only the block's first conv strides
+            pad = padding
+            if step > 1 and padding == "same":  # torch has no 'same' for strided convs: timm's rule, out = ceil(in / s)
+                pad = (step - 1 + kernel_size - 1) // 2
+            layers.append(conv_layer(in_ch if i == 0 else out_ch, out_ch, kernel_size, stride=step, padding=pad,
+                                     bias=not has_norm))
             if pool_first and pool_layer is not None and i == convs - 1:
                 layers.append(pool_layer)
             if norm_position == "before":
@@ -106,6 +110,7 @@ class ConvNet(ImageClassifier):
         organisation: str = "double",
         kernel_size: int | list[int] = 3,
         padding: str | int = "same",
+        stride: int | list[int] = 1,
         convs_per_block: int = 1,
         pool: str | list[str] = "max",
         pool_first: bool = False,
@@ -127,6 +132,7 @@ class ConvNet(ImageClassifier):
             if isinstance(padding, str):
                 raise CnnlabError(f"padding must be same, valid or a number of pixels, got {checks.short(padding)}")
             checks.positive_int("padding", padding, maximum=checks.MAX_IMAGE_SIZE, low=0)
+        strides = checks.int_or_list("stride", stride, blocks, maximum=checks.MAX_IMAGE_SIZE)
         checks.positive_int("convs_per_block", convs_per_block, maximum=MAX_BLOCKS)
         pools = checks.choices_per_block("pool", pool, blocks, POOLS)
         checks.flag("pool_first", pool_first)
@@ -145,10 +151,10 @@ class ConvNet(ImageClassifier):
         dense_dropout = dropout if dropout_where in ("dense", "both") else 0.0
 
         layers, ch = [], in_channels
-        for out_ch, k, p in zip(counts, kernels, pools):
+        for out_ch, k, p, s in zip(counts, kernels, pools, strides):
             layers.append(
                 ConvBlock(ch, out_ch, k, padding, conv_layer, norm_layer, act, norm_position, p, conv_dropout,
-                          convs_per_block, pool_first)
+                          convs_per_block, pool_first, stride=s)
             )
             ch = out_ch
         self.features = nn.Sequential(*layers)
