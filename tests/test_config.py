@@ -64,6 +64,12 @@ def test_bad_values_are_rejected(override, message):
         load_config("mnist-classic", [override])
 
 
+def test_fused_optimizer_only_where_torch_has_one():
+    with pytest.raises(CnnlabError, match="torch has no fused rmsprop"):
+        load_config("mnist-classic", ["optim.name=rmsprop", "optim.fused=true"])
+    assert load_config("mnist-classic", ["optim.name=sgd", "optim.fused=true"]).optim.fused
+
+
 def test_override_without_equals():
     with pytest.raises(CnnlabError, match="must look like key=value"):
         load_config("mnist-classic", ["train.epochs"])

@@ -109,6 +109,7 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     amsgrad: bool = False
+    fused: bool = False  # torch's fused SGD/Adam/AdamW kernel: one call per step instead of a loop over tensors
     alpha: float = 0.99  # RMSprop smoothing constant
     weight_decay: float = 0.0  # decoupled for AdamW, coupled (L2 in the update) for the others
     decay_norm_and_bias: bool = False  # apply weight decay to norm weights and biases too
@@ -510,7 +511,15 @@ def config_from_dict(raw: dict) -> Config:
         value = get_dotted(cfg, key)
         if not ok(value):
             raise CnnlabError(f"{key}={short_repr(value)} is out of range; expected {desc() if callable(desc) else desc}")
+    check_fused_optimizer(cfg.optim)
     return cfg
+
+
+def check_fused_optimizer(optim: OptimConfig) -> None:
+    """Refuse ``optim.fused=true`` for an optimizer torch has no fused kernel for (RMSprop)."""
+    if optim.fused and optim.name not in ("sgd", "adam", "adamw"):
+        raise CnnlabError(f"optim.fused=true works with sgd, adam and adamw; torch has no fused {optim.name} "
+                          "(set optim.fused=false)")
 
 
 def _build(cls, raw: dict, prefix: str):

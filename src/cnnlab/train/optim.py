@@ -2,7 +2,7 @@
 and the explicit L1/L2 penalty terms.
 
 >>> import torch
->>> from cnnlab.config import OptimConfig
+>>> from cnnlab.config import OptimConfig, check_fused_optimizer
 >>> opt = build_optimizer(torch.nn.Linear(3, 2), OptimConfig(name="sgd", lr=0.1, weight_decay=5e-4))
 >>> [g["weight_decay"] for g in opt.param_groups]
 [0.0005, 0.0]
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.config import OptimConfig
+from cnnlab.config import OptimConfig, check_fused_optimizer
 
 
 def _optimized(p: torch.Tensor) -> bool:
@@ -63,12 +63,17 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     """SGD (momentum, Nesterov), Adam (AMSGrad), AdamW or RMSprop over the model's trainable parameters."""
     groups = _layer_decay_groups(model, cfg) if cfg.layer_decay is not None else _decay_groups(model, cfg)
     groups = [g for g in groups if g["params"]]
+    check_fused_optimizer(cfg)
+    # fused=None lets torch pick its default (foreach on CUDA, a per-tensor loop on the CPU); the fused
+    # kernel is one call per step, which is most of the optimizer's cost for a small network on a CPU.
+    fused = True if cfg.fused else None
     if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               fused=fused)
     if cfg.name == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, amsgrad=cfg.amsgrad)
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, amsgrad=cfg.amsgrad, fused=fused)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, amsgrad=cfg.amsgrad)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, amsgrad=cfg.amsgrad, fused=fused)
     return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum)
 
 
