@@ -1,23 +1,18 @@
 """benchmarks/cifar_time_to_target.py reads a finished run the way its docstring says."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from cnnlab.train.run import train
+from tests.benchmarks import load_script
 from tests.train.helpers import toy_config, toy_data
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cifar_time_to_target.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("cifar_time_to_target", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("cifar_time_to_target")
 
 
 @pytest.fixture(scope="module")
