@@ -26,7 +26,8 @@ def test_the_last_candidate_is_the_shipped_preset(script):
 def test_macs_by_hand_and_ratios_to_the_first_row(script, tmp_path):
     # stride-2 stem 1->8 at 14x14, 8->16 at 14x14, 16->48 at 7x7, dense 432->128->10
     by_hand = 8 * 9 * 14 * 14 + 16 * 8 * 9 * 14 * 14 + 48 * 16 * 9 * 7 * 7 + 48 * 3 * 3 * 128 + 128 * 10
-    rows = script.measure(batch=8, rounds=1, min_run_time=0.01, candidates=[script.CANDIDATES[0], script.CANDIDATES[-1]])
+    first_and_last = [script.CANDIDATES[0], script.CANDIDATES[-1]]
+    rows = script.measure(batch=8, rounds=1, min_run_time=0.01, candidates=first_and_last)
     assert rows[1]["macs_per_image"] == by_hand == 635_168
     assert rows[0]["time_vs_first"] == 1.0 and rows[1]["time_vs_first"] > 0
     assert all(r["ms_per_step"] > 0 and r["images_per_second"] == pytest.approx(8e3 / r["ms_per_step"]) for r in rows)

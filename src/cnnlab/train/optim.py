@@ -2,7 +2,7 @@
 and the explicit L1/L2 penalty terms.
 
 >>> import torch
->>> from cnnlab.config import OptimConfig, check_fused_optimizer
+>>> from cnnlab.config import OptimConfig
 >>> opt = build_optimizer(torch.nn.Linear(3, 2), OptimConfig(name="sgd", lr=0.1, weight_decay=5e-4))
 >>> [g["weight_decay"] for g in opt.param_groups]
 [0.0005, 0.0]
