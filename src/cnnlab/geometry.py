@@ -45,6 +45,17 @@ def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
     return (total // 2, total - total // 2)
 
 
+def strided_same_padding(kernel: int, stride: int) -> int:
+    """Symmetric zeros for a strided conv's "same": an odd kernel then gives ``ceil(size / stride)``.
+
+    torch refuses ``padding='same'`` with a stride; this is timm's rule, ``(stride - 1 + kernel - 1) // 2``.
+
+    >>> strided_same_padding(3, 2), strided_same_padding(3, 1), output_size(7, 3, 2, strided_same_padding(3, 2))
+    (1, 1, 4)
+    """
+    return (stride - 1 + kernel - 1) // 2
+
+
 def resolve_padding(padding, kernel: Pair, dilation: Pair, stride: Pair) -> tuple[tuple[int, int], tuple[int, int]]:
     """Padding as ``((top, bottom), (left, right))`` from an int, a pair, ``'same'`` or ``'valid'``.
 

@@ -19,6 +19,7 @@ from typing import Sequence
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.geometry import strided_same_padding
 from cnnlab.models import checks
 from cnnlab.models.base import INITS, ImageClassifier
 from cnnlab.models.layers import get_activation, get_norm
@@ -78,9 +79,7 @@ class ConvBlock(nn.Sequential):
         for i in range(convs):
             has_norm = not isinstance(norm_layer(out_ch), nn.Identity)
             step = stride if i == 0 else 1  # only the block's first conv strides
-            pad = padding
-            if step > 1 and padding == "same":  # torch has no 'same' for strided convs: timm's rule, out = ceil(in / s)
-                pad = (step - 1 + kernel_size - 1) // 2
+            pad = strided_same_padding(kernel_size, step) if step > 1 and padding == "same" else padding
             layers.append(conv_layer(in_ch if i == 0 else out_ch, out_ch, kernel_size, stride=step, padding=pad,
                                      bias=not has_norm))
             if pool_first and pool_layer is not None and i == convs - 1:
