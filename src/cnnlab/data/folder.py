@@ -82,33 +82,41 @@ def listing_key(items: list[tuple[Path, int]], root: Path, options: dict) -> str
 
 
 def decode_image(path: Path, size: int, policy: str, mode: str) -> np.ndarray:
-    """Decode one file to (C, size, size) uint8 following the resize ``policy``.
-
-    ``resize`` squashes to size x size; ``center_crop`` scales the short side
-    to ``size`` and crops the centre; ``pad`` scales the long side to ``size``
-    and pads the rest with black.
-    """
+    """Decode one file to (C, size, size) uint8 following the resize ``policy`` (see :func:`fit_image`)."""
     from PIL import Image
 
     with Image.open(path) as img:
         _refuse_bomb(img)
-        img = img.convert(mode)
-        w, h = img.size
-        if (w, h) != (size, size):
-            if policy == "resize":
-                img = img.resize((size, size), Image.BILINEAR)
-            elif policy == "center_crop":
-                scale = size / min(w, h)
-                img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-                left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
-                img = img.crop((left, top, left + size, top + size))
-            else:  # pad
-                scale = size / max(w, h)
-                img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
-                canvas = Image.new(mode, (size, size))
-                canvas.paste(img, ((size - img.size[0]) // 2, (size - img.size[1]) // 2))
-                img = canvas
-        array = np.asarray(img, dtype=np.uint8)
+        return fit_image(img, size, policy, mode)
+
+
+def fit_image(img, size: int, policy: str, mode: str) -> np.ndarray:
+    """A PIL image converted to ``mode`` and fitted to (C, size, size) uint8 by the resize ``policy``.
+
+    ``resize`` squashes to size x size; ``center_crop`` scales the short side
+    to ``size`` and crops the centre; ``pad`` scales the long side to ``size``
+    and pads the rest with black. Files and in-memory images (the Python API) share it,
+    so the same picture gives the same pixels whichever way it arrives.
+    """
+    from PIL import Image
+
+    img = img.convert(mode)
+    w, h = img.size
+    if (w, h) != (size, size):
+        if policy == "resize":
+            img = img.resize((size, size), Image.BILINEAR)
+        elif policy == "center_crop":
+            scale = size / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+            left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+        else:  # pad
+            scale = size / max(w, h)
+            img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+            canvas = Image.new(mode, (size, size))
+            canvas.paste(img, ((size - img.size[0]) // 2, (size - img.size[1]) // 2))
+            img = canvas
+    array = np.asarray(img, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
 
 

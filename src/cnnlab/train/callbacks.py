@@ -90,18 +90,23 @@ class MetricsLogger(Callback):
         self._write({"type": "epoch", **metrics})
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel, where stderr is no terminal but a progress bar still shows."""
+    return "ipykernel" in sys.modules
+
+
 class ProgressPrinter(Callback):
-    """A tqdm bar on a terminal, one line per epoch on stderr otherwise."""
+    """A tqdm bar on a terminal or in a notebook (``tqdm.auto``), one line per epoch on stderr as well."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.bar = None
 
     def on_step_end(self, trainer, metrics: dict[str, Any] | None) -> None:
-        if not self.enabled or not sys.stderr.isatty():
+        if not self.enabled or not (sys.stderr.isatty() or in_notebook()):
             return
         if self.bar is None or self.bar.total != trainer.steps_per_epoch:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm  # a widget in Jupyter, the text bar on a terminal
 
             self.bar = tqdm(total=trainer.steps_per_epoch, file=sys.stderr, leave=False, unit="batch")
         self.bar.update(1)
