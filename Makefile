@@ -2,6 +2,7 @@
 #   make demo   sets up .venv and trains the mnist-fast preset, printing its test accuracy
 #   make test   sets up .venv (with the test extras) and runs the test suite
 #   make fuzz   runs the fuzz suite (tests/fuzz) with ten times the inputs
+#   make docs   builds the documentation site into site/ (strict: a warning or broken link fails)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 CNNLAB_DATA ?= $(abspath ../shared/datasets)
 export CNNLAB_DATA
 
-.PHONY: demo test test-slow fuzz venv dev clean
+.PHONY: demo test test-slow fuzz docs venv dev clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -42,5 +43,8 @@ test-slow: dev
 fuzz: dev
 	CNNLAB_FUZZ_PROFILE=long CNNLAB_FUZZ_RESULTS=benchmarks/results $(BIN)/python -m pytest -n 2 tests/fuzz --durations=10
 
+docs: dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -7,7 +7,7 @@ script see the same numbers; the rich forms (``_repr_html_``, ``_repr_png_``) ar
 >>> p
 Predictions(1 image)
   a.png: 7 0.990
->>> p[0]["top"][0]["class"]
+>>> p[0].get("top")[0].get("class")
 '7'
 """
 
