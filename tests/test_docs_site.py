@@ -10,9 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.report.chromium import PAGE_CHECK, Browser, find_chromium
+from tests.report.chromium import Browser, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
+# The page's images (loaded or not), its text, and anything it would fetch from outside the site (none).
+PAGE_CHECK = """(() => ({
+  images: Array.from(document.images).map(i => ({src: i.src.slice(0, 60), complete: i.complete,
+                                                   width: i.naturalWidth})),
+  text: document.body.innerText,
+  external: Array.from(document.querySelectorAll('[src], link[href]'))
+    .map(e => e.getAttribute('src') || e.getAttribute('href') || '')
+    .filter(u => /^(https?:)?\\/\\//.test(u)),
+}))()"""
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +59,7 @@ def test_page_opens_without_errors(site, chromium, page, expect):
         errors = browser.errors()
     assert errors == []
     assert expect in result["text"]
+    assert result["external"] == []  # nothing is fetched from outside: the site works offline
     assert all(i["complete"] and i["width"] > 0 for i in result["images"]), result["images"]
 
 
