@@ -10,7 +10,7 @@ def register(subparsers) -> None:
         "ensemble", help="combine trained runs (mean, vote, stacking) or train a bagged ensemble",
         description=("With run directories: combine their test-set predictions by probability averaging (mean), "
                      "majority vote (vote) or a logistic-regression meta-model on held-out predictions (stack: "
-                     "cross-fitted over 5 folds of the test set), and print the ensemble's test accuracy beside "
+                     "fitted on validation predictions no member trained on, then scoring the test set once), and print the ensemble's test accuracy beside "
                      "every member's. With --bagging K CONFIG: train K members on bootstrap samples of the "
                      "training set into OUT/members/ and ensemble them."))
     p.add_argument("inputs", nargs="*", help="run directories, or with --bagging: CONFIG [key=value ...]")
