@@ -426,7 +426,7 @@ OPTION_VALUES: dict[str, list[str]] = {
     "epochs": SMALL_NUMBERS, "repeats": SMALL_NUMBERS, "warmup": SMALL_NUMBERS, "seeds": SMALL_NUMBERS,
     # Tune counts: small valid values, or values far past their bounds (refused before any work).
     "trials": SMALL_NUMBERS + ["1000000", "99999999999999999999"], "folds": SMALL_NUMBERS + ["100000000"],
-    "bagging": SMALL_NUMBERS + ["100000000"], "workers": SMALL_NUMBERS + ["100000"], "timeout": FLOATS,
+    "bagging": SMALL_NUMBERS + ["100000000"], "boost": SMALL_NUMBERS + ["100000000"], "workers": SMALL_NUMBERS + ["100000"], "timeout": FLOATS,
     "input": INPUT_SIZES, "device": DEVICES,
     "compare": ["mnist_classic", "lenet5", "resnet9 width=4", "convnet filters=4 blocks=1", "nosuchmodel", "run",
                 "", "lenet5 pool=foo", "lenet5 num_classes=0", "mnist_classic hidden=100000000"],

@@ -213,5 +213,7 @@ def test_cv(template, argv):
 @examples(6)
 @given(argv=cli_args(("ensemble",), TUNE_TINY))
 @example(argv=["ensemble", "--bagging", "100000000", "tiny.yaml"])  # trained members one after another
+@example(argv=["ensemble", "--boost", "1", "tiny.yaml", "--method", "stack"])
+@example(argv=["ensemble", "--method", "stack", "run", "run"])
 def test_ensemble(template, argv):
     run_cli_case(template, argv, "cli.ensemble")
