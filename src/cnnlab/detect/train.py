@@ -46,7 +46,9 @@ class DetectionTrainer(Trainer):
 
     def _step_loss(self, x: torch.Tensor, targets) -> tuple[torch.Tensor, None]:
         """The detection loss of a batch (boxes, objectness, classes); a detector has no accuracy."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
+        from cnnlab.train.precision import autocast
+
+        with autocast(self.device.type, self.cfg.train.precision):
             pred = self.train_model(x)  # (B, A, 5 + K)
         parts = self.loss_fn(pred.float(), self.points, self.point_strides, targets.boxes, targets.labels)
         return parts["loss"], None
