@@ -95,7 +95,10 @@ def _refuse_classification_speed_options(cfg: Config) -> None:
     tc = cfg.train
     unused = {"train.whitening": tc.whitening != "none", "train.ema": tc.ema is not None,
               "train.lookahead": tc.lookahead is not None, "train.tta": tc.tta != "none",
-              "train.compile": tc.compile, "train.gpu_fast": tc.gpu_fast}
+              "train.compile": tc.compile, "train.gpu_fast": tc.gpu_fast,
+              # not box-aware (yet): a crop would have to move and cut every box
+              "data.augment.random_resized_crop": bool(cfg.data.augment.random_resized_crop),
+              "data.augment.pca_lighting": bool(cfg.data.augment.pca_lighting)}
     named = [key for key, is_set in unused.items() if is_set]
     if named:
         raise CnnlabError(f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} not supported with task=detect "
