@@ -138,6 +138,8 @@ class ScheduleConfig:
     patience: int = 2  # plateau: epochs without improvement before cutting
     threshold: float = 1e-4  # plateau: improvement smaller than this does not count
     step_epochs: int = 10  # step: cut every this many epochs
+    max_lr: Optional[Literal["find"]] = None  # find: run the lr range test first (cnnlab lr-find) and train at its
+    # suggestion (one-cycle: as peak_lr; other schedules: as optim.lr); give a number through peak_lr / optim.lr
 
 
 @dataclass
