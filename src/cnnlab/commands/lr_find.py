@@ -15,7 +15,7 @@ def register(subparsers) -> None:
                      "schedule.max_lr=find runs the same test before training and uses its suggestion."))
     p.add_argument("config", help="preset name or YAML file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.add_argument("--steps", type=int, default=200, help="most batches to test (default 200)")
+    p.add_argument("--steps", type=int, default=100, help="most batches to test (default 100)")
     p.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     p.add_argument("--end-lr", type=float, default=10.0, help="last learning rate (default 10)")
     p.add_argument("--out", help="output directory (default runs/lr-find-<name>-<time>)")

@@ -8,7 +8,8 @@ point the rate is too high. The **suggested** rate is the one at the minimum of 
 divided by 10 — the rule of thumb for the peak of a one-cycle schedule: a rate still safely on the
 falling side of the curve. The rate of steepest descent is reported beside it.
 
-The optimizer, weight decay, augmentation, precision and batch size are the config's own; only the
+The optimizer, weight decay, augmentation, precision, batch size and first-layer whitening are the
+config's own (EMA, Lookahead and test-time augmentation play no part in a loss curve); only the
 learning rate follows the test's ramp (its schedule is ignored). The global RNG state is saved and
 restored, so a training run that uses the test first (``schedule.max_lr=find``) draws the same
 initial weights and batches as without it.
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from cnnlab.errors import CnnlabError
 
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum
-BETA = 0.9  # about 10 steps of memory: with 200 steps over 8 decades, 0.98 lagged the curve by 2 decades
+BETA = 0.9  # about 10 steps of memory: over 8 decades in 100-200 steps, 0.98 lagged the curve by 2 decades
 MIN_USEFUL = 10  # a test that diverges before this many steps (or never falls) says nothing
 
 
@@ -63,7 +64,7 @@ def suggest(lrs: list[float], smoothed: list[float]) -> dict:
             "min_loss": smoothed[best]}
 
 
-def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 200,
+def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
                notice=None) -> dict:
     """Run the range test for ``cfg`` on ``splits.train``; the result dict (see the module docstring).
 
@@ -84,6 +85,12 @@ def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: flo
         model = build_model(cfg, data.input_size, data.num_classes).to(device)  # a copy: nothing else sees it
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if cfg.train.whitening != "none":  # the first conv from the patch statistics, as the run will have it
+            from cnnlab.train.whitening import apply_whitening
+
+            src = splits.train
+            apply_whitening(model, src.images, src.mean, src.std, cfg.train.whitening, cfg.train.whitening_eps,
+                            cfg.train.seed)
         optimizer = build_optimizer(model, cfg.optim)
         scaler = make_scaler(cfg.train.precision, device)
         lrs, losses, smoothed = [], [], []
@@ -197,7 +204,7 @@ def prepare(cfg, data=None):
     return cfg, splits, data, device
 
 
-def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 200, overwrite: bool = False,
+def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, overwrite: bool = False,
                 notice=None) -> dict:
     """The range test for ``cfg``; writes ``out/lr_find.json`` and ``out/lr_find.png`` once it has a result."""
     from pathlib import Path
