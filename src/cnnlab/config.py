@@ -158,7 +158,7 @@ class TrainConfig:
     clip_value: Optional[float] = None
     clip_norm: Optional[float] = None
     label_smoothing: float = 0.0
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16 autocast; fp16: autocast + gradient scaler (train/precision.py)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16 autocast; fp16: + a gradient scaler (train/precision.py)
     channels_last: bool = False
     log_every: int = 50  # steps between per-step metric lines (and host syncs on GPU)
     deterministic: bool = True  # deterministic algorithms where the device allows

@@ -7,10 +7,11 @@ from cnnlab.commands.common import notice, print_json
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "ensemble", help="combine trained runs (mean, vote, stacking) or train a bagged ensemble",
+        "ensemble", help="combine trained runs (mean, vote, stacking) or train a bagged or boosted ensemble",
         description=("With run directories: combine their test-set predictions by probability averaging (mean), "
                      "majority vote (vote) or a logistic-regression meta-model on held-out predictions (stack: "
-                     "fitted on validation predictions no member trained on, then scoring the test set once), and print the ensemble's test accuracy beside "
+                     "fitted on validation predictions no member trained on, then scoring the test set once), and "
+                     "print the ensemble's test accuracy beside "
                      "every member's. With --bagging K CONFIG: train K members on bootstrap samples of the "
                      "training set into OUT/members/ and ensemble them. With --boost K CONFIG (--method boost): SAMME, "
                      "K members trained in sequence on weighted resamples, each weighted by its weighted error."))

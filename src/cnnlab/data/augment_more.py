@@ -52,7 +52,8 @@ def resized_crop_params(n: int, size_hw: tuple[int, int], scale: tuple[float, fl
     return cw, ch, cx, cy
 
 
-def crop_resize(x: torch.Tensor, cw: torch.Tensor, ch: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:
+def crop_resize(x: torch.Tensor, cw: torch.Tensor, ch: torch.Tensor, cx: torch.Tensor,
+                cy: torch.Tensor) -> torch.Tensor:
     """Resize each image's crop (width ``cw``, height ``ch``, centre ``(cx, cy)`` in pixels) to the full size."""
     n, _, h, w = x.shape
     # output grid coordinate g in [-1, 1] samples input grid coordinate g * (crop / size) + centre offset

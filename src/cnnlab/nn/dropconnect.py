@@ -53,7 +53,8 @@ class DropConnectLinear(nn.Linear):
 
     >>> import torch
     >>> layer = DropConnectLinear(4, 3, p=0.5)
-    >>> torch.equal(layer.eval()(torch.ones(2, 4)), torch.nn.functional.linear(torch.ones(2, 4), layer.weight, layer.bias))
+    >>> x = torch.ones(2, 4)
+    >>> torch.equal(layer.eval()(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
     True
     """
 
