@@ -48,7 +48,7 @@ def test_native_size_classifies_each_image_at_its_own_size(runs, capsys):
     record = json.loads(out.out)["predictions"]
     run = load_run(gap)
     for item, path in zip(record, paths):
-        x = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+        x = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
         with torch.no_grad():
             probs = run.model(run.normalize(x)).softmax(1)[0]  # the reference: the whole image, not resized
         top = probs.topk(3)
