@@ -49,6 +49,11 @@ class AugmentConfig:
     erase_prob: float = 0.0  # probability of random erasing (cutout)
     erase_size: float = 0.25  # side of the erased square, fraction of the image side
     min_box: float = 2.0  # detection: a box narrower or shorter than this (pixels) after augmenting is dropped
+    # The source texts' others (cnnlab/data/augment_more.py); classification only, except hue.
+    random_resized_crop: Optional[tuple[float, float]] = None  # crop area fraction range, e.g. [0.35, 1]; resized back
+    resized_crop_ratio: tuple[float, float] = (0.75, 4 / 3)  # the crop's aspect-ratio range (width/height), log-uniform
+    hue: float = 0.0  # hue turned uniformly in [-hue, hue] fractions of the colour wheel (RGB images)
+    pca_lighting: float = 0.0  # AlexNet lighting: std of the weights on the training set's RGB principal axes
 
 
 @dataclass
@@ -133,6 +138,8 @@ class ScheduleConfig:
     patience: int = 2  # plateau: epochs without improvement before cutting
     threshold: float = 1e-4  # plateau: improvement smaller than this does not count
     step_epochs: int = 10  # step: cut every this many epochs
+    max_lr: Optional[Literal["find"]] = None  # find: run the lr range test first (cnnlab lr-find) and train at its
+    # suggestion (one-cycle: as peak_lr; other schedules: as optim.lr); give a number through peak_lr / optim.lr
 
 
 @dataclass
@@ -151,7 +158,7 @@ class TrainConfig:
     clip_value: Optional[float] = None
     clip_norm: Optional[float] = None
     label_smoothing: float = 0.0
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (GPU)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16 autocast; fp16: + a gradient scaler (train/precision.py)
     channels_last: bool = False
     log_every: int = 50  # steps between per-step metric lines (and host syncs on GPU)
     deterministic: bool = True  # deterministic algorithms where the device allows
@@ -260,6 +267,12 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], Union[str, typing.Callabl
     "data.augment.noise_std": (lambda v: v >= 0.0, ">= 0"),
     "data.augment.rotate": (lambda v: 0.0 <= v <= 180.0, "degrees in [0, 180]"),
     "data.augment.shear": (lambda v: 0.0 <= v < 90.0, "degrees in [0, 90)"),
+    "data.augment.random_resized_crop": (lambda v: v is None or 0.0 < v[0] <= v[1] <= 1.0,
+                                         "null or [min, max] area fractions with 0 < min <= max <= 1"),
+    "data.augment.resized_crop_ratio": (lambda v: 0.0 < v[0] <= v[1] <= 100.0,
+                                        "[min, max] aspect ratios with 0 < min <= max <= 100"),
+    "data.augment.hue": (lambda v: 0.0 <= v <= 0.5, "in [0, 0.5] (half the colour wheel)"),
+    "data.augment.pca_lighting": (lambda v: 0.0 <= v <= 10.0, "in [0, 10]"),
     "optim.lr": (lambda v: v > 0, "> 0"),
     "optim.momentum": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     "optim.betas": (lambda v: all(0.0 <= b < 1.0 for b in v), "two values in [0, 1)"),

@@ -47,10 +47,11 @@ def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str)
 
 
 @torch.no_grad()
-def predict_files(run_dir: str, paths: list[str], k: int = 3) -> list[dict]:
+def predict_files(run_dir: str, paths: list[str], k: int = 3, native_size: bool = False) -> list[dict]:
     """Top-``k`` classes and probabilities for each image file (or each image in a folder).
 
-    ``k`` above the run's class count shows every class; below 1 is an error.
+    ``k`` above the run's class count shows every class; below 1 is an error. ``native_size``
+    classifies each image at its own size (a global-pooling network only: :mod:`cnnlab.native_size`).
     """
     from cnnlab.runs import load_run
 
@@ -58,6 +59,11 @@ def predict_files(run_dir: str, paths: list[str], k: int = 3) -> list[dict]:
         raise CnnlabError(f"--top-k must be at least 1, got {k}")
     paths = expand_image_paths(paths)
     run = load_run(run_dir)
+    if native_size:
+        from cnnlab.native_size import check_native_size, classify_native
+
+        check_native_size(run.model, run.input_size, run_dir)
+        return [_top(path, classify_native(run, path), run.classes, k) for path in paths]
     results = []
     for start in range(0, len(paths), CHUNK):
         chunk = paths[start:start + CHUNK]
@@ -70,3 +76,9 @@ def predict_files(run_dir: str, paths: list[str], k: int = 3) -> list[dict]:
             for path, values, indices in zip(chunk, top.values, top.indices)
         )
     return results
+
+
+def _top(path: str, probs: torch.Tensor, classes: list[str], k: int) -> dict:
+    top = probs.topk(min(k, len(classes)))
+    return {"image": path, "top": [{"class": classes[int(i)], "probability": round(float(p), 4)}
+                                   for p, i in zip(top.values, top.indices)]}

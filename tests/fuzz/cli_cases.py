@@ -61,7 +61,7 @@ def named_outputs(argv: list[str]) -> list[tuple[str, str]]:
         outputs.append((args.run_dir, "run"))
     if command[:1] in (("explain",), ("report",)):
         outputs.append((args.run_dir, "run"))  # they write into the run by default (explain/, report.html, PNGs)
-    if command in (("train",), ("scratch", "train"), ("sweep",), ("ablate",), ("cv",), ("ensemble",)) \
+    if command in (("train",), ("scratch", "train"), ("sweep",), ("ablate",), ("cv",), ("ensemble",), ("lr-find",)) \
             and not out and not getattr(args, "resume", None):
         outputs.append(("runs", "dir"))  # the default runs/<name>-<time>
     if command == ("sweep",) and getattr(args, "status", None):

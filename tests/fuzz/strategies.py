@@ -426,7 +426,7 @@ OPTION_VALUES: dict[str, list[str]] = {
     "epochs": SMALL_NUMBERS, "repeats": SMALL_NUMBERS, "warmup": SMALL_NUMBERS, "seeds": SMALL_NUMBERS,
     # Tune counts: small valid values, or values far past their bounds (refused before any work).
     "trials": SMALL_NUMBERS + ["1000000", "99999999999999999999"], "folds": SMALL_NUMBERS + ["100000000"],
-    "bagging": SMALL_NUMBERS + ["100000000"], "workers": SMALL_NUMBERS + ["100000"], "timeout": FLOATS,
+    "bagging": SMALL_NUMBERS + ["100000000"], "boost": SMALL_NUMBERS + ["100000000"], "workers": SMALL_NUMBERS + ["100000"], "timeout": FLOATS,
     "input": INPUT_SIZES, "device": DEVICES,
     "compare": ["mnist_classic", "lenet5", "resnet9 width=4", "convnet filters=4 blocks=1", "nosuchmodel", "run",
                 "", "lenet5 pool=foo", "lenet5 num_classes=0", "mnist_classic hidden=100000000"],
@@ -436,7 +436,8 @@ OPTION_VALUES: dict[str, list[str]] = {
     "channels": ["32,64", "4,8", "1,1", "0,8", "-1,8", "8", "8,8,8", "a,b", "", "100000000,1", "4 , 8"],
     "kernels": ["3", "3,5", "4", "0", "-3", "a", "", "31", "3,,5", "100001"],
     "shapes": ["mnist", "cifar", "large", "mnist,cifar", "nope", "", ","],
-    "lr": FLOATS, "target": FLOATS, "direct_limit": FLOATS, "backward_limit": FLOATS, "im2col_limit_mb": FLOATS,
+    "lr": FLOATS, "start_lr": FLOATS, "end_lr": FLOATS, "steps": SMALL_NUMBERS + ["5", "1000000"],
+    "target": FLOATS, "direct_limit": FLOATS, "backward_limit": FLOATS, "im2col_limit_mb": FLOATS,
     "baseline": None,  # filled with preset-like names below
     "data": None,  # cnnlab features --data: preset-like names too
     "parity_images": SMALL_NUMBERS, "opset": ["7", "13", "17", "21", "22", "0", "-1", "x"], "layer": ["0", "1", "9", ""],

@@ -213,5 +213,14 @@ def test_cv(template, argv):
 @examples(6)
 @given(argv=cli_args(("ensemble",), TUNE_TINY))
 @example(argv=["ensemble", "--bagging", "100000000", "tiny.yaml"])  # trained members one after another
+@example(argv=["ensemble", "--boost", "1", "tiny.yaml", "--method", "stack"])
+@example(argv=["ensemble", "--method", "stack", "run", "run"])
 def test_ensemble(template, argv):
     run_cli_case(template, argv, "cli.ensemble")
+
+
+@examples(6)
+@given(argv=cli_args(("lr-find",), TUNE_TINY))
+@example(argv=["lr-find", "tiny.yaml", "--start-lr", "1e5", "--end-lr", "1e6", "--steps", "20"])  # diverges at once
+def test_lr_find(template, argv):
+    run_cli_case(template, argv, "cli.lr-find")

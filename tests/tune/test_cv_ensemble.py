@@ -11,6 +11,7 @@ import torch
 
 from cnnlab.tune.cv import stratified_folds
 from cnnlab.tune.ensemble import bootstrap_indices, combine, fit_logistic, stack_predictions
+from cnnlab.cli import main
 from tests.tune.conftest import cli
 
 
@@ -63,27 +64,21 @@ def test_mean_and_vote_by_hand():
     assert combine(p2, "vote")[1].item() == 2 and combine(p2, "mean")[1].item() == 1
 
 
-def test_logistic_regression_learns_and_stacking_is_held_out():
+def test_logistic_regression_learns_the_reliable_member():
     gen = torch.Generator().manual_seed(0)
     n, c = 300, 3
     labels = torch.arange(n) % c
     good = torch.nn.functional.one_hot(labels, c).float() * 0.8 + 0.2 / c  # a member that is always right
     noise = torch.softmax(torch.randn(2, n, c, generator=gen), dim=2)  # two members that know nothing
     probs = torch.cat([noise[:1], good[None], noise[1:]])  # (3, N, C)
-    preds = stack_predictions(probs, labels)
-    assert (preds == labels).float().mean() == 1.0  # the meta-model finds the reliable member
+    fit, test = slice(0, 200), slice(200, n)
+    preds = stack_predictions(probs[:, fit], labels[fit], probs[:, test])
+    assert (preds == labels[test]).float().mean() == 1.0  # the meta-model finds the reliable member
     w, b = fit_logistic(torch.log(probs.permute(1, 0, 2).reshape(n, -1)), labels, c)
     assert w.shape == (9, 3) and b.shape == (3,)
-    # held out: scrambling the labels of one fold cannot change that fold's predictions
-    folds = stratified_folds(labels.numpy(), 5, 0)
-    scrambled = labels.clone()
-    scrambled[torch.from_numpy(folds[0])] = (labels[torch.from_numpy(folds[0])] + 1) % c
-    noisy = torch.softmax(torch.randn(3, n, c, generator=gen), dim=2) * 0.5 + 0.5 * probs
-    a = stack_predictions(noisy, labels, fold_indices=folds)
-    b2 = stack_predictions(noisy, scrambled, fold_indices=folds)
-    held = torch.from_numpy(folds[0])
-    assert torch.equal(a[held], b2[held])  # other folds may change; the scrambled fold's own predictions must not
-    assert not torch.equal(a, b2)  # ... and they do change: the meta-models for the other folds saw the scramble
+    # a meta-model fitted on swapped labels (class k -> k+1) predicts the swap: the fit labels are what it learns
+    swapped = stack_predictions(probs[:, fit], (labels[fit] + 1) % c, probs[:, test])
+    assert torch.equal(swapped, (labels[test] + 1) % c)
 
 
 def test_ensemble_of_runs_and_bagging(tmp_path, base_yaml, capsys):
@@ -94,16 +89,19 @@ def test_ensemble_of_runs_and_bagging(tmp_path, base_yaml, capsys):
         assert code == 0, err
         runs.append(out)
     results = {}
-    for method in ("mean", "vote", "stack"):
+    for method in ("mean", "vote"):
         code, stdout, err = cli(capsys, "ensemble", *runs, "--method", method, "--json")
         assert code == 0, err
         results[method] = json.loads(stdout)
     for r in results["mean"]["members"]:  # each member's accuracy agrees with what its training measured
         assert r["test_accuracy"] == pytest.approx(json.loads(open(f"{r['run_dir']}/summary.json").read())["test_accuracy"])
-    assert results["mean"]["test_images"] == 12 and 0 <= results["stack"]["test_accuracy"] <= 1
+    assert results["mean"]["test_images"] == 12
     code, stdout, _ = cli(capsys, "ensemble", *runs)
     assert code == 0 and stdout.count("member  ") == 3 and "ensemble (mean, 3 members)" in stdout
 
+    # stacking needs held-out images every member skipped: three seeds' validation splits share too few
+    code, _, err = cli(capsys, "ensemble", *runs, "--method", "stack")
+    assert code == 2 and "share only" in err and "train.seed 0, 1, 2" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli(capsys, "ensemble", runs[0])
     assert code == 2 and "at least 2 runs" in err
     code, _, err = cli(capsys, "ensemble", *runs, "--method", "avg")
@@ -116,6 +114,17 @@ def test_ensemble_of_runs_and_bagging(tmp_path, base_yaml, capsys):
     assert len(bag["members"]) == 2 and bag["bagging"] == 2
     sizes = [json.loads((out / "members" / f"member{i}" / "summary.json").read_text())["split_sizes"] for i in range(2)]
     assert sizes[0]["train"] + sizes[0]["val"] == 36  # a bootstrap sample is as large as the training set
+    code, _, err = cli(capsys, "ensemble", *(out / "members" / f"member{i}" for i in range(2)), "--method", "stack")
+    assert code == 2 and "bootstrap0, a sample its config does not record" in err
+
+    out = tmp_path / "bag-stack"  # stacking bagged members: a split held out of every bootstrap sample
+    code, stdout, err = cli(capsys, "ensemble", "--bagging", 2, base_yaml, "--method", "stack", "--out", out,
+                            "--json", "--quiet")
+    assert code == 0, err
+    bag = json.loads(stdout)
+    assert bag["stack_images"] == 9  # 25 % of the 36 training images, 3 per class
+    sizes = json.loads((out / "members" / "member0" / "summary.json").read_text())["split_sizes"]
+    assert sizes["train"] + sizes["val"] == 27  # the bootstrap is drawn from the other 27
 
 
 def test_bootstrap_draws_with_replacement():
@@ -130,3 +139,68 @@ def test_bagging_member_count_is_bounded(tmp_path, base_yaml, capsys):
         code, _, err = cli(capsys, "ensemble", "--bagging", k, base_yaml, "--out", tmp_path / "bag")
         assert code == 2 and f"--bagging {k} is out of range" in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "bag").exists()
+
+
+@pytest.fixture(scope="module")
+def stack_members(tmp_path_factory, tune_folder):
+    """Three members of one train.seed (so one validation split) that differ in width and learning rate."""
+    import yaml
+
+    from tests.tune.conftest import BASE
+
+    root = tmp_path_factory.mktemp("stack")
+    base = {**BASE, "data": {**BASE["data"], "root": str(tune_folder), "cache_dir": str(root / "cache")}}
+    (root / "base.yaml").write_text(yaml.safe_dump(base))
+    runs = []
+    for i, (dense, lr) in enumerate(((8, 0.01), (16, 0.003), (32, 0.02))):
+        out = root / f"m{i}"
+        code = main(["train", str(root / "base.yaml"), f"model.dense={dense}", f"optim.lr={lr}", "train.epochs=3",
+                     "--out", str(out), "--quiet"])
+        assert code == 0
+        runs.append(out)
+    return root, runs
+
+
+def test_stacking_never_reads_a_test_label(stack_members, monkeypatch):
+    """The meta-model is fitted on validation predictions: permuting the test labels before the fit (and restoring
+    them before scoring) leaves the score as it was. The old cross-fit over test folds failed this."""
+    from cnnlab.data.datasets import load_dataset
+    from cnnlab.runs import load_run_config
+    from cnnlab.tune import ensemble
+
+    _, runs = stack_members
+    data = load_dataset(load_run_config(runs[0]).data)
+    honest = ensemble.ensemble_runs(runs, "stack", data=data)
+    assert honest["stack_images"] == 9 and "no member trained on" in honest["note"]
+    true_labels = data.test_y.clone()
+    real = ensemble.stack_predictions
+
+    def fit_then_restore(*args):
+        preds = real(*args)
+        data.test_y = true_labels  # restored before scoring
+        return preds
+
+    for seed in range(3):
+        data.test_y = true_labels[torch.randperm(len(true_labels), generator=torch.Generator().manual_seed(seed))]
+        assert not torch.equal(data.test_y, true_labels)
+        monkeypatch.setattr(ensemble, "stack_predictions", fit_then_restore)
+        permuted = ensemble.ensemble_runs(runs, "stack", data=data)
+        assert permuted["test_accuracy"] == honest["test_accuracy"]
+    # and the fit does use the validation labels: scrambling those changes what the meta-model learns
+    monkeypatch.setattr(ensemble, "stack_predictions", real)
+    fit_x, fit_y = ensemble._stack_set(ensemble.load_members(runs, data=data)[0], data)
+    probs = ensemble.predict_probabilities(ensemble.load_members(runs, data=data)[0], fit_x)
+    assert not torch.equal(ensemble.stack_predictions(probs, fit_y, probs),
+                           ensemble.stack_predictions(probs, (fit_y + 1) % 3, probs))
+
+
+def test_stacking_refuses_members_without_validation(stack_members, tmp_path, capsys):
+    root, runs = stack_members
+    out = tmp_path / "noval"
+    code, _, err = cli(capsys, "train", root / "base.yaml", "data.val=none", "train.epochs=1", "--out", out, "--quiet")
+    assert code == 0, err
+    code, stdout, err = cli(capsys, "ensemble", runs[0], out, "--method", "stack")
+    assert code == 2 and not stdout and len(err.strip().splitlines()) == 1
+    assert "has no validation split (data.val=none); retrain the members with data.val=split" in err
+    code, stdout, err = cli(capsys, "ensemble", *runs, "--method", "stack")
+    assert code == 0 and "ensemble (stack, 3 members)" in stdout and "9 held-out training images" in err

@@ -132,7 +132,7 @@ def run_preview(args) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(data.train_y), generator=gen)[:args.count]
     images = data.train_x[idx].float() / 255.0
-    augment = BatchAugment(cfg.augment)
+    augment = BatchAugment.for_images(cfg.augment, data.train_x)
     if args.augment:
         if not augment.active:
             notice("note: this config enables no augmentation; set data.augment.* or name a preset that does")

@@ -118,12 +118,16 @@ def _register_activations(inner) -> None:
 
 def _register_neurons(inner) -> None:
     p = inner.add_parser("neurons", help="for N channels of a layer: the test image exciting it most, and why",
-                         description="For each of --count channels of a conv layer: the test image whose "
-                                     "activation in that channel is highest, and the guided-backprop map of "
-                                     "that activation (a 2x5 grid for 10).")
+                         description="For each of --count channels of a conv layer (or the --channels "
+                                     "named): the test image whose activation in that channel is highest, and the "
+                                     "guided-backprop map of that activation (a 2x5 grid for 10). With --image or "
+                                     "--index, each channel's peak on that one image instead.")
     p.add_argument("run_dir")
     p.add_argument("--layer", metavar="NAME", required=True, help="a conv layer, by name")
-    p.add_argument("--count", type=int, default=10, help="channels to show (default 10: the first 10)")
+    p.add_argument("--count", type=int, help="channels to show: the first N (default 10)")
+    p.add_argument("--channels", metavar="C1,C2,...", help="the channels to show, e.g. 3,17,42 (instead of --count)")
+    p.add_argument("--image", metavar="PATH", help="explain the channels on this image file (no search)")
+    p.add_argument("--index", type=int, help="explain the channels on this test image (no search)")
     p.add_argument("--images", type=int, default=2000, help="test images searched (default 2000)")
     _common(p, "PNG file to write (default RUN_DIR/neurons-LAYER.png)")
     p.set_defaults(func=run_view, view="neurons")

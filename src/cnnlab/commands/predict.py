@@ -25,6 +25,8 @@ def register(subparsers) -> None:
                    help="detection runs: NMS IoU threshold in [0, 1] (default: the run's detect.iou_threshold)")
     p.add_argument("--max-detections", type=int, metavar="N",
                    help="detection runs: at most N boxes per image (default: the run's detect.max_detections)")
+    p.add_argument("--native-size", action="store_true",
+                   help="classify each image at its own size (networks that end in global pooling only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -59,6 +61,9 @@ def run(args) -> int:
         from cnnlab.detect.runs import is_detection_run
 
         if is_detection_run(args.run_dir):
+            if args.native_size:
+                raise CnnlabError("--native-size applies to classification runs; a detector letterboxes every "
+                                  "image to its size and maps the boxes back")
             return _run_detection(args)
     if (args.out or args.overwrite or args.score_threshold is not None or args.iou_threshold is not None
             or args.max_detections is not None):
@@ -70,11 +75,13 @@ def run(args) -> int:
     if str(args.run_dir).endswith(".onnx"):  # ONNX Runtime alone: torch is never imported on this path
         from cnnlab.transfer.onnx_predict import predict_onnx
 
+        if args.native_size:
+            raise CnnlabError("--native-size needs the run directory: an exported ONNX model has a fixed input size")
         results = predict_onnx(args.run_dir, args.images, args.top_k)
     else:
         from cnnlab.predict import predict_files
 
-        results = predict_files(args.run_dir, args.images, args.top_k)
+        results = predict_files(args.run_dir, args.images, args.top_k, native_size=args.native_size)
     if args.json:
         print_json({"run_dir": args.run_dir, "predictions": results})
         return 0

@@ -137,14 +137,25 @@ def random_erase(x: torch.Tensor, p: float, size: float, gen: torch.Generator) -
 class BatchAugment:
     """Applies the augmentations enabled in an :class:`AugmentConfig` to whole batches."""
 
-    def __init__(self, cfg: AugmentConfig) -> None:
+    def __init__(self, cfg: AugmentConfig, lighting: tuple[list[float], list[list[float]]] | None = None) -> None:
         self.cfg = cfg
+        self.lighting = lighting  # pca_lighting's colour basis: augment_more.colour_basis(training images)
+
+    @classmethod
+    def for_images(cls, cfg: AugmentConfig, train_images: torch.Tensor) -> "BatchAugment":
+        """The augmentation of a training split: PCA lighting's basis from its uint8 images, when enabled."""
+        if not cfg.pca_lighting:
+            return cls(cfg)
+        from cnnlab.data.augment_more import colour_basis
+
+        return cls(cfg, colour_basis(train_images))
 
     @property
     def active(self) -> bool:
         c = self.cfg
         return any([c.crop_padding, c.hflip, c.rotate, c.scale, c.shear, c.translate, c.brightness,
-                    c.contrast, c.saturation, c.noise_std, c.erase_prob])
+                    c.contrast, c.saturation, c.noise_std, c.erase_prob, c.random_resized_crop, c.hue,
+                    c.pca_lighting])
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator, index: torch.Tensor | None = None,
                  epoch: int = 0, seed: int = 0) -> torch.Tensor:
@@ -152,6 +163,10 @@ class BatchAugment:
         c = self.cfg
         if c.crop_padding:
             x = random_crop(x, c.crop_padding, c.crop_mode, gen)
+        if c.random_resized_crop:
+            from cnnlab.data.augment_more import random_resized_crop
+
+            x = random_resized_crop(x, c.random_resized_crop, c.resized_crop_ratio, gen)
         if c.hflip and c.flip_mode == "alternate" and index is not None:
             flip = alternate_flip_mask(index.to(x.device), epoch, seed)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -161,9 +176,27 @@ class BatchAugment:
             x = random_affine(x, c, gen)
         if c.brightness or c.contrast or c.saturation:
             x = color_jitter(x, c, gen)
+        if c.hue or c.pca_lighting:
+            x = _texts_colour(x, c, self.lighting, gen)
         if c.noise_std:
             noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
             x = (x + noise * c.noise_std).clamp_(0.0, 1.0)
         if c.erase_prob:
             x = random_erase(x, c.erase_prob, c.erase_size, gen)
         return x
+
+
+def _texts_colour(x: torch.Tensor, c: AugmentConfig, lighting, gen: torch.Generator) -> torch.Tensor:
+    """Hue jitter, then PCA lighting (:mod:`cnnlab.data.augment_more`)."""
+    from cnnlab.data import augment_more
+
+    if c.hue:
+        x = augment_more.random_hue(x, c.hue, gen)
+    if c.pca_lighting:
+        if lighting is None:
+            from cnnlab.errors import CnnlabError
+
+            raise CnnlabError("data.augment.pca_lighting needs the training set's colour basis; build the "
+                              "augmentation with BatchAugment.for_images(cfg, training_images)")
+        x = augment_more.pca_lighting(x, c.pca_lighting, lighting, gen)
+    return x

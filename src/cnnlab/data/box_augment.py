@@ -95,6 +95,10 @@ def augment_detection_batch(images: torch.Tensor, boxes: list[torch.Tensor], lab
         flat = transform_boxes(flat, owner, zoom, shift, flip, (h, w))
     if aug.brightness or aug.contrast or aug.saturation:
         images = color_jitter(images, aug, generator)
+    if aug.hue:  # photometric: the boxes stay
+        from cnnlab.data.augment_more import random_hue
+
+        images = random_hue(images, aug.hue, generator)
     limit = torch.tensor([w, h, w, h], dtype=flat.dtype, device=device)
     flat = torch.minimum(flat.clamp(min=0), limit)
     keep = ((flat[:, 2] - flat[:, 0]) >= max(aug.min_box, 1e-6)) & ((flat[:, 3] - flat[:, 1]) >= max(aug.min_box, 1e-6))

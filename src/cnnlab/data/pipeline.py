@@ -76,7 +76,7 @@ def make_splits(data: ImageData, cfg: DataConfig, device: torch.device, seed: in
     def batches(x, y, train: bool) -> DeviceBatches:
         return DeviceBatches(
             x.to(device), y.to(device), cfg.batch_size if train else cfg.eval_batch_size,
-            shuffle=train, drop_last=train, augment=BatchAugment(cfg.augment) if train else None,
+            shuffle=train, drop_last=train, augment=BatchAugment.for_images(cfg.augment, x) if train else None,
             mean=mean, std=std, seed=seed, channels_last=channels_last)
 
     counts = {"train": len(train_x), "val": 0 if val_x is None else len(val_x), "test": len(data.test_x)}

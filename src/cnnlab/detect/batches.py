@@ -59,7 +59,8 @@ class DetectionBatches:
     def _augment_active(self) -> bool:
         a = self.augment
         return a is not None and any(getattr(a, k, 0) for k in
-                                     ("hflip", "scale", "translate", "brightness", "contrast", "saturation"))
+                                     ("hflip", "scale", "translate", "brightness", "contrast", "saturation",
+                                                              "hue"))
 
     def prepare(self, idx: torch.Tensor, epoch: int = 0, batch: int = 0) -> tuple[torch.Tensor, BoxTargets]:
         d = self.data

@@ -46,7 +46,9 @@ class DetectionTrainer(Trainer):
 
     def _step_loss(self, x: torch.Tensor, targets) -> tuple[torch.Tensor, None]:
         """The detection loss of a batch (boxes, objectness, classes); a detector has no accuracy."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
+        from cnnlab.train.precision import autocast
+
+        with autocast(self.device.type, self.cfg.train.precision):
             pred = self.train_model(x)  # (B, A, 5 + K)
         parts = self.loss_fn(pred.float(), self.points, self.point_strides, targets.boxes, targets.labels)
         return parts["loss"], None
@@ -93,7 +95,10 @@ def _refuse_classification_speed_options(cfg: Config) -> None:
     tc = cfg.train
     unused = {"train.whitening": tc.whitening != "none", "train.ema": tc.ema is not None,
               "train.lookahead": tc.lookahead is not None, "train.tta": tc.tta != "none",
-              "train.compile": tc.compile, "train.gpu_fast": tc.gpu_fast}
+              "train.compile": tc.compile, "train.gpu_fast": tc.gpu_fast,
+              # not box-aware (yet): a crop would have to move and cut every box
+              "data.augment.random_resized_crop": bool(cfg.data.augment.random_resized_crop),
+              "data.augment.pca_lighting": bool(cfg.data.augment.pca_lighting)}
     named = [key for key, is_set in unused.items() if is_set]
     if named:
         raise CnnlabError(f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} not supported with task=detect "

@@ -86,12 +86,7 @@ def _run_view(view: str, args, run, out: Path | None) -> dict[str, Any]:
         from cnnlab.explain.neurons import neurons_figure
 
         get_layer(model, args.layer)
-        if args.images < 1:
-            raise CnnlabError(f"--images must be at least 1, got {args.images}")
-        data = load_run_data(run, args.data_dir)
-        x_uint8 = data.test_x[:args.images]
-        return {"run_dir": str(run_dir), **neurons_figure(model, args.layer, model_inputs(run, x_uint8), x_uint8,
-                                                          args.count, out)}
+        return {"run_dir": str(run_dir), **_neurons(run, model, args, out)}
     if view == "predictions":
         from cnnlab.explain.predictions import predictions_figure
 
@@ -105,3 +100,33 @@ def _run_view(view: str, args, run, out: Path | None) -> dict[str, Any]:
         return {"run_dir": str(run_dir), **predictions_figure(images, data.test_y[pick], probs, run.classes,
                                                               args.rows, args.cols, out, pick.tolist())}
     raise CnnlabError(f"unknown view {view}")
+
+
+def _neurons(run, model, args, out: Path) -> dict:
+    """``explain neurons``: --channels (or the first --count), searched over test images or shown on one image."""
+    from cnnlab.explain.neurons import neurons_figure, parse_channels
+    from cnnlab.explain.workflow import load_image_files, load_run_data, model_inputs
+
+    channels = getattr(args, "channels", None)
+    count = getattr(args, "count", None)
+    if channels is not None and count is not None:
+        raise CnnlabError("give --channels C1,C2,... or --count N, not both")
+    picked = parse_channels(channels) if channels is not None else (10 if count is None else count)
+    image, index = getattr(args, "image", None), getattr(args, "index", None)
+    if image is not None and index is not None:
+        raise CnnlabError("give one image: --image PATH or --index I, not both")
+    if image is not None:  # every channel explained on this one image
+        x_uint8 = load_image_files(run, [image])
+        return neurons_figure(model, args.layer, model_inputs(run, x_uint8), x_uint8, picked, out,
+                              caption=f"{Path(image).name}", image_name=Path(image).name[:24])
+    data = load_run_data(run, args.data_dir)
+    if index is not None:
+        if not 0 <= index < len(data.test_y):
+            raise CnnlabError(f"--index {index} is out of range; the test set has {len(data.test_y)} images")
+        x_uint8 = data.test_x[index:index + 1]
+        return neurons_figure(model, args.layer, model_inputs(run, x_uint8), x_uint8, picked, out, indices=[index],
+                              caption=f"test image #{index}")
+    if args.images < 1:
+        raise CnnlabError(f"--images must be at least 1, got {args.images}")
+    x_uint8 = data.test_x[:args.images]
+    return neurons_figure(model, args.layer, model_inputs(run, x_uint8), x_uint8, picked, out)

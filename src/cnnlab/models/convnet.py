@@ -3,7 +3,9 @@
 Everything a textbook varies is an option: filters per block (or a start
 count with an organisation ``same``/``double``/``half``), kernel size per
 block, norm before or after the activation (or none), dropout and where it
-goes, the dense width, the activation and the weight initialisation, and the
+goes (or ``dropout_conv`` / ``dropout_dense`` per block and layer), DropConnect on
+the dense layers, the dense width, the activation (one, or one per block), the
+weight initialisation (``init``, or ``init_conv`` / ``init_linear`` apart), and the
 convolution algorithm (``conv_type``) from :mod:`cnnlab.nn`.
 
 >>> from cnnlab.models import create_model
@@ -20,9 +22,9 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.geometry import strided_same_padding
-from cnnlab.models import checks
-from cnnlab.models.base import INITS, ImageClassifier
-from cnnlab.models.layers import get_activation, get_norm
+from cnnlab.models import checks, options
+from cnnlab.models.base import ImageClassifier
+from cnnlab.models.layers import get_norm
 from cnnlab.models.registry import register_model
 from cnnlab.models.shapes import feature_shape
 
@@ -115,13 +117,18 @@ class ConvNet(ImageClassifier):
         pool_first: bool = False,
         norm: str = "batchnorm",
         norm_position: str = "before",
-        activation: str = "relu",
+        activation: str | list[str] = "relu",
         dropout: float = 0.0,
         dropout_where: str = "dense",
         dense: int | list[int] = 128,
         global_pool: str = "none",
         conv_type: str = "standard",
         init: str = "default",
+        dropout_conv: float | list[float] | None = None,
+        dropout_dense: float | list[float] | None = None,
+        dropconnect: float = 0.0,
+        init_conv: str | None = None,
+        init_linear: str | None = None,
     ) -> None:
         super().__init__(in_channels, num_classes, image_size)
         blocks = checks.positive_int("blocks", blocks, maximum=MAX_BLOCKS)
@@ -136,23 +143,23 @@ class ConvNet(ImageClassifier):
         pools = checks.choices_per_block("pool", pool, blocks, POOLS)
         checks.flag("pool_first", pool_first)
         checks.choice("norm_position", norm_position, ("before", "after"))
-        checks.fraction("dropout", dropout)
-        checks.choice("dropout_where", dropout_where, ("conv", "dense", "both"))
         widths = checks.int_or_list("dense", dense, len(dense) if isinstance(dense, (list, tuple)) else 1, low=0)
+        hidden = [d for d in widths if d > 0]  # 0: no hidden layer
+        conv_drops, dense_drops = options.dropout_plan(dropout, dropout_where, dropout_conv, dropout_dense, blocks,
+                                                       len(hidden))
+        conv_acts, dense_acts = options.activation_plan(activation, blocks, len(hidden))
+        dropconnect = options.check_dropconnect(dropconnect, len(hidden))
         checks.choice("global_pool", global_pool, ("none", "avg", "max"))
-        checks.choice("init", init, INITS)
+        conv_init, linear_init = options.init_plan(init, init_conv, init_linear)
         from cnnlab.nn import get_conv  # the algorithm for each conv: standard, fft, separable, ...
 
         conv_layer = get_conv(conv_type)
-        act = get_activation(activation)
         norm_layer = get_norm(norm)
-        conv_dropout = dropout if dropout_where in ("conv", "both") else 0.0
-        dense_dropout = dropout if dropout_where in ("dense", "both") else 0.0
 
         layers, ch = [], in_channels
-        for out_ch, k, p, s in zip(counts, kernels, pools, strides):
+        for out_ch, k, p, s, act, drop in zip(counts, kernels, pools, strides, conv_acts, conv_drops):
             layers.append(
-                ConvBlock(ch, out_ch, k, padding, conv_layer, norm_layer, act, norm_position, p, conv_dropout,
+                ConvBlock(ch, out_ch, k, padding, conv_layer, norm_layer, act, norm_position, p, drop,
                           convs_per_block, pool_first, stride=s)
             )
             ch = out_ch
@@ -169,11 +176,11 @@ class ConvNet(ImageClassifier):
         else:
             flat = c * h * w
         head.append(nn.Flatten())
-        for width in [d for d in widths if d > 0]:  # 0: no hidden layer
-            head += [nn.Linear(flat, width), act()]
-            if dense_dropout > 0:
-                head.append(nn.Dropout(dense_dropout))
+        for width, act, drop in zip(hidden, dense_acts, dense_drops):
+            head += [options.dense_layer(flat, width, dropconnect), act()]
+            if drop > 0:
+                head.append(nn.Dropout(drop))
             flat = width
         head.append(nn.Linear(flat, num_classes))
         self.head = nn.Sequential(*head)
-        self.init_weights(conv=init, linear=init)
+        self.init_weights(conv=conv_init, linear=linear_init)

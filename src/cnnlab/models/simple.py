@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnlab.models import checks
+from cnnlab.models import checks, options
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.layers import get_activation
 from cnnlab.models.registry import register_model
@@ -26,20 +26,33 @@ class MnistClassic(ImageClassifier):
         image_size: int = 28,
         hidden: int = 128,
         dropout: float = 0.0,
-        activation: str = "relu",
+        activation: str | list[str] = "relu",
+        dropout_conv: float | list[float] | None = None,
+        dropout_dense: float | list[float] | None = None,
+        dropconnect: float = 0.0,
+        init: str = "default",
+        init_conv: str | None = None,
+        init_linear: str | None = None,
     ) -> None:
         super().__init__(in_channels, num_classes, image_size)
         checks.positive_int("hidden", hidden)
-        checks.fraction("dropout", dropout)
-        act = get_activation(activation)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), act(), nn.MaxPool2d(2),  # (N, 32, H/2, W/2)
-            nn.Conv2d(32, 64, 3, padding=1), act(), nn.MaxPool2d(2),  # (N, 64, H/4, W/4)
-        )
+        # ``dropout`` keeps its old place (after the hidden layer); the per-layer options go where they say
+        conv_drops, dense_drops = options.dropout_plan(dropout, "dense", dropout_conv, dropout_dense, 2, 1)
+        conv_acts, dense_acts = options.activation_plan(activation, 2, 1)
+        dropconnect = options.check_dropconnect(dropconnect, 1)
+        conv_init, linear_init = options.init_plan(init, init_conv, init_linear)
+        features: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(((in_channels, 32), (32, 64))):  # (N, 32, H/2, W/2), (N, 64, H/4, W/4)
+            features += [nn.Conv2d(cin, cout, 3, padding=1), conv_acts[i](), nn.MaxPool2d(2)]
+            if conv_drops[i] > 0:
+                features.append(nn.Dropout2d(conv_drops[i]))
+        self.features = nn.Sequential(*features)
         flat = _flat_size(self.features, self.default_input_size, "mnist_classic")
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat, hidden), act(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
+            nn.Flatten(), options.dense_layer(flat, hidden, dropconnect), dense_acts[0](), nn.Dropout(dense_drops[0]),
+            nn.Linear(hidden, num_classes)
         )
+        self.init_weights(conv=conv_init, linear=linear_init)
 
 
 @register_model("lenet5")

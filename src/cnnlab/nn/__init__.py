@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.errors import CnnlabError, did_you_mean
-from cnnlab.nn.dropconnect import DropConnect
+from cnnlab.nn.dropconnect import DropConnect, DropConnectLinear
 from cnnlab.nn.fft_conv import FFTConv2d, fft_conv2d
 from cnnlab.nn.separable import DepthwiseSeparableConv2d, SpatiallySeparableConv2d
 
@@ -32,6 +32,6 @@ def get_conv(conv_type: str) -> type[nn.Module]:
 
 
 __all__ = [
-    "CONV_TYPES", "DepthwiseSeparableConv2d", "DropConnect", "FFTConv2d", "SpatiallySeparableConv2d", "fft_conv2d",
-    "get_conv",
+    "CONV_TYPES", "DepthwiseSeparableConv2d", "DropConnect", "DropConnectLinear", "FFTConv2d",
+    "SpatiallySeparableConv2d", "fft_conv2d", "get_conv",
 ]

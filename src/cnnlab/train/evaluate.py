@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.train.precision import autocast
+
 
 @dataclass
 class EvalResult:
@@ -36,7 +38,7 @@ def evaluate(model: nn.Module, batches, precision: str = "fp32", keep_logits: bo
     all_logits, all_labels = [], []
     try:
         for x, y in batches:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            with autocast(device.type, precision):
                 logits = tta_logits(model, x, tta)
             logits = logits.float()
             total_loss += F.cross_entropy(logits, y, reduction="sum").double()

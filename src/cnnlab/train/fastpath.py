@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.config import Config
+from cnnlab.train.precision import autocast
 
 Notice = Callable[[str], None]
 
@@ -79,6 +80,10 @@ def effective_config(cfg: Config, device: torch.device, batch_size: int, notice:
         notice(f"notice: precision=bf16 but {device.type} has no native bf16 arithmetic here; training in fp32 "
                "(set train.precision=fp32 to silence this)")
         tc.precision = "fp32"
+    if tc.precision == "fp16":
+        from cnnlab.train.precision import check_fp16
+
+        check_fp16(device)
     return out
 
 
@@ -103,13 +108,12 @@ def compile_model(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor
     try:
         model.compile(backend=backend, dynamic=False)
         model.train()
-        with torch.autocast(train_x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with autocast(train_x.device.type, precision):
             logits = model(train_x)
         F.cross_entropy(logits.float(), train_y, label_smoothing=label_smoothing).backward()
         if eval_x is not None:
             model.eval()
-            with torch.no_grad(), torch.autocast(eval_x.device.type, dtype=torch.bfloat16,
-                                                 enabled=precision == "bf16"):
+            with torch.no_grad(), autocast(eval_x.device.type, precision):
                 model(eval_x)
         if train_x.device.type == "cuda":
             torch.cuda.synchronize(train_x.device)

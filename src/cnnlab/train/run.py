@@ -213,9 +213,18 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
 
             data, stats = adapt_to_weights(data, weights, notice=None if quiet else _notice)
         splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last, stats=stats)
+    phases["data"] = time.perf_counter() - t0
+    lr_found = None
+    if cfg.schedule.max_lr == "find":  # the range test on a copy of the model; the RNG is left as it was
+        from cnnlab.train.lr_find import apply_found_lr, range_test
+
+        lr_found = range_test(cfg, splits, data, device, notice=None if quiet else _notice)
+        apply_found_lr(cfg, lr_found["suggested_lr"])
+        phases["lr_find"] = lr_found["seconds"]
+    t0 = time.perf_counter()
     if dist is not None:  # this rank's slice of every global batch (refused if data.batch_size does not divide)
         splits.train = dist.shard_train(splits.train, cfg.train.seed)
-    phases["data"] = time.perf_counter() - t0
+    phases["data"] += time.perf_counter() - t0
     if cfg.train.early_stopping.patience is not None and splits.val is None:
         raise CnnlabError("train.early_stopping needs validation data; set data.val=split or data.val=test")
     batch_size = cfg.data.batch_size
@@ -335,6 +344,9 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
         }
         accs = [h["val_accuracy"] for h in trainer.history if h.get("val_accuracy") is not None]
         summary["best_val_accuracy"] = max(accs) if accs else None
+        if lr_found is not None:
+            summary["lr_find"] = {k: lr_found[k] for k in ("suggested_lr", "min_loss_lr", "steepest_lr", "steps",
+                                                           "stop", "seconds")}
         if trainer.stop_reason == "nonfinite_loss":
             summary.update(test_accuracy=None, nonfinite_step=trainer.nonfinite_step)
         elif trainer.stop_reason == "interrupted":

@@ -35,6 +35,7 @@ from cnnlab.train.checkpoint import load_checkpoint, load_model_state, rng_state
 from cnnlab.train.evaluate import evaluate
 from cnnlab.train.monitor import Monitor
 from cnnlab.train.optim import build_optimizer, penalty, penalty_weights
+from cnnlab.train.precision import autocast, make_scaler
 from cnnlab.train.schedule import LRSchedule
 
 
@@ -64,6 +65,7 @@ class Trainer:
         self.quiet = quiet
         self.device = next(model.parameters()).device
         self.optimizer = build_optimizer(model, cfg.optim)
+        self.scaler = make_scaler(cfg.train.precision, self.device)  # fp16 only: loss scaling (train/precision.py)
         self.steps_per_epoch = len(train_batches)
         self.schedule = LRSchedule(cfg.schedule, cfg.optim.lr, cfg.train.epochs * self.steps_per_epoch,
                                    self.steps_per_epoch, monitor=self._monitor())
@@ -121,7 +123,11 @@ class Trainer:
         reg = penalty(self.penalty_weights, self.cfg.optim.l1, self.cfg.optim.l2)
         total = loss if reg is None else loss + reg
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        if self.scaler is None:
+            total.backward()
+        else:  # fp16: backward through the scaled loss, then true gradients again before clipping and stepping
+            self.scaler.scale(total).backward()
+            self.scaler.unscale_(self.optimizer)
         if tc.clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.params, tc.clip_value)
         grad_norm = None
@@ -130,7 +136,11 @@ class Trainer:
         elif want_grad_norm:
             grads = [p.grad for p in self.params if p.grad is not None]
             grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:  # skips the step when a gradient overflowed, and adapts the scale
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         with torch.no_grad():
             self._sums["loss"] += loss.detach().double() * len(y)
             if correct is not None:
@@ -144,7 +154,7 @@ class Trainer:
         The one part of a step a task changes (detection: its box, objectness and class loss);
         learning rate, regularisation, clipping and the optimizer step stay in ``_train_step``.
         """
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16"):
+        with autocast(self.device.type, self.cfg.train.precision):
             logits = self.train_model(x)  # (B, classes)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.train.label_smoothing)
         with torch.no_grad():
@@ -305,6 +315,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
+            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
             "sums": {k: v.cpu() for k, v in self._sums.items()},
             "rng": rng_state(),
@@ -333,6 +344,8 @@ class Trainer:
                 raise ValueError("the saved optimizer is of another kind")
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
+            if self.scaler is not None and "scaler" in state:
+                self.scaler.load_state_dict(state["scaler"])
             self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
             self._sums = {k: v.to(self.device) for k, v in state["sums"].items()}
             set_rng_state(state["rng"])

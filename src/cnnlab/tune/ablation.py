@@ -51,7 +51,8 @@ def _model_has(cfg: Config, option: str) -> bool:
 
 def _augment_is_on(cfg: Config) -> bool:
     a = cfg.data.augment
-    return any(v for k, v in vars(a).items() if k not in ("crop_mode", "erase_size", "min_box", "flip_mode"))  # settings, not ops
+    settings = ("crop_mode", "erase_size", "min_box", "flip_mode", "resized_crop_ratio")  # settings, not ops
+    return any(v for k, v in vars(a).items() if k not in settings)
 
 
 def _default_augment(cfg: Config) -> dict:

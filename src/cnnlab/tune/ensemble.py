@@ -7,10 +7,14 @@ normalisation, from its checkpoint). Then:
 - ``vote``  — each member votes for its top class; ties go to the tied class with the highest
   average probability;
 - ``stack`` — a multinomial logistic regression (the meta-model, fitted with L-BFGS in torch)
-  maps the members' log-probabilities (N, members x classes) to the class. It must be fitted on
-  predictions for images no member trained on, and scored on images it was not fitted on: the
-  test set is cut into 5 stratified folds and each fold is predicted by a meta-model fitted on
-  the other four (cross-fitting), so every reported prediction is held out twice over.
+  maps the members' log-probabilities (N, members x classes) to the class. It is fitted on the
+  members' predictions for *training* images that no member trained on — the intersection of their
+  validation splits (and of the images ``data.limit_train`` left out), rebuilt from each member's
+  config — and then scores the test set once. No test label reaches the meta-model: the test
+  labels are read only to count the correct predictions. Members without a validation split
+  (``data.val=none|test``, ``data.final_fit``) are refused; bagged members are stacked by
+  ``--bagging K CONFIG --method stack``, which holds a stratified ``data.val_fraction`` of the
+  training set out of every bootstrap sample for the meta-model.
 
 Bagging trains K members of one config, each on a bootstrap sample of the training set (N images
 drawn with replacement, seeded by ``train.seed + k``), then ensembles them.
@@ -37,7 +41,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json_atomic
 
 METHODS = ("mean", "vote", "stack")
-STACK_FOLDS = 5
+MAX_STACK_IMAGES = 10_000  # the meta-model is fitted on at most this many held-out training images (a stratified draw)
 
 
 def _data_key(cfg) -> tuple:
@@ -45,9 +49,8 @@ def _data_key(cfg) -> tuple:
     return (d.name, d.root, d.image_size, d.resize, d.channels)
 
 
-@torch.no_grad()
-def member_probabilities(run_dirs: list[str | Path], data_dir: str | None = None, data=None):
-    """``(probs (M, N, C), labels (N,), accuracies [M], data)``: every member's softmax on the shared test set."""
+def load_members(run_dirs: list[str | Path], data_dir: str | None = None, data=None):
+    """``(runs, data)``: the members (at least 2, all of one dataset) and that dataset, loaded once."""
     from cnnlab.data.datasets import load_dataset
     from cnnlab.runs import load_run
 
@@ -64,17 +67,30 @@ def member_probabilities(run_dirs: list[str | Path], data_dir: str | None = None
         if data_dir:
             cfg.data.data_dir = data_dir
         data = load_dataset(cfg.data)
-    x, labels = data.test_x, data.test_y
-    all_probs = []
     for r in runs:
         if tuple(r.input_size) != tuple(data.input_size):
             raise CnnlabError(f"{r.run_dir} takes images of {r.input_size}, the data has {data.input_size}")
+    return runs, data
+
+
+@torch.no_grad()
+def predict_probabilities(runs, images: torch.Tensor) -> torch.Tensor:
+    """Every member's softmax (M, N, C) on uint8 ``images`` (N, C, H, W), each with its own normalisation."""
+    all_probs = []
+    for r in runs:
         chunks = []
-        for i in range(0, len(x), 1000):
-            images = r.normalize(x[i:i + 1000].float() / 255.0)  # (B, C, H, W), as in training
-            chunks.append(torch.softmax(r.model(images).float(), dim=1))
-        all_probs.append(torch.cat(chunks))
-    probs = torch.stack(all_probs)  # (M, N, C)
+        for i in range(0, len(images), 1000):
+            batch = r.normalize(images[i:i + 1000].float() / 255.0)  # (B, C, H, W), as in training
+            chunks.append(torch.softmax(r.model(batch).float(), dim=1))
+        all_probs.append(torch.cat(chunks) if chunks else torch.empty(0, r.num_classes))
+    return torch.stack(all_probs)  # (M, N, C)
+
+
+def member_probabilities(run_dirs: list[str | Path], data_dir: str | None = None, data=None):
+    """``(probs (M, N, C), labels (N,), accuracies [M], data)``: every member's softmax on the shared test set."""
+    runs, data = load_members(run_dirs, data_dir, data)
+    probs = predict_probabilities(runs, data.test_x)
+    labels = data.test_y
     accuracies = [float((p.argmax(1) == labels).float().mean()) for p in probs]
     return probs, labels, accuracies, data
 
@@ -110,38 +126,93 @@ def fit_logistic(features: torch.Tensor, labels: torch.Tensor, classes: int, l2:
     return w.detach(), b.detach()
 
 
-def stack_predictions(probs: torch.Tensor, labels: torch.Tensor, folds: int = STACK_FOLDS, seed: int = 0,
-                      fold_indices: list[np.ndarray] | None = None) -> torch.Tensor:
-    """Cross-fitted stacking: each image's class from a meta-model fitted on the other folds' predictions.
-
-    ``fold_indices`` fixes the folds (default: ``folds`` stratified folds of ``labels``, seeded).
-    """
-    from cnnlab.tune.cv import stratified_folds
-
+def stack_features(probs: torch.Tensor) -> torch.Tensor:
+    """The meta-model's input (N, M*C): every member's log-probabilities side by side."""
     m, n, c = probs.shape
-    features = torch.log(probs.clamp_min(1e-8)).permute(1, 0, 2).reshape(n, m * c)  # (N, M*C)
-    preds = torch.empty(n, dtype=torch.int64)
-    for held in fold_indices if fold_indices is not None else stratified_folds(labels.numpy(), folds, seed):
-        held_t = torch.from_numpy(held)
-        mask = torch.ones(n, dtype=torch.bool)
-        mask[held_t] = False
-        w, b = fit_logistic(features[mask], labels[mask], c)
-        preds[held_t] = (features[held_t].double() @ w + b).argmax(1)
-    return preds
+    return torch.log(probs.clamp_min(1e-8)).permute(1, 0, 2).reshape(n, m * c)
 
 
-def ensemble_runs(run_dirs: list[str | Path], method: str = "mean", data_dir: str | None = None, data=None) -> dict:
-    """Test accuracy of the ensemble of ``run_dirs`` by ``method``, beside every member's."""
+def stack_predictions(fit_probs: torch.Tensor, fit_labels: torch.Tensor, test_probs: torch.Tensor) -> torch.Tensor:
+    """Stacking: a meta-model fitted on held-out predictions ``fit_probs`` (M, V, C) with ``fit_labels`` (V,)
+    predicts the class of each test image from ``test_probs`` (M, N, C). It takes no test label."""
+    w, b = fit_logistic(stack_features(fit_probs), fit_labels, fit_probs.shape[2])
+    return (stack_features(test_probs).double() @ w + b).argmax(1)
+
+
+def unseen_training_images(runs, data) -> np.ndarray:
+    """Sorted indices of the training images that no member trained on, rebuilt from each member's config.
+
+    A member saw the training part of ``choose_train_val`` (after ``data.limit_train``) under its own
+    ``train.seed``; everything else of the training set — its validation split, and what
+    ``limit_train`` left out — is unseen by it. A member without a validation split is refused.
+    """
+    from cnnlab.data.pipeline import choose_train_val
+
+    n = len(data.train_y)
+    unseen = np.ones(n, dtype=bool)
+    for r in runs:
+        d = r.config.data
+        if d.final_fit or d.val != "split":
+            why = "data.final_fit=true" if d.final_fit else f"data.val={d.val}"
+            raise CnnlabError(f"--method stack fits its meta-model on validation predictions, and {r.run_dir} has no "
+                              f"validation split ({why}); retrain the members with data.val=split, or use "
+                              "--method mean|vote")
+        trained_on = r.summary.get("dataset")
+        if trained_on is not None and trained_on != data.name:  # a bootstrap sample, a cv fold: not in its config
+            raise CnnlabError(f"{r.run_dir} was trained on {trained_on}, a sample its config does not record, so its "
+                              "held-out images are unknown; stack bagged members with `cnnlab ensemble --bagging K "
+                              "CONFIG --method stack`")
+        idx = torch.arange(n)
+        (trained, _), _ = choose_train_val(idx, data.train_y, idx[:0], data.test_y[:0], d, r.config.train.seed)
+        unseen[trained.numpy()] = False
+    return np.flatnonzero(unseen)
+
+
+def _stack_set(runs, data) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) for fitting the meta-model: unseen training images, at most MAX_STACK_IMAGES."""
+    from cnnlab.data.splits import stratified_subset
+
+    held = unseen_training_images(runs, data)
+    classes = data.num_classes
+    if len(held) < 2 * classes:
+        seeds = sorted({r.config.train.seed for r in runs})
+        raise CnnlabError(f"the members share only {len(held)} training images that none of them trained on (their "
+                          f"validation splits follow train.seed {', '.join(map(str, seeds))}); stacking needs at "
+                          f"least {2 * classes}: train the members with one train.seed (varying other keys), or use "
+                          "`cnnlab ensemble --bagging K CONFIG --method stack`")
+    if len(held) > MAX_STACK_IMAGES:
+        held = held[stratified_subset(data.train_y[held].numpy(), MAX_STACK_IMAGES, 0)]
+    held_t = torch.from_numpy(held)
+    return data.train_x[held_t], data.train_y[held_t]
+
+
+def ensemble_runs(run_dirs: list[str | Path], method: str = "mean", data_dir: str | None = None, data=None,
+                  stack_set: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+    """Test accuracy of the ensemble of ``run_dirs`` by ``method``, beside every member's.
+
+    ``stack_set`` = (uint8 images, labels) no member trained on replaces the held-out set that
+    ``stack`` otherwise rebuilds from the members' configs (:func:`unseen_training_images`).
+    """
     if method not in METHODS:
         raise CnnlabError(f"unknown ensemble method '{method}'; expected one of {', '.join(METHODS)}")
-    probs, labels, accuracies, data = member_probabilities(run_dirs, data_dir, data)
-    preds = stack_predictions(probs, labels) if method == "stack" else combine(probs, method)
+    runs, data = load_members(run_dirs, data_dir, data)
+    note, extra = None, {}
+    if method == "stack":
+        fit_x, fit_y = stack_set if stack_set is not None else _stack_set(runs, data)
+        fit_probs = predict_probabilities(runs, fit_x)  # (M, V, C): before any test image is looked at
+        test_probs = predict_probabilities(runs, data.test_x)
+        preds = stack_predictions(fit_probs, fit_y, test_probs)
+        note = f"meta-model fitted on {len(fit_y)} held-out training images no member trained on; test set scored once"
+        extra = {"stack_images": int(len(fit_y))}
+    else:
+        test_probs = predict_probabilities(runs, data.test_x)
+        preds = combine(test_probs, method)
+    labels = data.test_y  # read only now, to score
+    accuracies = [float((p.argmax(1) == labels).float().mean()) for p in test_probs]
     accuracy = float((preds == labels).float().mean())
     return {"kind": "ensemble", "method": method, "test_images": int(len(labels)), "test_accuracy": accuracy,
             "members": [{"run_dir": str(d), "test_accuracy": a} for d, a in zip(run_dirs, accuracies)],
-            "best_member_accuracy": max(accuracies),
-            "note": f"stacking cross-fitted over {STACK_FOLDS} stratified folds of the test set"
-            if method == "stack" else None}
+            "best_member_accuracy": max(accuracies), **extra, "note": note}
 
 
 def bootstrap_indices(n: int, seed: int) -> np.ndarray:
@@ -151,10 +222,14 @@ def bootstrap_indices(n: int, seed: int) -> np.ndarray:
 
 def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite: bool = False,
                 quiet: bool = False, source: str = "") -> dict:
-    """Train ``k`` members on bootstrap samples into ``out/members/``, ensemble them; write ``ensemble.json``."""
+    """Train ``k`` members on bootstrap samples into ``out/members/``, ensemble them; write ``ensemble.json``.
+
+    With ``method="stack"`` a stratified ``data.val_fraction`` of the training set (seeded by
+    ``train.seed``) is held out of every bootstrap sample first; the meta-model is fitted there.
+    """
     from cnnlab.config import config_to_dict, config_with_overrides
     from cnnlab.data.datasets import ImageData, load_dataset
-    from cnnlab.data.splits import stratified_subset
+    from cnnlab.data.splits import stratified_split, stratified_subset
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.train.run import train
 
@@ -170,6 +245,14 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     if cfg.data.limit_train and cfg.data.limit_train < len(y):
         keep = stratified_subset(y.numpy(), cfg.data.limit_train, cfg.train.seed)
         x, y = x[keep], y[keep]
+    stack_set = None
+    if method == "stack":  # images no bootstrap sample can draw: the meta-model's training set
+        keep, held = stratified_split(y.numpy(), cfg.data.val_fraction, cfg.train.seed)
+        if len(held) < 2 * data.num_classes:
+            raise CnnlabError(f"data.val_fraction={cfg.data.val_fraction} holds out {len(held)} of {len(y)} training "
+                              f"images for the meta-model; stacking needs at least {2 * data.num_classes}: raise it")
+        stack_set = (x[torch.from_numpy(held)], y[torch.from_numpy(held)])
+        x, y = x[torch.from_numpy(keep)], y[torch.from_numpy(keep)]
     start = time.perf_counter()
     with open_run_dir(out, overwrite=overwrite, kind="ensemble"):
         members = []
@@ -185,7 +268,7 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
             if not quiet:
                 print(f"member {i + 1}/{k}: bootstrap of {len(y)} images ({len(np.unique(idx.numpy()))} distinct), "
                       f"test accuracy {summary.get('test_accuracy', 0):.4f}", file=sys.stderr, flush=True)
-        result = ensemble_runs(members, method, data=data)
+        result = ensemble_runs(members, method, data=data, stack_set=stack_set)
         result.update(bagging=k, config=source or cfg.name, wall_seconds=round(time.perf_counter() - start, 3),
                       train_seconds=sum(json.loads((m / "summary.json").read_text())["train_seconds"] for m in members))
         write_json_atomic(out / "ensemble.json", result)

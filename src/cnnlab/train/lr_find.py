@@ -1,0 +1,223 @@
+"""The learning-rate range test (Smith, 2015; fastai's ``lr_find``): one short run with a rising rate.
+
+A fresh copy of the configured model trains for up to ``steps`` batches while the learning rate
+grows exponentially from ``start_lr`` to ``end_lr`` (``lr_i = start * (end/start)^(i/(steps-1))``).
+The loss is smoothed with a bias-corrected exponential moving average (``beta`` = 0.9), and the
+test stops once the smoothed loss exceeds ``DIVERGE`` x its minimum (or turns non-finite): past that
+point the rate is too high. The **suggested** rate is the one at the minimum of the smoothed loss
+divided by 10 — the rule of thumb for the peak of a one-cycle schedule: a rate still safely on the
+falling side of the curve. The rate of steepest descent is reported beside it.
+
+The optimizer, weight decay, augmentation, precision, batch size and first-layer whitening are the
+config's own (EMA, Lookahead and test-time augmentation play no part in a loss curve); only the
+learning rate follows the test's ramp (its schedule is ignored). The global RNG state is saved and
+restored, so a training run that uses the test first (``schedule.max_lr=find``) draws the same
+initial weights and batches as without it.
+
+>>> import torch
+>>> ramp = lr_ramp(1e-4, 1.0, 5)
+>>> [f"{v:.0e}" for v in ramp]
+['1e-04', '1e-03', '1e-02', '1e-01', '1e+00']
+>>> smooth([1.0, 1.0, 1.0], 0.9)  # bias-corrected: a constant stays constant
+[1.0, 1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.errors import CnnlabError
+
+DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum
+BETA = 0.9  # about 10 steps of memory: over 8 decades in 100-200 steps, 0.98 lagged the curve by 2 decades
+MIN_USEFUL = 10  # a test that diverges before this many steps (or never falls) says nothing
+
+
+def lr_ramp(start: float, end: float, steps: int) -> list[float]:
+    """``steps`` rates rising exponentially from ``start`` to ``end``."""
+    if steps == 1:
+        return [start]
+    return [start * (end / start) ** (i / (steps - 1)) for i in range(steps)]
+
+
+def smooth(losses: list[float], beta: float = BETA) -> list[float]:
+    """Bias-corrected exponential moving average of ``losses``."""
+    out, avg = [], 0.0
+    for i, loss in enumerate(losses):
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg / (1 - beta ** (i + 1)))
+    return out
+
+
+def suggest(lrs: list[float], smoothed: list[float]) -> dict:
+    """``{"suggested_lr", "min_loss_lr", "steepest_lr"}`` from the smoothed curve (up to its stop)."""
+    best = min(range(len(smoothed)), key=lambda i: smoothed[i])
+    # steepest fall of the smoothed loss per unit of log(lr), before the minimum
+    slopes = [(smoothed[i + 1] - smoothed[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1]))
+              for i in range(1, max(best, 1))]
+    steep = 1 + min(range(len(slopes)), key=lambda i: slopes[i]) if slopes else best
+    return {"suggested_lr": lrs[best] / 10, "min_loss_lr": lrs[best], "steepest_lr": lrs[steep],
+            "min_loss": smoothed[best]}
+
+
+def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
+               notice=None) -> dict:
+    """Run the range test for ``cfg`` on ``splits.train``; the result dict (see the module docstring).
+
+    Raises a one-line error when the loss diverges at once (or never falls): no rate in the range
+    trains this model.
+    """
+    from cnnlab.runs import build_model
+    from cnnlab.train.optim import build_optimizer
+    from cnnlab.train.precision import autocast, make_scaler
+
+    if not (0 < start_lr < end_lr):
+        raise CnnlabError(f"the range test needs 0 < --start-lr < --end-lr, got {start_lr:g} and {end_lr:g}")
+    if not 20 <= steps <= 100_000:
+        raise CnnlabError(f"--steps {steps} is out of range; expected an integer in [20, 100,000]")
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.train.seed)
+        model = build_model(cfg, data.input_size, data.num_classes).to(device)  # a copy: nothing else sees it
+        if cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.train.whitening != "none":  # the first conv from the patch statistics, as the run will have it
+            from cnnlab.train.whitening import apply_whitening
+
+            src = splits.train
+            apply_whitening(model, src.images, src.mean, src.std, cfg.train.whitening, cfg.train.whitening_eps,
+                            cfg.train.seed)
+        optimizer = build_optimizer(model, cfg.optim)
+        scaler = make_scaler(cfg.train.precision, device)
+        lrs, losses, smoothed = [], [], []
+        ramp = lr_ramp(start_lr, end_lr, steps)
+        model.train()
+        epoch, stop = 0, "end of range"
+        batches = splits.train.epoch(epoch)
+        while len(lrs) < steps:
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                epoch += 1
+                batches = splits.train.epoch(epoch)
+                continue
+            lr = ramp[len(lrs)]
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+            with autocast(device.type, cfg.train.precision):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            value = float(loss.detach())
+            lrs.append(lr)
+            losses.append(value)
+            if not math.isfinite(value):
+                stop = "non-finite loss"
+                break
+            smoothed = smooth(losses)
+            if smoothed[-1] > DIVERGE * min(smoothed) and len(lrs) > 1:
+                stop = "diverged"
+                break
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+    finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
+    if finite:
+        smoothed = smooth([losses[i] for i in finite])
+    best = min(range(len(smoothed)), key=lambda i: smoothed[i]) if smoothed else 0
+    if len(finite) < MIN_USEFUL or best == 0:
+        raise CnnlabError(f"the loss diverged at once in the learning-rate range test ({stop} after {len(lrs)} "
+                          f"steps, from lr {start_lr:g}): no rate in [{start_lr:g}, {end_lr:g}] lowers it; "
+                          "lower --start-lr, or check the config trains at all with `cnnlab train`")
+    result = {"kind": "lr_find", "config": cfg.name, "steps": len(lrs), "stop": stop, "start_lr": start_lr,
+              "end_lr": end_lr, "lrs": lrs[:len(finite)], "losses": [losses[i] for i in finite],
+              "smoothed": smoothed, "optimizer": cfg.optim.name, "batch_size": splits.train.batch_size,
+              "seconds": round(time.perf_counter() - t0, 3),
+              **suggest(lrs[:len(finite)], smoothed)}
+    if notice:
+        notice(f"lr range test: {len(lrs)} steps ({stop}); loss lowest at lr {result['min_loss_lr']:.3g}, "
+               f"suggested peak lr {result['suggested_lr']:.3g}")
+    return result
+
+
+def plot_range_test(result: dict, out_path) -> None:
+    """``lr_find.png``: loss (raw and smoothed) against the rate on a log axis, the suggestion marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cnnlab.fileio import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(result["lrs"], result["losses"], color="0.75", linewidth=0.8, label="loss")
+    ax.plot(result["lrs"], result["smoothed"], color="C0", label="smoothed loss")
+    ax.axvline(result["suggested_lr"], color="C3", linestyle="--",
+               label=f"suggested {result['suggested_lr']:.2g} (minimum / 10)")
+    ax.axvline(result["min_loss_lr"], color="0.4", linestyle=":", label=f"minimum {result['min_loss_lr']:.2g}")
+    ax.set_xscale("log")
+    top = max(result["smoothed"][:max(1, len(result["smoothed"]))])
+    ax.set_ylim(min(min(result["losses"]), min(result["smoothed"])) * 0.9, min(top, DIVERGE * result["min_loss"]) * 1.05)
+    ax.set(xlabel="learning rate", ylabel="training loss",
+           title=f"learning-rate range test: {result['config']} ({result['optimizer']})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def apply_found_lr(cfg, lr: float) -> None:
+    """``schedule.max_lr=find``: one-cycle peaks at ``lr``; any other schedule starts from it (in place)."""
+    if cfg.schedule.name == "onecycle":
+        cfg.schedule.peak_lr = lr
+    else:
+        cfg.optim.lr = lr
+
+
+def prepare(cfg, data=None):
+    """``(cfg as it runs, splits, data, device)`` for a range test of a classification ``cfg``."""
+    from cnnlab.data.datasets import load_dataset
+    from cnnlab.data.pipeline import make_splits
+    from cnnlab.runs import resolve_device
+    from cnnlab.train.fastpath import effective_config
+
+    if cfg.task != "classify":
+        raise CnnlabError(f"the learning-rate range test runs on classification configs; this one has task: {cfg.task}")
+    if "features_from" in cfg.model.options or "weights" in cfg.model.options:
+        raise CnnlabError("the learning-rate range test trains the config's model from scratch; drop model.weights "
+                          "and model.features_from for it")
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    cfg = effective_config(cfg, device, cfg.data.batch_size, notice=lambda m: None)
+    data = data if data is not None else load_dataset(cfg.data)
+    splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last)
+    return cfg, splits, data, device
+
+
+def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, overwrite: bool = False,
+                notice=None) -> dict:
+    """The range test for ``cfg``; writes ``out/lr_find.json`` and ``out/lr_find.png`` once it has a result."""
+    from pathlib import Path
+
+    from cnnlab.fileio import write_json_atomic
+    from cnnlab.rundir import check_out_dir, open_run_dir
+
+    out = Path(out)
+    check_out_dir(out, overwrite)
+    cfg, splits, data, device = prepare(cfg)
+    result = range_test(cfg, splits, data, device, start_lr=start_lr, end_lr=end_lr, steps=steps, notice=notice)
+    with open_run_dir(out, overwrite=overwrite, kind="lr-find"):  # only now: a diverged test leaves nothing
+        plot_range_test(result, out / "lr_find.png")
+        result["plot"] = str(out / "lr_find.png")
+        write_json_atomic(out / "lr_find.json", result)
+    return result

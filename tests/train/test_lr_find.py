@@ -1,0 +1,84 @@
+"""`cnnlab lr-find` and `schedule.max_lr=find`: the ramp, the smoothing, the stop, the suggestion, the RNG left alone."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlab.train.lr_find import lr_ramp, prepare, range_test, smooth, suggest
+from cnnlab.train.run import train
+from tests.train.helpers import toy_config, toy_data
+
+
+def test_ramp_smoothing_and_suggestion_against_numpy():
+    ramp = lr_ramp(1e-6, 1.0, 61)
+    np.testing.assert_allclose(ramp, np.geomspace(1e-6, 1.0, 61), rtol=1e-12)
+    losses = np.random.default_rng(0).random(50)
+    avg, ref = 0.0, []
+    for i, v in enumerate(losses):  # the bias-corrected EMA written out
+        avg = 0.9 * avg + 0.1 * v
+        ref.append(avg / (1 - 0.9 ** (i + 1)))
+    np.testing.assert_allclose(smooth(list(losses), 0.9), ref, rtol=1e-12)
+    # a curve falling fastest around 1e-3 with its minimum at 1e-1
+    lrs = list(np.geomspace(1e-6, 1.0, 61))
+    curve = [2.0 - math.tanh(math.log10(lr) + 3) + (0.5 * (math.log10(lr) + 1) ** 2 if lr > 0.1 else 0) for lr in lrs]
+    s = suggest(lrs, curve)
+    assert s["min_loss_lr"] == pytest.approx(0.1, rel=0.3) and s["suggested_lr"] == pytest.approx(s["min_loss_lr"] / 10)
+    assert s["steepest_lr"] == pytest.approx(1e-3, rel=0.3)
+
+
+def test_range_test_stops_at_divergence_and_leaves_the_rng_alone():
+    cfg = toy_config("optim.name=sgd", "optim.momentum=0.9", "train.device=cpu")
+    cfg, splits, data, device = prepare(cfg, toy_data())
+    state = torch.get_rng_state()
+    result = range_test(cfg, splits, data, device, start_lr=1e-5, end_lr=1e4, steps=120)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert result["stop"] in ("diverged", "non-finite loss") and result["steps"] < 120
+    assert result["lrs"] == pytest.approx(lr_ramp(1e-5, 1e4, 120)[:len(result["lrs"])])
+    assert 1e-5 < result["suggested_lr"] < result["min_loss_lr"] < 1e4
+    assert min(result["smoothed"]) < result["smoothed"][0]  # it found rates that lower the loss
+
+
+def test_max_lr_find_trains_at_the_suggestion_with_the_same_initial_weights(tmp_path):
+    found = train(toy_config("schedule.max_lr=find", "train.epochs=2"), tmp_path / "find", data=toy_data(), quiet=True)
+    lr = found["lr_find"]["suggested_lr"]
+    assert found["lr_find"]["steps"] > 10 and lr > 0
+    given = train(toy_config(f"schedule.peak_lr={lr!r}", "train.epochs=2"), tmp_path / "given", data=toy_data(),
+                  quiet=True)
+    a = torch.load(tmp_path / "find" / "final.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "given" / "final.pt", weights_only=True)["model"]
+    for k in a:  # the range test drew nothing from the run's RNG: the same run as with the rate written in
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    assert found["test_accuracy"] == given["test_accuracy"]
+
+
+def test_lr_find_cli_writes_plot_and_json_and_refuses_a_config_that_diverges_at_once(tmp_path, capsys):
+    from cnnlab.cli import main
+
+    out = tmp_path / "lrf"
+    argv = ["lr-find", "mnist-fast", "data.limit_train=1000", "train.threads=1", "data.batch_size=32", "--steps", "60",
+            "--start-lr", "1e-5", "--end-lr", "100", "--out", str(out)]
+    assert main(argv + ["--json"]) == 0
+    stdout = capsys.readouterr().out
+    record = json.loads(stdout)
+    assert record == json.loads((out / "lr_find.json").read_text())
+    assert (out / "lr_find.png").stat().st_size > 1000 and record["steps"] <= 60
+    assert record["suggested_lr"] == pytest.approx(record["min_loss_lr"] / 10)
+    code = main(argv + ["--json"])  # the output policy: an existing directory is not replaced silently
+    assert code == 2 and "exists" in capsys.readouterr().err
+
+    bad = tmp_path / "bad"
+    code = main(["lr-find", "mnist-fast", "data.limit_train=500", "optim.name=sgd", "--start-lr", "1e4",
+                 "--end-lr", "1e6", "--steps", "30", "--out", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("cnnlab: error: the loss diverged at once")
+    assert not bad.exists()
+    for args, message in ((["--steps", "5"], "--steps 5 is out of range"), (["--start-lr", "0"], "--start-lr 0"),
+                          (["--start-lr", "1", "--end-lr", "0.1"], "0 < --start-lr < --end-lr")):
+        code = main(["lr-find", "mnist-fast", *args, "--out", str(bad)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and not bad.exists(), err
