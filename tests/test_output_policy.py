@@ -243,3 +243,109 @@ def test_files_of_the_same_kind_are_replaced_and_exports_are_recognised(world, t
     assert main(["export", str(world / "run"), "--format", "torchscript", "--parity-images", "0",
                  "--out", str(out), "--overwrite"]) == 0  # its own export, replaced
     assert out.is_file() and out.read_bytes()[:2] == first[:2] == b"PK"
+
+
+# ------------------------------------------------------------------ sweep storage: never another app's database
+
+
+def test_sweep_refuses_a_database_with_other_tables(world, capsys, tmp_path):
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table users (id integer primary key, name text)")
+        conn.execute("insert into users (name) values ('ada')")
+    before = db.read_bytes()
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"\x00not a database at all" * 100)
+    for url, words in ((f"sqlite:///{db}", "holds 1 other table(s) (users) and no Optuna study"),
+                       (f"sqlite:///{junk}", "cannot open the study storage")):
+        code = main(["sweep", str(world / "sweep.yaml"), "--trials", "1", "--quiet", "--storage", url,
+                     "--out", str(tmp_path / "sweep")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and words in err, err
+    assert db.read_bytes() == before and not (tmp_path / "sweep").exists()
+
+
+# ------------------------------------------------------------------ names are names, not paths
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "W/evil.yaml", "--quiet"],
+    ["train", "W/tiny.yaml", "name=../../elsewhere", "--quiet"],
+    ["ablate", "W/evil.yaml", "--quiet"],
+    ["sweep", "W/evil-sweep.yaml", "--quiet"],
+], ids=["train-config", "train-override", "ablate", "sweep-spec"])
+def test_a_name_with_a_path_in_it_is_refused(world, capsys, tmp_path, monkeypatch, argv):
+    (world / "evil.yaml").write_text((world / "tiny.yaml").read_text().replace("name: tiny", "name: ../../../elsewhere"))
+    (world / "evil-sweep.yaml").write_text((world / "sweep.yaml").read_text().replace("name: s", "name: a/../../b"))
+    cwd = tmp_path / "deep" / "er" / "work"
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    code = main([str(a).replace("W/", f"{world}/") for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is not a plain name" in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["deep", "er", "work"]  # nothing written anywhere
+
+
+@pytest.mark.parametrize("name", ["..", ".hidden", "a\\b", "tab\there", "x" * 201, ""])
+def test_check_name_refuses_what_is_not_a_plain_name(name):
+    from cnnlab.errors import CnnlabError
+    from cnnlab.rundir import check_name
+
+    with pytest.raises(CnnlabError, match="is not a plain name"):
+        check_name(name)
+    assert check_name("mnist-fast_v1.2") == "mnist-fast_v1.2"
+
+
+# ------------------------------------------------------------------ bounded work from small inputs
+
+
+@pytest.mark.parametrize("args", [["--mistakes", "100000"], ["--class", "1", "--count", "100000"],
+                                  ["--index", *map(str, range(1001))]])
+def test_explain_bounds_the_figures_it_draws(world, capsys, args):
+    refused(world, capsys, ["explain", "W/run", *args, "--out", "W/new-explain"], "at most 1000")
+
+
+def test_an_interrupted_explanation_leaves_no_folder(world, capsys, monkeypatch):
+    from cnnlab.explain import figures
+
+    drawn = []
+    real = figures.explanation_figure
+
+    def interrupted(*args, **kwargs):
+        if len(drawn) == 9:
+            raise KeyboardInterrupt
+        drawn.append(real(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(figures, "explanation_figure", interrupted)
+    out = world / "interrupted"
+    files = sorted(str(p) for p in (world / "images").rglob("*.png"))[:12]
+    assert len(files) == 12
+    code = main(["explain", str(world / "run"), *files, "--methods", "saliency", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 130 and len(drawn) == 9 and not out.exists(), err
+    assert "figure 1/12" in err and "figure 12/12" not in err  # progress every 10 %, none after the stop
+    assert not [p for p in world.iterdir() if p.name.startswith(".cnnlab-new")]
+
+
+def test_make_scenes_refuses_terabytes_with_the_estimate(world, capsys, tmp_path):
+    from cnnlab.data.locate import find_dataset_dir
+    from cnnlab.errors import CnnlabError
+
+    try:
+        find_dataset_dir("mnist")
+    except CnnlabError as exc:
+        pytest.skip(f"real MNIST not available: {exc}")
+    code = main(["data", "make-scenes", "mnist", "--size", "4096", "--train", "10000000",
+                 "--out", str(tmp_path / "scenes")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "GiB" in err and "more than the 20 GiB" in err, err
+    assert list(tmp_path.iterdir()) == []  # no folder, no staging folder
+
+
+def test_a_path_through_a_missing_folder_and_dotdot_is_refused(world, capsys):
+    """``o/../out-sweep`` is out-sweep once o exists: creating o first would dodge the check (the fuzzer's find)."""
+    refused(world, capsys, [*TRAIN, "--out", "W/o/../out-sweep", "--overwrite"], "goes through", "without '..'")
+    refused(world, capsys, ["explain", "filters", "W/run", "--out", "W/o/../explain.png"], "goes through")

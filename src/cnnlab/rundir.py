@@ -146,6 +146,16 @@ def _check_name_lengths(path: Path, anchor: Path) -> None:
         raise CnnlabError("--out path is longer than the 4096 bytes a path may have; choose a shorter --out")
 
 
+def _check_dotdot(path: Path, flag: str) -> None:
+    """Refuse ``missing/../x``: the folder before a ``..`` must exist, or creating the output would make it
+    (and ``x`` would name something other than what was checked)."""
+    parts = path.parts
+    for i, part in enumerate(parts):
+        if part == ".." and i and not Path(*parts[:i]).is_dir():
+            raise CnnlabError(f"{flag} {path} goes through {Path(*parts[:i])}, which is not a folder; "
+                              f"write the path without '..'")
+
+
 def _check_can_create(path: Path) -> None:
     """Refuse a path that cannot be created: under a file, or in a place that takes no new folders."""
     anchor = _nearest_existing(path.parent if path.parent != path else path)
@@ -284,6 +294,7 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool, *, kind: str | None 
     if resumable is None:
         resumable = kind in RESUMABLE_KINDS
     _check_name_lengths(path, _nearest_existing(path))  # before any stat(), which fails on such names
+    _check_dotdot(path, flag)
     if path.is_symlink():
         raise CnnlabError(f"{flag} {path} is a symbolic link (to {os.readlink(path)}); cnnlab does not write or "
                           "delete through links: name the real directory")
@@ -342,6 +353,7 @@ def check_out_file(path: str | os.PathLike, overwrite: bool, *, kind: str, suffi
         article = "an" if suffixes[0][1:2] in tuple("aefhilmnorsx") else "a"  # an .html, a .png
         raise CnnlabError(f"{flag} {path} must name {article} {shown} file")
     _check_name_lengths(path, _nearest_existing(path))
+    _check_dotdot(path, flag)
     if path.is_symlink():
         raise CnnlabError(f"{flag} {path} is a symbolic link; cnnlab does not write through links: name a real file")
     if path.is_dir():

@@ -306,7 +306,7 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
     with holding_run(run_dir, out_dir), open_run_dir(out_dir, overwrite=overwrite, kind="explain",
                                                      inputs=[run_dir, *files], remove_on_error=True):
         used: set[str] = set()
-        step = max(1, len(x) // 10)
+        step = -(-len(x) // 10)  # progress about every 10 %
         for i in range(len(x)):
             if len(x) > 8 and (i % step == 0 or i == len(x) - 1):
                 say(f"figure {i + 1}/{len(x)}")
