@@ -25,6 +25,7 @@ from tests.fuzz import harness
 from tests.fuzz.cli_cases import child_env
 from tests.fuzz.harness import examples
 from tests.fuzz.world import TINY_TRAIN
+from tests.test_output_policy import _png
 
 DIR_KINDS = ("train", "scratch-train", "sweep", "ablation", "cv", "ensemble", "explain", "features", "scenes",
              "predict")
@@ -55,19 +56,6 @@ TARGETS = ([f"out-{k}" for k in DIR_KINDS] + [f"link-{k}" for k in ("train", "sw
                                    "run/explain", "precious", "precious/config.yaml", "img.png", "afile.txt",
                                    "tiny.yaml", "images", "data/mnist", "new", "new/sub", "new.png", "new.html",
                                    "new.onnx", "new.pt", "notes.txt", "o/../out-sweep", "./out-train/", ""])
-
-
-def _png(path: Path, kind: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.fileio import png_metadata
-
-    fig = plt.figure(figsize=(1, 1))
-    fig.savefig(path, format="png", metadata=png_metadata(kind))
-    plt.close(fig)
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +137,7 @@ def run_policy_case(template: Path, argv: list[str], target: str | None, allowed
         harness.remove_case(case)
 
 
-@examples(40)
+@examples(24)
 @given(name=st.sampled_from(sorted(COMMANDS)), target=st.sampled_from(TARGETS), overwrite=st.booleans())
 @example(name="explain", target="run", overwrite=True)  # replaced the very run it explains
 @example(name="sweep", target="out-train", overwrite=True)  # replaced a training run
@@ -175,7 +163,7 @@ EVIL_NAMES = ["../escape", "../../../elsewhere", "a/b", "/abs/olute", "..", ".",
               "ok-name", "dots..inside", "a/../b"]
 
 
-@examples(12)
+@examples(8)
 @given(command=st.sampled_from(["train", "ablate", "cv", "bagging", "sweep"]), name=st.sampled_from(EVIL_NAMES))
 @example(command="train", name="../../../elsewhere")
 @example(command="sweep", name="../escape")
