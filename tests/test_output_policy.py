@@ -349,3 +349,39 @@ def test_a_path_through_a_missing_folder_and_dotdot_is_refused(world, capsys):
     """``o/../out-sweep`` is out-sweep once o exists: creating o first would dodge the check (the fuzzer's find)."""
     refused(world, capsys, [*TRAIN, "--out", "W/o/../out-sweep", "--overwrite"], "goes through", "without '..'")
     refused(world, capsys, ["explain", "filters", "W/run", "--out", "W/o/../explain.png"], "goes through")
+
+
+# ------------------------------------------------------------------ predict --out (a detection run's drawings)
+
+
+@pytest.fixture(scope="module")
+def detect_run(world):
+    """A tiny detection run in the world (the detection tests' recipe), and one of its images."""
+    import contextlib
+    import io
+
+    from tests.detect.scenes import squares, write_voc
+    from tests.detect.test_cli import TRAIN as DETECT_TRAIN
+
+    root = world / "voc"
+    data = squares(4, 64, seed=3)
+    write_voc(root, data, "train")
+    write_voc(root, data, "test")
+    (world / "detect.yaml").write_text("task: detect\n")
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", str(world / "detect.yaml"), "--quiet", *DETECT_TRAIN, f"data.root={root}",
+                     "--out", str(world / "drun")]) == 0
+    return world / "drun", sorted((root / "JPEGImages").iterdir())[0]
+
+
+@pytest.mark.parametrize("victim, overwrite, words", [
+    *[(f"W/out-{k}", True, "refusing to overwrite") for k in DIR_KINDS if k != "predict"],
+    ("W/run", True, "it is a training run"),
+    ("W/drun", True, "input of this command"),
+    ("W/voc", True, "input of this command"),  # holds the image drawn
+    ("W/mine", True, "not a cnnlab run directory"),
+    ("W/out-predict", False, "already exists; pass --overwrite"),
+])
+def test_predict_out_follows_the_policy(world, detect_run, capsys, victim, overwrite, words):
+    run, image = detect_run
+    refused(world, capsys, ["predict", run, image, "--out", victim, *(["--overwrite"] if overwrite else [])], words)
