@@ -348,16 +348,16 @@ def check_out_file(path: str | os.PathLike, overwrite: bool, *, kind: str, suffi
     from cnnlab.fileio import file_kind
 
     path = Path(path)
-    shown = " or ".join(suffixes)
+    article = "an" if suffixes[0][1:2] in tuple("aefhilmnorsx") else "a"  # an .html, a .png
+    shown = f"{article} {suffixes[0]}"
     if path.suffix.lower() not in suffixes:
-        article = "an" if suffixes[0][1:2] in tuple("aefhilmnorsx") else "a"  # an .html, a .png
-        raise CnnlabError(f"{flag} {path} must name {article} {shown} file")
+        raise CnnlabError(f"{flag} {path} must name {shown} file")
     _check_name_lengths(path, _nearest_existing(path))
     _check_dotdot(path, flag)
     if path.is_symlink():
         raise CnnlabError(f"{flag} {path} is a symbolic link; cnnlab does not write through links: name a real file")
     if path.is_dir():
-        raise CnnlabError(f"{flag} {path} is a folder; name a {shown} file")
+        raise CnnlabError(f"{flag} {path} is a folder; name {shown} file")
     if not path.parent.is_dir():
         raise CnnlabError(f"{flag} {path}: folder {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK):
