@@ -28,6 +28,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 from cnnlab.errors import CnnlabError, did_you_mean, short_repr
+from cnnlab.rundir import check_name
 
 
 @dataclass
@@ -519,6 +520,7 @@ def config_from_dict(raw: dict) -> Config:
     name = model_raw.pop("name", ModelConfig.name)
     options.update(model_raw)  # model.<option> may be written flat, next to the name
     cfg = _build(Config, raw, "")
+    check_name(cfg.name)  # runs/<name>-<time>: never a path out of runs/
     cfg.model = ModelConfig(name=_check_type(name, str, "model.name"), options=options)
     for key, (ok, desc) in _RANGES.items():
         value = get_dotted(cfg, key)

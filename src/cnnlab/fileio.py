@@ -1,4 +1,4 @@
-"""Writing files atomically: the one helper every command uses.
+"""Writing files atomically, and the mark that says which cnnlab output a file is.
 
 A file is written to a temporary name in the same folder, flushed to disk,
 then renamed over the target. A crash, a full disk or Ctrl-C leaves either the
@@ -20,6 +20,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import struct
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -58,3 +61,92 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON plus a newline (non-JSON values via ``str``)."""
     write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- marks: which cnnlab output a file is
+
+MARK_KEY = "cnnlab"  # PNG text chunk keyword; HTML <meta name="generator" content="cnnlab KIND">
+_HTML_MARK = re.compile(rb"""<meta\s+name=["']generator["']\s+content=["']cnnlab ([a-z-]+)["']""", re.I)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_metadata(kind: str) -> dict[str, str]:
+    """The ``savefig(metadata=...)`` that marks a PNG as cnnlab's output of ``kind``."""
+    return {MARK_KEY: kind}
+
+
+def html_mark(kind: str) -> str:
+    """The ``<meta>`` tag that marks an HTML page as cnnlab's output of ``kind`` (put it in ``<head>``)."""
+    return f'<meta name="generator" content="cnnlab {kind}">'
+
+
+def _png_kind(fh) -> str | None:
+    if fh.read(8) != _PNG_SIGNATURE:
+        return None
+    for _ in range(64):  # text chunks come before the image data; a few dozen chunks at most
+        head = fh.read(8)
+        if len(head) < 8:
+            return None
+        size, ctype = struct.unpack(">I4s", head)
+        if ctype in (b"IDAT", b"IEND") or size > 1 << 20:
+            return None
+        body = fh.read(size)
+        fh.read(4)  # CRC
+        if ctype == b"tEXt":
+            key, _, value = body.partition(b"\0")
+            if key == MARK_KEY.encode():
+                return value.decode("latin-1") or None
+    return None
+
+
+def _export_kind(path: Path) -> str | None:
+    """``'export'`` for an ONNX or TorchScript file whose metadata says ``format: cnnlab-export``."""
+    meta = None
+    if zipfile.is_zipfile(path):  # TorchScript: an extra file, read without unpickling anything
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("extra/cnnlab.json")]
+            if names and archive.getinfo(names[0]).file_size < 1 << 20:
+                meta = archive.read(names[0])
+    else:
+        try:
+            import onnx
+
+            proto = onnx.load(str(path), load_external_data=False)
+            meta = next((p.value for p in proto.metadata_props if p.key == MARK_KEY), None)
+        except Exception:  # noqa: BLE001 -- not ONNX, or onnx missing: no mark can be read
+            return None
+    try:
+        return "export" if meta and json.loads(meta).get("format") == "cnnlab-export" else None
+    except (ValueError, AttributeError):
+        return None
+
+
+def file_kind(path: str | os.PathLike) -> str | None:
+    """The kind of cnnlab output a file says it is (``'explain'``, ``'report'``, ``'export'``, ...), or None.
+
+    Read from the file itself, never by unpickling: a PNG's ``cnnlab`` text chunk, an HTML
+    page's generator tag, an export's metadata. A file cnnlab did not write has none.
+
+    >>> import tempfile, pathlib
+    >>> page = pathlib.Path(tempfile.mkdtemp()) / "r.html"
+    >>> _ = page.write_text(f"<html><head>{html_mark('report')}</head></html>")
+    >>> file_kind(page), file_kind(page.parent)
+    ('report', None)
+    """
+    path = Path(path)
+    if not path.is_file() or path.is_symlink():
+        return None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".png":
+            with open(path, "rb") as fh:
+                return _png_kind(fh)
+        if suffix in (".html", ".htm"):
+            with open(path, "rb") as fh:
+                found = _HTML_MARK.search(fh.read(4096))
+            return found.group(1).decode() if found else None
+        if suffix in (".onnx", ".pt"):
+            return _export_kind(path)
+    except (OSError, zipfile.BadZipFile, struct.error):
+        return None
+    return None

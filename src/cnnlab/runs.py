@@ -215,3 +215,9 @@ def load_run_model(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, tuple[i
     """Just the model (eval mode, CPU) and its input size (C, H, W)."""
     run = load_run(run_dir)
     return run.model, run.input_size
+
+
+def config_inputs(cfg, source: str | None) -> list[str]:
+    """The paths a training reads (config file, data folder, feature cache): its --out may not replace them."""
+    return [p for p in (source, getattr(cfg.data, "root", None), cfg.model.options.get("features_from"))
+            if isinstance(p, str) and p]

@@ -20,7 +20,9 @@ def test_preview_refuses_to_overwrite_a_text_file(tiny_folder, cache_dir, tmp_pa
     notes = tmp_path / "notes.png"  # the name says PNG, the content does not
     notes.write_text("my notes")
     code, err = _preview(capsys, tiny_folder, cache_dir, "--out", notes)
-    assert code == 2 and _is_one_error_line(err) and "is not a PNG image" in err
+    assert code == 2 and _is_one_error_line(err) and "already exists; pass --overwrite" in err
+    code, err = _preview(capsys, tiny_folder, cache_dir, "--out", notes, "--overwrite")
+    assert code == 2 and _is_one_error_line(err) and "carries no cnnlab mark" in err
     assert notes.read_text() == "my notes"
     code, err = _preview(capsys, tiny_folder, cache_dir, "--out", tmp_path / "notes.txt")
     assert code == 2 and _is_one_error_line(err) and "must name a .png file" in err
@@ -36,12 +38,14 @@ def test_preview_refuses_a_folder_unless_the_path_ends_with_a_slash(tiny_folder,
     assert code == 0 and [p.name for p in folder.iterdir()] == ["grid.png"]
 
 
-def test_preview_replaces_an_existing_png_atomically(tiny_folder, cache_dir, tmp_path, capsys):
+def test_preview_replaces_its_own_png_only_with_overwrite(tiny_folder, cache_dir, tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert _preview(capsys, tiny_folder, cache_dir, "--out", out)[0] == 0
     first = out.read_bytes()
     assert first.startswith(b"\x89PNG")
-    assert _preview(capsys, tiny_folder, cache_dir, "--out", out, "--seed", "1")[0] == 0
+    code, err = _preview(capsys, tiny_folder, cache_dir, "--out", out, "--seed", "1")
+    assert code == 2 and "already exists; pass --overwrite" in err and out.read_bytes() == first
+    assert _preview(capsys, tiny_folder, cache_dir, "--out", out, "--seed", "1", "--overwrite")[0] == 0
     second = out.read_bytes()
     assert second != first and sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["grid.png"]
 
@@ -59,7 +63,7 @@ def test_a_failed_preview_write_leaves_the_old_png(tiny_folder, cache_dir, tmp_p
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Figure, "savefig", disk_full)
-    code, err = _preview(capsys, tiny_folder, cache_dir, "--out", out, "--seed", "1")
+    code, err = _preview(capsys, tiny_folder, cache_dir, "--out", out, "--seed", "1", "--overwrite")
     assert code == 2 and _is_one_error_line(err) and "No space left on device" in err
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.is_file()] == ["grid.png"]
 

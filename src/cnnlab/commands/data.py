@@ -12,7 +12,6 @@ from pathlib import Path
 from cnnlab.commands.common import notice, print_json
 
 MAX_COUNT = 1024  # a grid of more images is unreadable and slow to draw
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def register(subparsers) -> None:
@@ -36,6 +35,7 @@ def register(subparsers) -> None:
     prev.add_argument("--seed", type=int, default=0, help="which samples and augmentations (0 or more)")
     prev.add_argument("--out", default="grid.png",
                       help="output PNG (default grid.png); a path ending in / writes grid.png inside that folder")
+    prev.add_argument("--overwrite", action="store_true", help="replace --out if it is a preview cnnlab wrote")
     prev.set_defaults(func=run_preview)
     scenes = inner.add_parser(
         "make-scenes", help="write multi-digit MNIST detection scenes (VOC or COCO layout) to a folder",
@@ -124,7 +124,7 @@ def run_preview(args) -> int:
         raise CnnlabError(f"--count must be between 1 and {MAX_COUNT}, got {args.count}")
     if not 0 <= args.seed < 2**63:
         raise CnnlabError(f"--seed must be between 0 and 2**63-1, got {args.seed}")
-    out = preview_path(args.out)
+    out = preview_path(args.out, args.overwrite)
     cfg = _data_config(args.name, args.overrides, args.data_dir)
     if _is_detection(cfg):
         return _detection_preview(cfg, args, out)
@@ -150,12 +150,12 @@ def run_preview(args) -> int:
 def _save_preview(plt, fig, out: Path) -> None:
     """Write a preview figure atomically (a failed write leaves no partial PNG) and close it."""
     from cnnlab.errors import CnnlabError
-    from cnnlab.fileio import atomic_path
+    from cnnlab.fileio import atomic_path, png_metadata
 
     fig.tight_layout()
     try:
         with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
+            fig.savefig(tmp, dpi=90, format="png", metadata=png_metadata("preview"))
     except OSError as exc:
         raise CnnlabError(f"cannot write --out {out}: {exc.strerror or exc}; choose a writable path") from None
     finally:
@@ -245,7 +245,7 @@ def run_make_scenes(args) -> int:
     params = SceneParams(size=args.size, digits=parse_digits(args.digits), train=args.train, test=args.test,
                          seed=args.seed, clutter=args.clutter, format=args.format).check()
     out = Path(args.out)
-    check_out_dir(out, args.overwrite)
+    check_out_dir(out, args.overwrite, kind="scenes")
     mnist = load_idx_dataset("mnist", args.data_dir)
     start = time.perf_counter()
     # Every file is written into a hidden sibling first and moved in at the end: a failure or
@@ -275,13 +275,14 @@ def run_make_scenes(args) -> int:
     return 0
 
 
-def preview_path(out: str) -> Path:
-    """Where ``data preview`` writes, checked before any work: never over a folder or a non-PNG file.
+def preview_path(out: str, overwrite: bool = False) -> Path:
+    """Where ``data preview`` writes, checked before any work by the one output policy.
 
-    ``DIR/`` (a trailing slash) means ``DIR/grid.png``. An existing PNG is
-    replaced (the user named it); anything else that exists is refused.
+    ``DIR/`` (a trailing slash) means ``DIR/grid.png``. An existing file is replaced only with
+    ``--overwrite`` and only if it is a preview cnnlab wrote (:func:`cnnlab.rundir.check_out_file`).
     """
     from cnnlab.errors import CnnlabError
+    from cnnlab.rundir import check_out_file
 
     path = Path(out)
     if out.endswith(("/", "\\")):
@@ -291,19 +292,4 @@ def preview_path(out: str) -> Path:
     elif path.is_dir():
         raise CnnlabError(f"--out {out} is a folder; name a .png file such as {path / 'grid.png'} "
                           f"(or write {out}/ to put grid.png inside)")
-    if path.suffix.lower() != ".png":
-        raise CnnlabError(f"--out {out} must name a .png file (the preview is a PNG image), e.g. {path.stem}.png")
-    if path.is_dir():
-        raise CnnlabError(f"--out {path} is a folder; name a .png file")
-    if path.exists():
-        try:
-            with open(path, "rb") as fh:
-                is_png = fh.read(8) == PNG_MAGIC
-        except OSError as exc:
-            raise CnnlabError(f"--out {path} exists and cannot be read ({exc.strerror}); choose another name") from None
-        if not is_png:
-            raise CnnlabError(f"--out {path} exists and is not a PNG image; refusing to overwrite it, "
-                              "choose another name")
-    if not path.parent.is_dir():
-        raise CnnlabError(f"--out {out}: folder {path.parent} does not exist; create it first")
-    return path
+    return check_out_file(path, overwrite, kind="preview", suffixes=(".png",))

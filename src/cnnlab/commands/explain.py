@@ -37,8 +37,11 @@ def register(subparsers) -> None:
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
-def _common(p, out_help: str) -> None:
+def _common(p, out_help: str, overwrite: bool = True) -> None:
     p.add_argument("--out", help=out_help)
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace --out if it is a PNG that `cnnlab explain` wrote (never another file)")
     p.add_argument("--data-dir", help="directory holding the datasets")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -67,9 +70,10 @@ def _register_maps(inner) -> None:
                    help="a method option, e.g. integrated_gradients.steps=64 or occlusion.window=7 (repeatable)")
     p.add_argument("--save-maps", action="store_true",
                    help="also write maps.npz: one (N, H, W) array per method, indices, paths, targets, labels, logits")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out written by cnnlab")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it is an explanation folder cnnlab made (never the run itself)")
     p.add_argument("--batch-size", type=int, default=256, help="images through the model at once (default 256)")
-    _common(p, "output directory (default RUN_DIR/explain)")
+    _common(p, "output directory (default RUN_DIR/explain)", overwrite=False)
     p.set_defaults(func=run_maps)
 
 

@@ -14,8 +14,9 @@ def register(subparsers) -> None:
                     "ONNX Runtime) and printed.")
     p.add_argument("run_dir", help="a run directory written by `cnnlab train`")
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
-    p.add_argument("--out", help="the file to write (default RUN_DIR/model.onnx or RUN_DIR/model.pt)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--out", help="the file to write, ending in .onnx or .pt (default RUN_DIR/model.onnx or model.pt)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it is a model `cnnlab export` wrote (never a run's own files)")
     p.add_argument("--dynamic-batch", action="store_true", help="ONNX: any batch size (default: batch 1)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--parity-images", type=int, default=256, help="test images for the parity check (0: skip)")

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="a preset or YAML file whose data section names the images")
     p.add_argument("--layer", help="stop at this stage of the backbone's features (default: all of them)")
     p.add_argument("--out", required=True, help="the cache directory")
-    p.add_argument("--overwrite", action="store_true", help="replace DIR if it is another cnnlab directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace DIR if it is a feature cache cnnlab made (never a run or another output)")
     p.add_argument("--data-dir", help="directory holding the datasets")
     p.add_argument("--batch-size", type=int, default=256, help="images per backbone forward (default 256)")
     p.add_argument("--json", action="store_true", help="print the cache's meta as one JSON object")
@@ -53,7 +54,7 @@ def run(args) -> int:
         cfg.data.data_dir = args.data_dir
     spec = backbone_spec(args.backbone, overrides)
     meta = build_cache(spec, cfg.data, args.out, layer=args.layer, overwrite=args.overwrite,
-                       batch_size=args.batch_size, notice=notice)
+                       batch_size=args.batch_size, notice=notice, inputs=[args.backbone])
     if args.json:
         print_json(meta)
     else:

@@ -41,8 +41,11 @@ def run(args) -> int:
     if args.data_dir:
         cfg.data.data_dir = args.data_dir
     out = Path(args.out) if args.out else Path("runs") / f"lr-find-{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from cnnlab.runs import config_inputs
+
     result = run_lr_find(cfg, out, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
-                         overwrite=args.overwrite, notice=None if args.json else notice)
+                         overwrite=args.overwrite, notice=None if args.json else notice,
+                         inputs=config_inputs(cfg, args.config))
     if args.json:
         print_json(result)
         return 0

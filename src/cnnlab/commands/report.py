@@ -13,6 +13,8 @@ def register(subparsers) -> None:
                     "file opens in any browser with no server.")
     p.add_argument("run_dir", help="a run directory written by `cnnlab train`")
     p.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out (or RUN_DIR/report.html) if it is a report page cnnlab wrote")
     p.add_argument("--methods", nargs="+", default=["gradcam", "integrated_gradients", "occlusion"],
                    help="attribution methods in the explanations section")
     p.add_argument("--explain", type=int, default=4, help="test images explained (default 4)")
@@ -29,7 +31,7 @@ def run(args) -> int:
         raise CnnlabError(f"--explain must be in [0, 64], got {args.explain}")
     methods = [m for item in args.methods for m in item.split(",") if m]
     path = build_report(args.run_dir, out=args.out, data_dir=args.data_dir, explain_count=args.explain,
-                        methods=methods, say=notice)
+                        methods=methods, overwrite=args.overwrite, say=notice)
     if args.json:
         print_json({"run_dir": args.run_dir, "report": str(path)})
         return 0

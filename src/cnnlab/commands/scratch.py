@@ -94,7 +94,7 @@ def run_train(args) -> int:
     out = Path(args.out or f"runs/scratch-{args.dataset}-{args.algorithm}")
     from cnnlab.rundir import check_out_dir, open_run_dir
 
-    check_out_dir(out, args.overwrite)  # before any work; the folder itself is made once the data has loaded
+    check_out_dir(out, args.overwrite, kind="scratch-train")  # before any work; the folder itself is made once the data has loaded
 
     import numpy as np
 

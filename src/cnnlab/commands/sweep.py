@@ -78,7 +78,7 @@ def run(args) -> int:
         spec = load_spec(args.spec, trials=args.trials, overrides=list(args.overrides))
         summary = run_sweep(spec, args.out, storage_url=args.storage, study_name=args.study, workers=args.workers,
                             trials=args.trials, timeout=args.timeout, overwrite=args.overwrite,
-                            resume=bool(args.resume), quiet=args.quiet, data_dir=args.data_dir)
+                            resume=bool(args.resume), quiet=args.quiet, data_dir=args.data_dir, inputs=[args.spec])
     if args.json:
         print_json(summary)
     else:

@@ -37,6 +37,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from cnnlab.errors import CnnlabError
     from cnnlab.train.distributed import is_lead_process
+    from cnnlab.runs import config_inputs
     from cnnlab.train.run import train
 
     try:
@@ -44,7 +45,8 @@ def run(args) -> int:
     except CnnlabError as exc:  # a config error: under torchrun every rank meets it, rank 0 prints it
         exc.every_rank = True
         raise
-    summary = train(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), quiet=args.quiet)
+    summary = train(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), quiet=args.quiet,
+                    inputs=config_inputs(cfg, args.preset))
     if not is_lead_process():  # under torchrun, rank 0 alone prints (every rank returns the same status)
         return {"nonfinite_loss": 1, "interrupted": 130}.get(summary["status"], 0)
     if args.json:
@@ -98,3 +100,4 @@ def _print_summary(s: dict) -> None:
         print(f"test accuracy: {s['test_accuracy']:.4f}")
     if s.get("test_map50") is not None:  # a detection run
         print(f"test mAP@0.5: {s['test_map50']:.4f}  mAP@[.5:.95]: {s['test_map']:.4f}")
+

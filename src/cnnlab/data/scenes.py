@@ -203,6 +203,49 @@ def _voc_xml(filename: str, size: int, objects: list[dict]) -> str:
     return "\n".join(parts + ["</annotation>", ""])
 
 
+# The most a scenes folder may take (an estimate above it is refused before anything is written).
+MAX_OUTPUT_BYTES = 20 * 2**30
+SAMPLE_SCENES = 8
+
+
+def estimate_bytes(mnist, params: SceneParams) -> int:
+    """Bytes the folder will take: ``SAMPLE_SCENES`` scenes drawn and encoded, scaled to the count.
+
+    Each sample is a real scene of these parameters (its PNG and its annotation), drawn from its
+    own stream, so the estimate follows the size, the digits per scene and the clutter.
+    """
+    train_x, train_y = mnist[0], mnist[1]
+    rng = np.random.default_rng([params.seed, 1 << 20])  # not the train or test stream: the output is unchanged
+    total = 0
+    for _ in range(SAMPLE_SCENES):
+        image, objects = draw_scene(rng, train_x, train_y, params)
+        # PNG + annotation file + manifest entry (~ 250 bytes per object), 4 kB per file on most disks
+        per = len(_png(image)) + len(_voc_xml("train-000000.png", params.size, objects)) + 250 * len(objects)
+        total += max(per, 4096) + 4096
+    return total * (params.train + params.test) // SAMPLE_SCENES
+
+
+def check_output_size(out: Path, mnist, params: SceneParams) -> int:
+    """Refuse scenes that would take more than ``MAX_OUTPUT_BYTES`` or the free disk space (with the estimate)."""
+    import shutil
+
+    need = estimate_bytes(mnist, params)
+    scenes = params.train + params.test
+    what = (f"{params.train:,} + {params.test:,} scenes of {params.size}x{params.size} would take about "
+            f"{need / 2**30:,.1f} GiB ({need // scenes:,} bytes each)")
+    if need > MAX_OUTPUT_BYTES:
+        raise CnnlabError(f"{what}, more than the {MAX_OUTPUT_BYTES // 2**30} GiB a scenes folder may take; "
+                          "lower --train, --test or --size")
+    try:
+        free = shutil.disk_usage(out if out.exists() else out.parent).free
+    except OSError:
+        return need
+    if need > free:
+        raise CnnlabError(f"{what}, but only {free / 2**30:,.1f} GiB is free there; lower --train, --test or "
+                          "--size, or choose another --out")
+    return need
+
+
 def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = False) -> dict:
     """Write every scene into the (empty, existing) folder ``out``; returns the manifest.
 
@@ -221,6 +264,7 @@ def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = Fals
     def write_json_atomic(path: Path, obj) -> None:
         path.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
 
+    check_output_size(out, mnist, params)  # before the first file: an impossible size is one line
     train_x, train_y, test_x, test_y = mnist
     streams = np.random.SeedSequence(params.seed).spawn(2)  # independent train and test streams
     manifest = {"generator": "cnnlab mnist-scenes", "version": GENERATOR_VERSION, "params": asdict(params),

@@ -159,7 +159,7 @@ def predict_detection_files(run_dir, paths: list[str], out_dir=None, overwrite: 
     if out_dir is not None:
         from cnnlab.rundir import check_out_dir
 
-        check_out_dir(out_dir, overwrite)
+        check_out_dir(out_dir, overwrite, kind="predict", inputs=[run_dir, *paths])
     run = load_detection_run(run_dir)
     opts = _options(run, score_threshold, iou_threshold, max_detections)
     paths = expand_image_paths(paths)
@@ -194,7 +194,7 @@ def _draw_originals(out_dir, overwrite, drawn, classes, results) -> None:
     from cnnlab.fileio import write_json_atomic
     from cnnlab.rundir import open_run_dir
 
-    with open_run_dir(out_dir, overwrite=overwrite, kind="predict") as folder:
+    with open_run_dir(out_dir, overwrite=overwrite, kind="predict", remove_on_error=True) as folder:
         used: set[str] = set()
         for (path, boxes, det, c), result in zip(drawn, results):
             with Image.open(path) as img:

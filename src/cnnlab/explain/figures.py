@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cnnlab.fileio import atomic_path
+from cnnlab.fileio import atomic_path, png_metadata
 from cnnlab.report.plots import pyplot, show_image
 
 MODES = ("heat map", "overlay", "masked")
@@ -96,10 +96,10 @@ def explanation_figure(image_uint8: torch.Tensor, caption: Sequence[str], maps: 
 
 
 def save(fig, path: Path, dpi: int = 100) -> Path:
-    """Write a figure as PNG atomically and close it."""
+    """Write a figure as PNG atomically, marked as an ``explain`` output (see cnnlab.rundir), and close it."""
     plt = pyplot()
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png", metadata=png_metadata("explain"))
     plt.close(fig)
     return path

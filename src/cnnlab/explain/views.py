@@ -15,18 +15,11 @@ import torch
 from cnnlab.errors import CnnlabError
 
 
-def check_png_out(path: str | os.PathLike) -> Path:
-    """An output file: a .png whose folder exists; a directory or a link is refused (nothing is written yet)."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise CnnlabError(f"--out {path} must name a .png file")
-    if path.is_symlink() or path.is_dir():
-        raise CnnlabError(f"--out {path} is a {'link' if path.is_symlink() else 'folder'}; name a .png file")
-    if not path.parent.is_dir():
-        raise CnnlabError(f"--out {path}: folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise CnnlabError(f"--out {path}: folder {path.parent} is not writable")
-    return path
+def check_png_out(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> Path:
+    """An output PNG under the one output policy (:func:`cnnlab.rundir.check_out_file`); nothing is written yet."""
+    from cnnlab.rundir import check_out_file
+
+    return check_out_file(path, overwrite, kind="explain", suffixes=(".png",), inputs=inputs)
 
 
 def _safe(name: str) -> str:
@@ -40,7 +33,8 @@ def run_view(view: str, args) -> dict[str, Any]:
 
     if not Path(args.run_dir).is_dir():
         raise CnnlabError(f"run directory {args.run_dir} does not exist")
-    out = check_png_out(args.out) if args.out else None
+    inputs = [args.run_dir, getattr(args, "image", None)]
+    out = check_png_out(args.out, args.overwrite, inputs) if args.out else None
     run = load_run(args.run_dir)  # a folder that is not a run fails here, before any lock is taken
     with holding_run(args.run_dir, out or Path(args.run_dir) / "x.png"):
         return _run_view(view, args, run, out)
@@ -57,7 +51,7 @@ def _run_view(view: str, args, run, out: Path | None) -> dict[str, Any]:
     default = {"filters": "filters.png", "activations": f"activations-{_safe(getattr(args, 'layer', '') or '')}.png",
                "neurons": f"neurons-{_safe(getattr(args, 'layer', '') or '')}.png",
                "predictions": "predictions.png"}[view]
-    out = out or check_png_out(run_dir / default)
+    out = out or check_png_out(run_dir / default, args.overwrite, [getattr(args, "image", None)])
     model = run.model
     if view == "filters":
         from cnnlab.explain.filters import filters_figure

@@ -27,6 +27,9 @@ from cnnlab.errors import CnnlabError
 
 Say = Callable[[str], None]
 
+# Figures one `cnnlab explain` draws at most: each is a multi-panel figure (about 0.2-1 s and 50-200 kB).
+MAX_IMAGES = 1000
+
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -261,10 +264,16 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
             raise CnnlabError(f"--set: {n} has no option '{unknown[0]}'; its options: {valid}")
     if count < 1:
         raise CnnlabError(f"--count must be at least 1, got {count}")
+    for flag, n in (("--count", count if cls is not None or not (files or indices or mistakes) else 0),
+                    ("--mistakes", mistakes or 0), ("--index", len(indices)), ("image files", len(files))):
+        if n > MAX_IMAGES:
+            raise CnnlabError(f"{flag} asks for {n} figures; one run of explain draws at most {MAX_IMAGES} "
+                              "(each is a figure with every method); explain fewer images at a time")
     if not Path(run_dir).is_dir():
         raise CnnlabError(f"run directory {run_dir} does not exist")
     out_dir = Path(out) if out else Path(run_dir) / "explain"
-    check_out_dir(out_dir, overwrite)  # before any work: nothing is created if it is refused
+    # before any work: nothing is created if it is refused; never the run itself or a file explained
+    check_out_dir(out_dir, overwrite, kind="explain", inputs=[run_dir, *files])
     run = load_run(run_dir)
     model = run.model
     layer_name = None
@@ -293,9 +302,14 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
     signed = {n: get_method(n).signed for n in names}
 
     items = []
-    with holding_run(run_dir, out_dir), open_run_dir(out_dir, overwrite=overwrite, kind="explain"):
+    # Stopped or failed part-way, the folder is removed: no half-written explanation is left.
+    with holding_run(run_dir, out_dir), open_run_dir(out_dir, overwrite=overwrite, kind="explain",
+                                                     inputs=[run_dir, *files], remove_on_error=True):
         used: set[str] = set()
+        step = -(-len(x) // 10)  # progress about every 10 %
         for i in range(len(x)):
+            if len(x) > 8 and (i % step == 0 or i == len(x) - 1):
+                say(f"figure {i + 1}/{len(x)}")
             stem = f"test-{sel.indices[i]:05d}" if not sel.paths[i] else "file-" + Path(sel.paths[i]).stem
             name, k = stem, 1
             while name in used:

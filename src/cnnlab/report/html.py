@@ -70,8 +70,12 @@ def _fmt(value: Any) -> str:
 
 def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None, explain_count: int = 4,
                  methods: Sequence[str] = ("gradcam", "integrated_gradients", "occlusion"),
-                 say: Say = lambda s: None) -> Path:
-    """Write the run's ``report.html`` (or ``out``) and return its path."""
+                 overwrite: bool = False, say: Say = lambda s: None) -> Path:
+    """Write the run's ``report.html`` (or ``out``) and return its path.
+
+    ``out`` follows the one output policy (:func:`cnnlab.rundir.check_out_file`): an existing
+    file is replaced only with ``overwrite`` and only if it is a report page cnnlab wrote.
+    """
     from cnnlab.config import dump_config
     from cnnlab.data.loader import DeviceBatches
     from cnnlab.explain import get_method
@@ -80,7 +84,8 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
     from cnnlab.explain.layers import last_conv_layer
     from cnnlab.explain.predictions import predictions_figure
     from cnnlab.explain.workflow import load_run_data, model_inputs, run_method_options
-    from cnnlab.fileio import write_text_atomic
+    from cnnlab.fileio import html_mark, write_text_atomic
+    from cnnlab.rundir import check_out_file
     from cnnlab.report.curves import plot_curves, read_metrics
     from cnnlab.report.evaluation import confusion_matrix, draw_confusion, draw_top_losses
     from cnnlab.runs import load_run
@@ -89,11 +94,8 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CnnlabError(f"run directory {run_dir} does not exist")
-    target = Path(out) if out else run_dir / "report.html"
-    if target.suffix.lower() not in (".html", ".htm"):
-        raise CnnlabError(f"--out {target} must name an .html file")
-    if target.is_dir() or target.is_symlink() or not target.parent.is_dir():
-        raise CnnlabError(f"cannot write {target}: name an .html file in an existing folder")
+    target = check_out_file(Path(out) if out else run_dir / "report.html", overwrite, kind="report",
+                            suffixes=(".html", ".htm"), inputs=[run_dir])
     for method in methods:
         get_method(method)
     run = load_run(run_dir)
@@ -193,7 +195,7 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
         body = "\n".join(f'<section id="{key}"><h2>{html.escape(title)}</h2>\n{content}</section>'
                          for key, title, content in sections)
         made = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>{html_mark('report')}"
                 f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
                 f"<title>cnnlab report: {html.escape(name)}</title><style>{CSS}</style>"
                 f"<link rel='icon' href='data:,'></head><body>\n"

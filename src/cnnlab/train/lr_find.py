@@ -205,7 +205,7 @@ def prepare(cfg, data=None):
 
 
 def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, overwrite: bool = False,
-                notice=None) -> dict:
+                notice=None, inputs=()) -> dict:
     """The range test for ``cfg``; writes ``out/lr_find.json`` and ``out/lr_find.png`` once it has a result."""
     from pathlib import Path
 
@@ -213,10 +213,11 @@ def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps
     from cnnlab.rundir import check_out_dir, open_run_dir
 
     out = Path(out)
-    check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite, kind="lr-find", inputs=inputs)  # inputs: the paths the test reads
     cfg, splits, data, device = prepare(cfg)
     result = range_test(cfg, splits, data, device, start_lr=start_lr, end_lr=end_lr, steps=steps, notice=notice)
-    with open_run_dir(out, overwrite=overwrite, kind="lr-find"):  # only now: a diverged test leaves nothing
+    # only now: a diverged test leaves nothing
+    with open_run_dir(out, overwrite=overwrite, kind="lr-find", inputs=inputs):
         plot_range_test(result, out / "lr_find.png")
         result["plot"] = str(out / "lr_find.png")
         write_json_atomic(out / "lr_find.json", result)

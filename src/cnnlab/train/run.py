@@ -124,6 +124,7 @@ def train(
     callbacks: list[Callback] = (),
     data=None,
     quiet: bool = False,
+    inputs=(),
 ) -> dict[str, Any]:
     """Train ``cfg`` into a run directory and return its summary (also written to ``summary.json``).
 
@@ -132,6 +133,7 @@ def train(
     continue and ``cfg`` its stored config with any overrides; a changed config is recorded
     (the old one in ``config_history.yaml``). A finished run is returned as it is, with a notice.
     Global torch state the run changes (threads, cuDNN flags) is restored on return.
+    ``inputs`` are paths the run reads (its config file): ``out_dir`` may never be or hold one.
     """
     from cnnlab.train.distributed import launch_env, process_group
 
@@ -162,7 +164,7 @@ def train(
     else:
         run_dir = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
         if lead:
-            check_out_dir(run_dir, overwrite, resumable=True)
+            check_out_dir(run_dir, overwrite, kind="train", inputs=inputs)
         stored = None
     with restored_torch_state(), process_group(cfg, launch) as dist:
         if dist is not None:

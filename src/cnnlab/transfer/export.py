@@ -45,6 +45,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
 
 FORMATS = ("onnx", "torchscript")
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt",)}  # what --out may end in, per format
 DEFAULT_OPSET = 17
 META_KEY = "cnnlab"
 
@@ -303,11 +304,12 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     run = load_run(run_dir)
     if "features_from" in run.config.model.options:
         raise CnnlabError(f"{run_dir} is a head trained on cached features; export the backbone's run instead")
-    path = Path(out) if out is not None else Path(run_dir) / ("model.onnx" if fmt == "onnx" else "model.pt")
-    if path.exists() and not overwrite and out is not None:
-        raise CnnlabError(f"{path} exists; pass --overwrite to replace it")
-    if path.is_dir():
-        raise CnnlabError(f"--out {path} is a directory; give a file name")
+    from cnnlab.rundir import check_out_file
+
+    # The one output policy: a file with the format's extension; an existing one only with
+    # --overwrite and only if it is an export cnnlab wrote (never the run's checkpoints or config).
+    path = check_out_file(Path(out) if out is not None else Path(run_dir) / f"model{SUFFIXES[fmt][0]}", overwrite,
+                          kind="export", suffixes=SUFFIXES[fmt], inputs=[run_dir])
     images = test_images(run.config, parity_images) if parity_images else None
     return export_model(run.model, run.classes, run.input_size, run.config.data.resize, run.mean, run.std, fmt,
                         path, opset=opset, dynamic_batch=dynamic_batch, images01=images)

@@ -195,8 +195,13 @@ def read_meta(out: Path) -> dict[str, Any] | None:
 
 def build_cache(spec: dict[str, Any], data_cfg, out: str | Path, *, layer: str | None = None,
                 overwrite: bool = False, batch_size: int = 256, data=None,
-                notice: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Compute (or reuse, when its key matches) the feature cache in ``out``; return its meta."""
+                notice: Callable[[str], None] | None = None, inputs=()) -> dict[str, Any]:
+    """Compute (or reuse, when its key matches) the feature cache in ``out``; return its meta.
+
+    A cache is rebuilt in place when its key no longer matches (it is a cache: only a
+    ``features`` folder cnnlab made is ever rebuilt); any other existing ``out`` follows the one
+    output policy (``kind="features"``, never one of ``inputs``, such as the backbone's run).
+    """
     from cnnlab.data.augment import BatchAugment
     from cnnlab.data.datasets import load_dataset
     from cnnlab.rundir import check_out_dir, is_run_dir, open_run_dir
@@ -207,10 +212,10 @@ def build_cache(spec: dict[str, Any], data_cfg, out: str | Path, *, layer: str |
         raise CnnlabError("data.augment is on, but cached features are computed once from unaugmented images; "
                           "turn augmentation off (data.augment.*=0) or train the backbone live")
     existing = read_meta(out) if out.is_dir() else None
-    if existing is None:
-        check_out_dir(out, overwrite)  # nothing loaded yet: an --out that is not ours fails now
-    elif not is_run_dir(out):
-        check_out_dir(out, overwrite)
+    if existing is None or not is_run_dir(out):
+        check_out_dir(out, overwrite, kind="features", inputs=inputs)  # nothing loaded yet: one not ours fails now
+    else:
+        check_out_dir(out, True, kind="features", inputs=inputs)  # a cache of ours: reused or rebuilt
     backbone = load_backbone(spec, layer)
     data = data if data is not None else load_dataset(data_cfg)
     mean, std = _stats(backbone, data)
@@ -229,7 +234,7 @@ def build_cache(spec: dict[str, Any], data_cfg, out: str | Path, *, layer: str |
         say(f"notice: feature cache {out} was made for other {', '.join(what) or 'inputs'}; rebuilding it")
         overwrite = True
     t0 = time.perf_counter()
-    with open_run_dir(out, overwrite=overwrite, kind="features"):
+    with open_run_dir(out, overwrite=overwrite, kind="features", inputs=inputs):
         dims = None
         counts = {}
         for split in SPLITS:

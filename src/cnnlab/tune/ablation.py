@@ -246,6 +246,7 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
     (full for leave-one-out, plain for add-one).
     """
     from cnnlab.data.datasets import load_dataset
+    from cnnlab.runs import config_inputs
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.train.run import train
 
@@ -253,7 +254,7 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
 
     check_int_range("--seeds", seeds, 1, 100, "each seed trains every variant once more")
     out = Path(out)
-    check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite, kind="ablation", inputs=config_inputs(cfg, source))
     data = load_dataset(cfg.data)  # the variants differ in normalisation/augmentation, never in the files read
     variants, info = plan(cfg, techniques or list(TECHNIQUES), data.input_size, data.num_classes)
     base_raw = config_to_dict(cfg)

@@ -67,10 +67,11 @@ def run_boosting(cfg, out: str | Path, k: int, *, overwrite: bool = False, quiet
     from cnnlab.data.datasets import load_dataset
     from cnnlab.data.splits import stratified_subset
     from cnnlab.rundir import check_out_dir
+    from cnnlab.runs import config_inputs
 
     check_int_range("--boost", k, 2, 100, "each round is a full training run")
     out = Path(out)
-    check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite, kind="ensemble", inputs=config_inputs(cfg, source))
     data = load_dataset(cfg.data)
     classes = data.num_classes
     if classes < 2:

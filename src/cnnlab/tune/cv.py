@@ -54,11 +54,12 @@ def run_cv(cfg: Config, out: str | Path, folds: int, *, overwrite: bool = False,
     """Train ``folds`` fold models into ``out/folds/``; write ``cv.json`` (= ``summary.json``); return it."""
     from cnnlab.data.datasets import ImageData, load_dataset
     from cnnlab.data.splits import stratified_subset
+    from cnnlab.runs import config_inputs
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.train.run import train
 
     out = Path(out)
-    check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite, kind="cv", inputs=config_inputs(cfg, source))
     if folds < 2:
         raise CnnlabError(f"--folds must be >= 2, got {folds}")
     if cfg.data.val == "test" and not cfg.data.final_fit:

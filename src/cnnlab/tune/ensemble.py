@@ -230,6 +230,7 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     from cnnlab.config import config_to_dict, config_with_overrides
     from cnnlab.data.datasets import ImageData, load_dataset
     from cnnlab.data.splits import stratified_split, stratified_subset
+    from cnnlab.runs import config_inputs
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.train.run import train
 
@@ -239,7 +240,7 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     if method not in METHODS:
         raise CnnlabError(f"unknown ensemble method '{method}'; expected one of {', '.join(METHODS)}")
     out = Path(out)
-    check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite, kind="ensemble", inputs=config_inputs(cfg, source))
     data = load_dataset(cfg.data)
     x, y = data.train_x, data.train_y
     if cfg.data.limit_train and cfg.data.limit_train < len(y):

@@ -49,6 +49,7 @@ import yaml
 
 from cnnlab.config import _read_source, config_with_overrides  # noqa: PLC2701 (one reader for presets)
 from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.rundir import check_name
 
 SPEC_KEYS = ("name", "description", "base", "overrides", "objective", "sampler", "pruner", "trials", "timeout",
              "space")
@@ -295,7 +296,7 @@ def spec_from_dict(raw: dict, default_name: str = "sweep") -> SweepSpec:
             raise CnnlabError(f"'{p.key}' is both fixed in 'overrides' and searched in 'space'; keep one")
         _check_key_values(p, base_raw, overrides, base_cfg.model.name, space)
 
-    spec = SweepSpec(name=str(raw.get("name") or default_name), description=" ".join(str(raw.get("description", "")).split()),
+    spec = SweepSpec(name=check_name(str(raw.get("name") or default_name), "the sweep's name"), description=" ".join(str(raw.get("description", "")).split()),
                      base=base, base_raw=base_raw, overrides=overrides, space=space, metric=metric, direction=direction,
                      sampler=sampler, pruner=pruner, trials=trials, timeout=timeout, source=raw)
     if sampler["name"] == "grid":

@@ -91,6 +91,7 @@ def open_storage(url: str):
     # SQLite: wait up to a minute for another worker's write instead of failing at once.
     # PostgreSQL: give up on a silent host after 10 s rather than the OS's minutes.
     connect_args = {"timeout": 60} if backend == "sqlite" else {"connect_timeout": 10} if backend == "postgresql" else {}
+    check_study_schema(url, backend, connect_args)  # before Optuna adds its tables to someone's database
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect_args})
     except (SQLAlchemyError, ImportError, OSError, RuntimeError, ValueError) as exc:
@@ -99,6 +100,43 @@ def open_storage(url: str):
         if isinstance(exc, (ImportError, ModuleNotFoundError)):
             text = f"{text}; install the database driver (pip install 'cnnlab[sweep]')"
         raise CnnlabError(f"cannot open the study storage {shown_url(url)}: {text[:300]}") from None
+
+
+OPTUNA_TABLES = {"studies", "trials", "version_info"}  # present in every schema Optuna has made
+
+
+def check_study_schema(url: str, backend: str, connect_args: dict) -> None:
+    """Refuse a database that holds tables but not Optuna's: a sweep never writes into another app's data.
+
+    An empty database (or a SQLite file that does not exist yet) is fine, and so is one Optuna made.
+    """
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if backend == "sqlite":
+        database = make_url(url).database
+        if not database or database == ":memory:" or not Path(database).exists():
+            return
+        if Path(database).is_dir():
+            raise CnnlabError(f"--storage {shown_url(url)}: {database} is a folder; name a database file")
+    try:
+        engine = create_engine(url, connect_args=connect_args)
+    except (SQLAlchemyError, ImportError, ValueError):
+        return  # RDBStorage reports the driver or URL problem in its own words
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+    except SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        raise CnnlabError(f"cannot open the study storage {shown_url(url)}: {reason}") from None
+    finally:
+        engine.dispose()
+    if tables and not OPTUNA_TABLES <= tables:
+        shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
+        raise CnnlabError(f"--storage {shown_url(url)} holds {len(tables)} other table(s) ({shown}) and no Optuna "
+                          "study: a sweep adds its tables only to an empty database or one Optuna made; "
+                          "name a new database")
 
 
 @contextlib.contextmanager

@@ -416,8 +416,11 @@ def stored_storage_url(record: dict, sweep_dir: Path, given: str | None) -> str:
 def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *, storage_url: str | None = None,
               study_name: str | None = None, workers: int = 1, trials: int | None = None,
               timeout: float | None = None, overwrite: bool = False, resume: bool = False, quiet: bool = False,
-              data_dir: str | None = None) -> dict:
+              data_dir: str | None = None, inputs=()) -> dict:
     """Run a new sweep into ``out`` (or continue a study on a shared ``storage_url``); returns its summary.
+
+    ``inputs`` are the files the sweep reads (its spec): ``out`` may never be or hold one, nor the
+    spec's base config or a SQLite ``storage_url``'s file.
 
     >>> from cnnlab.tune.spec import load_spec
     >>> summary = run_sweep(load_spec("sweep-mnist-quick", trials=4), "runs/sweep-demo")  # doctest: +SKIP
@@ -433,7 +436,9 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *, storage_
     # More processes than 4 per core only fight over the CPU (and 100,000 would fork a storm).
     check_int_range("--workers", workers, 1, 4 * (os.cpu_count() or 1), "more workers than 4 per CPU only slow each other")
     out = Path(out) if out is not None else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    check_out_dir(out, overwrite, resumable=True)
+    sqlite_file = storage_url[len("sqlite:///"):] if (storage_url or "").startswith("sqlite:///") else None
+    inputs = [*inputs, spec.base, sqlite_file]
+    check_out_dir(out, overwrite, kind="sweep", inputs=inputs)
     study_name = study_name or spec.name
     n_trials = trials or spec.trials
     if spec.sampler["name"] == "grid" and spec.grid_size() > n_trials:
@@ -448,7 +453,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *, storage_
     if storage is not None:
         create_or_load_study(storage, study_name, spec, resume)  # a conflicting study fails before any work
     data_cache = _preload(spec, data_dir)
-    with open_run_dir(out, overwrite=overwrite, kind="sweep"):
+    with open_run_dir(out, overwrite=overwrite, kind="sweep", inputs=inputs):
         url = storage_url or default_storage_url(out)
         record = {"spec": spec.source, "base_config": spec.base_raw, "study": study_name,
                   "storage": shown_url(storage_url) if storage_url else "default", "trials": n_trials,
