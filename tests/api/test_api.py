@@ -186,6 +186,14 @@ def test_evaluate_profile_and_explain_match_the_library(copy_run, tmp_path, caps
     expected = get_method("saliency").attribute(loaded.model, loaded.normalize(images.float() / 255), target)
     assert torch.allclose(explanation.maps, expected)
     assert explanation._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = explanation.save(tmp_path / "why.png")
+    with pytest.raises(CnnlabError, match="already exists"):
+        explanation.save(saved)
+    assert explanation.save(saved, overwrite=True) == saved  # a marked explanation PNG is replaced
+    with pytest.raises(CnnlabError, match="carries no cnnlab mark"):
+        explanation.save(png, overwrite=True)  # the user's own digit.png
+    page = run.report(explain_count=0)
+    assert page.is_file() and run.report(explain_count=0, overwrite=True) == page
     with pytest.raises(CnnlabError, match="takes no layer"):
         run.explain(png, method="saliency", layer="features.0.0")
     with pytest.raises(CnnlabError, match="did you mean 'gradcam'"):

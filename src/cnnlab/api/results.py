@@ -119,14 +119,13 @@ class Explanation:
         fig.tight_layout()
         return fig
 
-    def save(self, path: str | Path, mode: str = "overlay") -> Path:
-        """Write the figure as PNG (refusing to replace an existing file)."""
-        from cnnlab.errors import CnnlabError
+    def save(self, path: str | Path, mode: str = "overlay", overwrite: bool = False) -> Path:
+        """Write the figure as a marked PNG under the one output policy (``overwrite`` replaces only
+        a PNG an explanation wrote)."""
         from cnnlab.explain.figures import save
+        from cnnlab.rundir import check_out_file
 
-        path = Path(path)
-        if path.exists():
-            raise CnnlabError(f"{path} exists; choose another file name or remove it first")
+        path = check_out_file(path, overwrite, kind="explain", suffixes=(".png",), flag="path")
         return save(self.figure(mode), path)
 
     def _repr_png_(self) -> bytes:

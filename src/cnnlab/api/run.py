@@ -188,11 +188,12 @@ class Run:
             raise CnnlabError("export works on classification runs only")
         return export_run(self.path, format, path, overwrite=overwrite, dynamic_batch=dynamic_batch)
 
-    def report(self, out: str | os.PathLike | None = None, explain_count: int = 4) -> Path:
-        """Write the run's one-page ``report.html`` (or ``out``) and return its path."""
+    def report(self, out: str | os.PathLike | None = None, explain_count: int = 4, overwrite: bool = False) -> Path:
+        """Write the run's one-page ``report.html`` (or ``out``) and return its path (``overwrite``: as the CLI's)."""
         from cnnlab.report.html import build_report
 
-        return build_report(self.path, out=None if out is None else str(out), explain_count=explain_count)
+        return build_report(self.path, out=None if out is None else str(out), explain_count=explain_count,
+                            overwrite=overwrite)
 
 
 class OnnxRun:
