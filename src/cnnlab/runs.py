@@ -8,7 +8,6 @@ torch.Size([1, 10])
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,33 +181,11 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
 
 
 def checkpoint_metadata(state: dict, path: Path) -> tuple[tuple[int, int, int], list[str], list | None, list | None]:
-    """The checkpoint's input size (C, H, W), class names and normalisation, checked: one line if malformed."""
-    def bad(key: str, expected: str) -> CnnlabError:
-        shown = repr(state.get(key))
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        return CnnlabError(f"{path}: '{key}' is {shown}; expected {expected}; the checkpoint is damaged")
+    """The checkpoint's input size (C, H, W), class names and normalisation, checked as user input is
+    (:mod:`cnnlab.filemeta`): one line if malformed or out of bounds."""
+    from cnnlab.filemeta import check_image_meta
 
-    size = state["input_size"]
-    if (not isinstance(size, (list, tuple)) or len(size) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536 for v in size)):
-        raise bad("input_size", "three positive integers (channels, height, width)")
-    input_size = (size[0], size[1], size[2])
-    classes = state["classes"]
-    if (not isinstance(classes, (list, tuple)) or not 1 <= len(classes) <= 1_000_000
-            or not all(isinstance(c, str) for c in classes)):
-        raise bad("classes", "a list of class names")
-    stats = []
-    for key, positive in (("mean", False), ("std", True)):
-        value = state.get(key)
-        if value is not None and (
-                not isinstance(value, (list, tuple)) or len(value) != input_size[0]
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                           and (v > 0 or not positive) for v in value)):
-            raise bad(key, f"None or {input_size[0]} finite numbers" + (" above 0" if positive else ""))
-        stats.append(None if value is None else [float(v) for v in value])
-    if (stats[0] is None) != (stats[1] is None):
-        raise bad("std" if stats[1] is None else "mean", "both mean and std, or neither")
-    return input_size, list(classes), stats[0], stats[1]
+    return tuple(check_image_meta(state, str(path)))
 
 
 def load_run_model(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, tuple[int, int, int]]:

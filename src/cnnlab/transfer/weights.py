@@ -79,7 +79,10 @@ def _unwrap(obj: Any, origin: str) -> tuple[dict[str, torch.Tensor], dict[str, A
     """A state dict from what a ``.pth`` held: a plain one, ``{"state_dict": ...}``, or a cnnlab checkpoint."""
     meta: dict[str, Any] = {}
     if isinstance(obj, dict) and obj.get("format") == "cnnlab-checkpoint":
-        meta = {k: obj.get(k) for k in ("mean", "std", "input_size", "classes", "model_name")}
+        from cnnlab.filemeta import check_image_meta
+
+        # a run's size and normalisation are applied to the new run's data: checked as user input is
+        meta = {**check_image_meta(obj, origin)._asdict(), "model_name": obj.get("model_name")}
         obj = obj.get("model")
     elif isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
