@@ -138,11 +138,34 @@ class LoadedRun:
         return (images01 - mean) / std
 
 
+def feature_head_error(run_dir: str | os.PathLike, cfg: Config) -> CnnlabError:
+    """The one line for a command that needs images but got a head trained on cached features.
+
+    Such a run's model takes the backbone's pooled feature vectors (``model.features_from=DIR``),
+    never images; the same head over the live, frozen backbone is one ``train`` away.
+    """
+    cache = str(cfg.model.options.get("features_from"))
+    backbone = "its backbone"
+    try:
+        meta = json.loads((Path(cache) / "meta.json").read_text(encoding="utf-8"))
+        spec = meta["backbone"]
+        backbone = f"backbone {spec['run'] if 'run' in spec else spec['model']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    where = backbone.split(" ", 1)[1] if backbone != "its backbone" else "BACKBONE_RUN"
+    return CnnlabError(
+        f"{run_dir} is a head trained on cached features (model.features_from={cache}): it reads the feature "
+        f"vectors of {backbone}, not images; to use it on images, train the same head over the frozen backbone: "
+        f"cnnlab train PRESET model.weights={where} model.freeze=all")
+
+
 def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", weights: str | None = None,
-             task: str | None = "classify") -> LoadedRun:
+             task: str | None = "classify", feature_head: bool = False) -> LoadedRun:
     """Rebuild a run's model from its checkpoint (read with ``weights_only=True``).
 
     ``task`` is the kind of run the caller can use (``None``: any); another kind is a one-line error.
+    A head trained on cached features (``model.features_from``) takes feature vectors, not images:
+    refused (:func:`feature_head_error`) unless the caller says it can use one (``feature_head``).
     """
     from cnnlab.train.checkpoint import load_checkpoint
 
@@ -155,6 +178,8 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
         raise CnnlabError(f"{run_dir} is an object-detection run (task: detect); this command works on classification "
                           "runs (detection runs: cnnlab eval, predict, profile)" if cfg.task == "detect" else
                           f"{run_dir} is a {cfg.task} run; this needs a {task} run")
+    if "features_from" in cfg.model.options and not feature_head:
+        raise feature_head_error(run_dir, cfg)
     candidates = [run_dir / weights] if weights else [run_dir / name for name in WEIGHT_FILES]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:

@@ -124,6 +124,7 @@ def _load_image(path: str, channels: int, size: int):
     from PIL import Image
 
     from cnnlab.data.detection import letterbox_pil
+    from cnnlab.data.folder import convert_mode
 
     if not Path(path).is_file():
         raise CnnlabError(f"image file {path} does not exist")
@@ -131,7 +132,7 @@ def _load_image(path: str, channels: int, size: int):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                img = img.convert("L" if channels == 1 else "RGB")
+                img = convert_mode(img, "L" if channels == 1 else "RGB")
                 out, scale, pad = letterbox_pil(img, size)
                 return torch.from_numpy(out), scale, pad, (img.size[1], img.size[0])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -190,6 +191,7 @@ def _draw_originals(out_dir, overwrite, drawn, classes, results) -> None:
     import numpy as np
     from PIL import Image
 
+    from cnnlab.data.folder import convert_mode
     from cnnlab.detect.draw import detection_labels, draw_boxes, save_png
     from cnnlab.fileio import write_json_atomic
     from cnnlab.rundir import open_run_dir
@@ -198,7 +200,7 @@ def _draw_originals(out_dir, overwrite, drawn, classes, results) -> None:
         used: set[str] = set()
         for (path, boxes, det, c), result in zip(drawn, results):
             with Image.open(path) as img:
-                arr = np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy
+                arr = np.array(convert_mode(img, "RGB"), dtype=np.uint8)  # a writable copy
             image = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
             picture = draw_boxes(image, boxes, detection_labels(det, classes), "lime",
                                  width=max(2, round(max(image.shape[1:]) / 250)))

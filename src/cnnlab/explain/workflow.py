@@ -118,6 +118,7 @@ def load_image_files(run, paths: Sequence[str], say: Say = _stderr) -> torch.Ten
     """Decode image files to the run's (C, H, W), with a one-line notice for each file that was converted."""
     from PIL import Image
 
+    from cnnlab.data.folder import WIDE_GREY_MODES
     from cnnlab.predict import load_images
 
     c, h, w = run.input_size
@@ -129,7 +130,7 @@ def load_image_files(run, paths: Sequence[str], say: Say = _stderr) -> torch.Ten
                 size, mode = img.size, img.mode
         except Exception as exc:  # Pillow raises many types for a broken file
             raise CnnlabError(f"cannot read image {path}: {' '.join(str(exc).split())}") from None
-        channels = 1 if mode in ("L", "1", "I", "I;16", "F") else 3
+        channels = 1 if mode in ("L", "1", "LA", "F", *WIDE_GREY_MODES) else 3
         if size != (w, h) or channels != c:
             say(f"notice: {path} is {size[0]}x{size[1]} with {channels} channel(s); converted to {w}x{h} with "
                 f"{c} channel(s) (data.resize={run.config.data.resize}) as the run's images are")

@@ -142,6 +142,10 @@ def train(
         raise same_on_every_rank(CnnlabError("task=detect does not train under torchrun yet (its loss and mAP "
                                              "are not reduced over ranks); run `cnnlab train` in one process"))
     lead = launch is None or launch.rank == 0  # only the lead process checks, creates and writes the run
+    if "features_from" in cfg.model.options:  # the config records the head that trains, not the preset's network
+        from cnnlab.transfer.features import head_config
+
+        cfg = head_config(cfg, notice=_notice if lead and not quiet else None)
     if cfg.train.loggers:  # a missing tracker package is an error before any work
         from cnnlab.train.trackers import check_trackers
 

@@ -154,7 +154,7 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     """Train ``k`` members on bootstrap samples into ``out/members/``, ensemble them; write ``ensemble.json``."""
     from cnnlab.config import config_to_dict, config_with_overrides
     from cnnlab.data.datasets import ImageData, load_dataset
-    from cnnlab.data.splits import stratified_subset
+    from cnnlab.data.splits import limit_train
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.train.run import train
 
@@ -167,8 +167,8 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     check_out_dir(out, overwrite)
     data = load_dataset(cfg.data)
     x, y = data.train_x, data.train_y
-    if cfg.data.limit_train and cfg.data.limit_train < len(y):
-        keep = stratified_subset(y.numpy(), cfg.data.limit_train, cfg.train.seed)
+    keep = limit_train(y.numpy(), cfg.data.limit_train, cfg.train.seed)
+    if keep is not None:
         x, y = x[keep], y[keep]
     start = time.perf_counter()
     with open_run_dir(out, overwrite=overwrite, kind="ensemble"):
