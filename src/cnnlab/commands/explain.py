@@ -111,7 +111,7 @@ def _register_activations(inner) -> None:
     p.add_argument("run_dir")
     p.add_argument("image", nargs="?", help="an image file (or use --index)")
     p.add_argument("--index", type=int, help="a test-set index instead of a file")
-    p.add_argument("--layer", metavar="NAME", required=True, help="a conv layer, by name")
+    p.add_argument("--layer", metavar="NAME", help="a conv layer, by name (required)")
     _common(p, "PNG file to write (default RUN_DIR/activations-LAYER.png)")
     p.set_defaults(func=run_view, view="activations")
 
@@ -122,7 +122,7 @@ def _register_neurons(inner) -> None:
                                      "activation in that channel is highest, and the guided-backprop map of "
                                      "that activation (a 2x5 grid for 10).")
     p.add_argument("run_dir")
-    p.add_argument("--layer", metavar="NAME", required=True, help="a conv layer, by name")
+    p.add_argument("--layer", metavar="NAME", help="a conv layer, by name (required)")
     p.add_argument("--count", type=int, default=10, help="channels to show (default 10: the first 10)")
     p.add_argument("--images", type=int, default=2000, help="test images searched (default 2000)")
     _common(p, "PNG file to write (default RUN_DIR/neurons-LAYER.png)")

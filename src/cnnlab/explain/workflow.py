@@ -269,7 +269,13 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
     run = load_run(run_dir)
     model = run.model
     layer_name = None
-    if any(get_method(n).uses_layer for n in names) or layer:
+    if layer and not any(get_method(n).uses_layer for n in names):  # it would change nothing
+        from cnnlab.explain import METHOD_NAMES, method_class
+
+        users = [m for m in METHOD_NAMES if method_class(m).uses_layer]
+        raise CnnlabError(f"--layer {layer} applies to {', '.join(users)} only, and none of the methods asked for "
+                          f"({', '.join(names)}) uses a layer; add one of them to --methods or drop --layer")
+    if any(get_method(n).uses_layer for n in names):
         layer_name = layer or last_conv_layer(model, run.input_size)
         get_layer(model, layer_name)  # an unknown name lists the conv layers
     target_index = class_index(run, target, "--target") if target is not None else None

@@ -40,9 +40,28 @@ METHODS = ("mean", "vote", "stack")
 STACK_FOLDS = 5
 
 
+DATA_KEYS = ("name", "root", "image_size", "resize", "channels")  # what makes two runs' test sets one
+
+
 def _data_key(cfg) -> tuple:
-    d = cfg.data
-    return (d.name, d.root, d.image_size, d.resize, d.channels)
+    return tuple(getattr(cfg.data, k) for k in DATA_KEYS)
+
+
+def _data_difference(a, b) -> str:
+    """The first data key two configs disagree on, as ``data.name=mnist vs fashion-mnist``."""
+    key = next(k for k in DATA_KEYS if getattr(a.data, k) != getattr(b.data, k))
+    return f"data.{key}={getattr(a.data, key)} vs {getattr(b.data, key)}"
+
+
+def _refuse_repeats(run_dirs) -> None:
+    """Each member once: the same run named twice (or through a link) would be weighted double."""
+    seen: dict[Path, str] = {}
+    for d in run_dirs:
+        real = Path(d).resolve()
+        if real in seen:
+            same = f" (as {seen[real]} and {d})" if str(seen[real]) != str(d) else ""
+            raise CnnlabError(f"run {d} is named twice{same}; an ensemble's members must be distinct runs")
+        seen[real] = str(d)
 
 
 @torch.no_grad()
@@ -53,12 +72,16 @@ def member_probabilities(run_dirs: list[str | Path], data_dir: str | None = None
 
     if len(run_dirs) < 2:
         raise CnnlabError(f"an ensemble needs at least 2 runs, got {len(run_dirs)}")
+    _refuse_repeats(run_dirs)
     runs = [load_run(d) for d in run_dirs]
     first = runs[0]
     for r in runs[1:]:
-        if _data_key(r.config) != _data_key(first.config) or r.classes != first.classes:
+        if _data_key(r.config) != _data_key(first.config):
             raise CnnlabError(f"{r.run_dir} was trained on other data than {first.run_dir} "
-                              f"({_data_key(r.config)} vs {_data_key(first.config)}); ensemble runs of one dataset")
+                              f"({_data_difference(r.config, first.config)}); ensemble runs of one dataset")
+        if r.classes != first.classes:
+            raise CnnlabError(f"{r.run_dir} has other classes than {first.run_dir} ({len(r.classes)} vs "
+                              f"{len(first.classes)}, or in another order); ensemble runs of one dataset")
     if data is None:
         cfg = first.config
         if data_dir:
