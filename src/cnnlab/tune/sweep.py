@@ -376,11 +376,38 @@ def run_workers(job: WorkerJob, workers: int, data_cache: dict) -> None:
         for p in procs:  # the workers got the same Ctrl-C; let them record their trials
             p.join(timeout=120)
         raise
-    failed = [f"worker {k} exited with {p.exitcode}" for k, p in enumerate(procs) if p.exitcode not in (0, None)]
     if any(p.exitcode == 130 for p in procs):
         raise KeyboardInterrupt
+    failed = [worker_failure(k, p.exitcode) for k, p in enumerate(procs) if p.exitcode not in (0, None)]
     if failed:
-        raise CnnlabError("; ".join(failed) + " (its message is above); the study keeps every finished trial")
+        raise WorkersFailed("; ".join(failed))
+
+
+class WorkersFailed(CnnlabError):
+    """Some worker process of a sweep ended abnormally; the sweep writes its outputs, then says so."""
+
+    exit_code = 1  # a failed run, not a mistake in the input (the CLI exits with it)
+
+
+def worker_failure(worker: int, exitcode: int) -> str:
+    """How a worker process ended, for the one error line.
+
+    >>> worker_failure(1, -9)
+    'worker 1 was killed by signal SIGKILL'
+    >>> worker_failure(0, 2)
+    'worker 0 stopped on an error (its message is above)'
+    """
+    import signal
+
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = str(-exitcode)
+        return f"worker {worker} was killed by signal {name}"
+    if exitcode == 2:  # _worker_main printed the CnnlabError before exiting 2
+        return f"worker {worker} stopped on an error (its message is above)"
+    return f"worker {worker} exited with status {exitcode}"
 
 
 # ----------------------------------------------------------------------------- the whole sweep
@@ -515,10 +542,13 @@ def _run_and_report(spec, out: Path, url: str, study_name: str, n_trials: int, w
                     data_dir, existing)
     start = time.perf_counter()
     interrupted = False
+    failure = None
     try:
         run_workers(job, workers, data_cache)
     except KeyboardInterrupt:
         interrupted = True
+    except WorkersFailed as exc:  # the finished trials still get their table, plots and report
+        failure = exc
     import optuna
 
     study = optuna.load_study(study_name=study_name, storage=open_storage(url))
@@ -527,4 +557,8 @@ def _run_and_report(spec, out: Path, url: str, study_name: str, n_trials: int, w
         print(f"cnnlab: sweep interrupted; {out} keeps every finished trial; continue with "
               f"`cnnlab sweep --resume {out}`", file=sys.stderr, flush=True)
         raise KeyboardInterrupt
+    if failure is not None:
+        error = WorkersFailed(f"{failure}; {out} keeps every finished trial (trials.csv, summary.json, report.html); "
+                              f"continue with `cnnlab sweep --resume {out}`")
+        raise error from None
     return summary
