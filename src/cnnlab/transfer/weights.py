@@ -135,13 +135,10 @@ def read_weights(source: str | os.PathLike) -> WeightsFile:
             raise CnnlabError(f"cannot read weights file {origin}: it is corrupt or not safetensors "
                               f"({reason})") from None
         return WeightsFile(_unwrap(state, origin)[0], origin)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, a pickle with objects or code, random bytes ...
-        from cnnlab.train.checkpoint import _load_failure
+    from cnnlab.train.checkpoint import load_torch_file
 
-        raise CnnlabError(f"cannot read weights file {origin}: it is corrupt or not a state dict "
-                          f"({_load_failure(exc)})") from None
+    obj = load_torch_file(path, "cpu", f"cannot read weights file {origin.replace('{', '{{').replace('}', '}}')}: "
+                                       "it is corrupt or not a state dict ({reason})")
     state, meta = _unwrap(obj, origin)
     return WeightsFile(state, origin, meta)
 

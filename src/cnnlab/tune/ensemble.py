@@ -91,7 +91,8 @@ def member_probabilities(run_dirs: list[str | Path], data_dir: str | None = None
     all_probs = []
     for r in runs:
         if tuple(r.input_size) != tuple(data.input_size):
-            raise CnnlabError(f"{r.run_dir} takes images of {r.input_size}, the data has {data.input_size}")
+            raise CnnlabError(f"{r.run_dir} takes images of {'x'.join(map(str, r.input_size))}, the data has "
+                              f"{'x'.join(map(str, data.input_size))}")
         chunks = []
         for i in range(0, len(x), 1000):
             images = r.normalize(x[i:i + 1000].float() / 255.0)  # (B, C, H, W), as in training
