@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, short_repr
 from cnnlab.fileio import write_json_atomic
 from cnnlab.train.callbacks import Callback
 from cnnlab.tune.spec import SweepSpec, encode_choice, spec_from_dict
@@ -475,6 +475,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *, storage_
     if storage is not None:
         create_or_load_study(storage, study_name, spec, resume)  # a conflicting study fails before any work
     data_cache = _preload(spec, data_dir)
+    refuse_hopeless_space(spec, data_cache, data_dir)  # every trial would fail: say why now, not "no trial completed"
     with open_run_dir(out, overwrite=overwrite, kind="sweep"):
         url = storage_url or default_storage_url(out)
         record = {"spec": spec.source, "base_config": spec.base_raw, "study": study_name,
@@ -519,6 +520,44 @@ def resume_sweep(sweep_dir: str | os.PathLike, *, storage_url: str | None = None
             write_json_atomic(sweep_dir / SWEEP_FILE, {**record, "trials": n_trials})
         return _run_and_report(spec, sweep_dir, url, record["study"], n_trials, workers, timeout or spec.timeout,
                                quiet, data_dir, data_cache)
+
+
+def refuse_hopeless_space(spec: SweepSpec, data_cache: dict, data_dir: str | None = None, points: int = 8) -> None:
+    """Build the model of up to ``points`` points of the space (seeded draws of each parameter's choices
+    and range ends); when not one builds for the preloaded data, no trial could ever run: one line.
+
+    A point whose data differs from the preloaded dataset (``data.*`` searched) is not judged here.
+    """
+    import random
+
+    from cnnlab.runs import build_model
+    from cnnlab.tune.spec import _candidate_values
+
+    rng = random.Random(spec.sampler.get("seed", 0))
+    candidates = {p.key: _candidate_values(p) for p in spec.space}
+    seen, first = [], None
+    for _ in range(points * 4):
+        params = {key: rng.choice(values) for key, values in candidates.items()}
+        if params in seen:
+            continue
+        seen.append(params)
+        try:
+            cfg = spec.config_for(params)
+            if data_dir:
+                cfg.data.data_dir = data_dir
+            data = data_cache.get(_data_key(cfg))
+            if data is None or "features_from" in cfg.model.options:
+                return  # not judged here: the trials will tell
+            build_model(cfg, data.input_size, data.num_classes, pretrained=False)
+            return  # one point builds: the space can run
+        except CnnlabError as exc:
+            first = first or (params, exc)
+        if len(seen) >= points:
+            break
+    if first is not None:
+        shown = ", ".join(f"{k}={short_repr(v, 40)}" for k, v in first[0].items())
+        raise CnnlabError(f"no point of the search space builds a model for the data ({len(seen)} tried), so every "
+                          f"trial would fail; e.g. {shown}: {first[1]}")
 
 
 def _preload(spec: SweepSpec, data_dir: str | None) -> dict:
