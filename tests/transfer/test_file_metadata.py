@@ -107,3 +107,10 @@ def test_hostile_checkpoint_metadata_is_one_line(mnist_run, tmp_path, capsys, ke
                        "train.epochs=1", "train.plots=false", "--out", tmp_path / "new", "--quiet")
     one_line(code, err, f"'{key}'", "final.pt")
     assert not (tmp_path / "new").exists()
+
+
+def test_metadata_that_disagrees_with_the_graph_is_one_line(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    model = tiny_onnx(tmp_path / "m.onnx", good_meta(input_size=[1, 16, 16]), side=8)  # was an onnxruntime traceback
+    code, _, err = cli(capsys, "predict", model, grey_png(tmp_path / "x.png"))
+    one_line(code, err, "the graph takes 1x8x8 images but its metadata says 1x16x16")
