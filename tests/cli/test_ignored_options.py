@@ -9,18 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.cli import main
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(code: int, err: str, *needles: str) -> None:
-    assert code == 2 and err.startswith("cnnlab: error: ") and err.count("\n") == 1, err
-    assert "internal error" not in err and all(n in err for n in needles), err
+from tests.cli_checks import cli, one_line
 
 
 def test_ablate_techniques_that_name_nothing_are_refused(tmp_path, capsys):

@@ -12,14 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli_checks import cli
 
 
 def torchscript_file(path: Path) -> Path:

@@ -10,13 +10,8 @@ import pytest
 import yaml
 
 from cnnlab.cli import main
+from tests.cli_checks import cli
 from tests.conftest import write_folder
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

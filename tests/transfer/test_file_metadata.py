@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab.cli import main
 from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from tests.cli_checks import cli, one_line
 
 
 def tiny_onnx(path: Path, meta: dict | str | None, outputs: int = 3, side: int = 8, channels: int = 1) -> Path:
@@ -47,17 +47,6 @@ def grey_png(path: Path, side: int = 8) -> Path:
 
     Image.fromarray(np.arange(side * side, dtype=np.uint8).reshape(side, side) * 3).save(path)
     return path
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(code: int, err: str, *needles: str) -> None:
-    assert code == 2 and err.startswith("cnnlab: error: ") and err.count("\n") == 1, err
-    assert "internal error" not in err and all(n in err for n in needles), err
 
 
 def test_a_well_formed_tiny_onnx_file_predicts(tmp_path, capsys):
