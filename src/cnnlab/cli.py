@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
 
             time.sleep(1.0)
             return 2
-        print(f"cnnlab: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        after = ""
+        if _torchrun_rank() != "":  # the launcher prints its own multi-line report of the stopped ranks next
+            after = "; torchrun's own report of the stopped processes follows"
+        print(f"cnnlab: error: {_one_line(exc, limit=MAX_LINE - len(after))}{after}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)  # 2: bad input; an error that says otherwise (a failed run: 1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
         if args.debug:
             raise

@@ -57,6 +57,12 @@ def predict_files(run_dir: str, paths: list[str], k: int = 3, native_size: bool 
 
     if k < 1:
         raise CnnlabError(f"--top-k must be at least 1, got {k}")
+    if Path(run_dir).is_file():  # a checkpoint, a TorchScript export, ...: say what predict reads instead
+        from cnnlab.train.checkpoint import what_file_is
+
+        kind = what_file_is(Path(run_dir)) or "it looks like a checkpoint or state dict"
+        raise CnnlabError(f"{run_dir} is a file, not a run directory ({kind}); cnnlab predict reads a run directory "
+                          "written by `cnnlab train` or a MODEL.onnx written by `cnnlab export --format onnx`")
     paths = expand_image_paths(paths)
     run = load_run(run_dir)
     if native_size:

@@ -8,7 +8,6 @@ torch.Size([1, 10])
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,11 +138,34 @@ class LoadedRun:
         return (images01 - mean) / std
 
 
+def feature_head_error(run_dir: str | os.PathLike, cfg: Config) -> CnnlabError:
+    """The one line for a command that needs images but got a head trained on cached features.
+
+    Such a run's model takes the backbone's pooled feature vectors (``model.features_from=DIR``),
+    never images; the same head over the live, frozen backbone is one ``train`` away.
+    """
+    cache = str(cfg.model.options.get("features_from"))
+    backbone = "its backbone"
+    try:
+        meta = json.loads((Path(cache) / "meta.json").read_text(encoding="utf-8"))
+        spec = meta["backbone"]
+        backbone = f"backbone {spec['run'] if 'run' in spec else spec['model']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    where = backbone.split(" ", 1)[1] if backbone != "its backbone" else "BACKBONE_RUN"
+    return CnnlabError(
+        f"{run_dir} is a head trained on cached features (model.features_from={cache}): it reads the feature "
+        f"vectors of {backbone}, not images; to use it on images, train the same head over the frozen backbone: "
+        f"cnnlab train PRESET model.weights={where} model.freeze=all")
+
+
 def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", weights: str | None = None,
-             task: str | None = "classify") -> LoadedRun:
+             task: str | None = "classify", feature_head: bool = False) -> LoadedRun:
     """Rebuild a run's model from its checkpoint (read with ``weights_only=True``).
 
     ``task`` is the kind of run the caller can use (``None``: any); another kind is a one-line error.
+    A head trained on cached features (``model.features_from``) takes feature vectors, not images:
+    refused (:func:`feature_head_error`) unless the caller says it can use one (``feature_head``).
     """
     from cnnlab.train.checkpoint import load_checkpoint
 
@@ -156,6 +178,8 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
         raise CnnlabError(f"{run_dir} is an object-detection run (task: detect); this command works on classification "
                           "runs (detection runs: cnnlab eval, predict, profile)" if cfg.task == "detect" else
                           f"{run_dir} is a {cfg.task} run; this needs a {task} run")
+    if "features_from" in cfg.model.options and not feature_head:
+        raise feature_head_error(run_dir, cfg)
     candidates = [run_dir / weights] if weights else [run_dir / name for name in WEIGHT_FILES]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
@@ -182,33 +206,11 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
 
 
 def checkpoint_metadata(state: dict, path: Path) -> tuple[tuple[int, int, int], list[str], list | None, list | None]:
-    """The checkpoint's input size (C, H, W), class names and normalisation, checked: one line if malformed."""
-    def bad(key: str, expected: str) -> CnnlabError:
-        shown = repr(state.get(key))
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        return CnnlabError(f"{path}: '{key}' is {shown}; expected {expected}; the checkpoint is damaged")
+    """The checkpoint's input size (C, H, W), class names and normalisation, checked as user input is
+    (:mod:`cnnlab.filemeta`): one line if malformed or out of bounds."""
+    from cnnlab.filemeta import check_image_meta
 
-    size = state["input_size"]
-    if (not isinstance(size, (list, tuple)) or len(size) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536 for v in size)):
-        raise bad("input_size", "three positive integers (channels, height, width)")
-    input_size = (size[0], size[1], size[2])
-    classes = state["classes"]
-    if (not isinstance(classes, (list, tuple)) or not 1 <= len(classes) <= 1_000_000
-            or not all(isinstance(c, str) for c in classes)):
-        raise bad("classes", "a list of class names")
-    stats = []
-    for key, positive in (("mean", False), ("std", True)):
-        value = state.get(key)
-        if value is not None and (
-                not isinstance(value, (list, tuple)) or len(value) != input_size[0]
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                           and (v > 0 or not positive) for v in value)):
-            raise bad(key, f"None or {input_size[0]} finite numbers" + (" above 0" if positive else ""))
-        stats.append(None if value is None else [float(v) for v in value])
-    if (stats[0] is None) != (stats[1] is None):
-        raise bad("std" if stats[1] is None else "mean", "both mean and std, or neither")
-    return input_size, list(classes), stats[0], stats[1]
+    return tuple(check_image_meta(state, str(path)))
 
 
 def load_run_model(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, tuple[int, int, int]]:

@@ -250,5 +250,6 @@ def test_global_batch_not_divisible_is_one_line(tmp_path, mnist_root):
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("cnnlab: error:")]
     assert errors == ["cnnlab: error: data.batch_size=127 (the global batch) is not divisible by "
-                      "the 2 ranks; set data.batch_size to a multiple of 2, e.g. 126 or 128"]  # rank 0 alone prints
+                      "the 2 ranks; set data.batch_size to a multiple of 2, e.g. 126 or 128; "
+                      "torchrun's own report of the stopped processes follows"]  # rank 0 alone prints
     assert not (tmp_path / "run").exists()

@@ -115,7 +115,7 @@ def _register_activations(inner) -> None:
     p.add_argument("run_dir")
     p.add_argument("image", nargs="?", help="an image file (or use --index)")
     p.add_argument("--index", type=int, help="a test-set index instead of a file")
-    p.add_argument("--layer", metavar="NAME", required=True, help="a conv layer, by name")
+    p.add_argument("--layer", metavar="NAME", help="a conv layer, by name (required)")
     _common(p, "PNG file to write (default RUN_DIR/activations-LAYER.png)")
     p.set_defaults(func=run_view, view="activations")
 
@@ -127,7 +127,7 @@ def _register_neurons(inner) -> None:
                                      "guided-backprop map of that activation (a 2x5 grid for 10). With --image or "
                                      "--index, each channel's peak on that one image instead.")
     p.add_argument("run_dir")
-    p.add_argument("--layer", metavar="NAME", required=True, help="a conv layer, by name")
+    p.add_argument("--layer", metavar="NAME", help="a conv layer, by name (required)")
     p.add_argument("--count", type=int, help="channels to show: the first N (default 10)")
     p.add_argument("--channels", metavar="C1,C2,...", help="the channels to show, e.g. 3,17,42 (instead of --count)")
     p.add_argument("--image", metavar="PATH", help="explain the channels on this image file (no search)")

@@ -30,6 +30,9 @@ def run(args) -> int:
 
     if args.parity_images < 0:
         raise CnnlabError(f"--parity-images must be >= 0, got {args.parity_images}")
+    if args.dynamic_batch and args.format == "torchscript":  # it would change nothing
+        raise CnnlabError("--dynamic-batch applies to --format onnx; a TorchScript export already takes any batch "
+                          "size (its parity is checked on batches of the test images): drop --dynamic-batch")
     result = export_run(args.run_dir, args.format, args.out, opset=args.opset, dynamic_batch=args.dynamic_batch,
                         parity_images=args.parity_images, overwrite=args.overwrite, say=notice)
     if args.json:

@@ -39,6 +39,10 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise CnnlabError(f"--batch-size must be at least 1, got {args.batch_size}")
     cfg = load_config(args.data, {k: v for k, v in overrides.items() if k.startswith("data.")})
+    if cfg.data.limit_train is not None:  # a cache holds every image; each head draws its own subset from it
+        raise CnnlabError(f"data.limit_train={cfg.data.limit_train} does not apply to cnnlab features: the cache holds "
+                          "every training image, so heads with any data.limit_train share it; drop it here and "
+                          f"give data.limit_train={cfg.data.limit_train} to `cnnlab train ... model.features_from=DIR`")
     del data_overrides
     asked = [k for k, v in overrides.items() if k.startswith("data.augment.") and v not in (0, 0.0, None)]
     if asked:

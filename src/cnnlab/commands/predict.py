@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", help="a run directory written by `cnnlab train`, or a MODEL.onnx from `cnnlab export` "
                                     "(run with ONNX Runtime alone)")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP), or folders of them")
-    p.add_argument("-k", "--top-k", type=int, default=3,
+    p.add_argument("-k", "--top-k", type=int, default=None,
                    help="classes to show per image, at least 1 (default 3; more than the run has shows all)")
     p.add_argument("--out", metavar="DIR",
                    help="detection runs: draw each image with its boxes, labels and scores into DIR")
@@ -64,12 +64,18 @@ def run(args) -> int:
             if args.native_size:
                 raise CnnlabError("--native-size applies to classification runs; a detector letterboxes every "
                                   "image to its size and maps the boxes back")
+            if args.top_k is not None:
+                raise CnnlabError(f"-k/--top-k {args.top_k} applies to classification runs; {args.run_dir} is a "
+                                  "detection run, which lists every box scoring at least --score-threshold "
+                                  "(cap them with --max-detections N)")
             return _run_detection(args)
     if (args.out or args.overwrite or args.score_threshold is not None or args.iou_threshold is not None
             or args.max_detections is not None):
         raise CnnlabError("--out, --overwrite, --score-threshold, --iou-threshold and --max-detections apply to "
                           "detection runs (task: detect) only")
 
+    if args.top_k is None:
+        args.top_k = 3
     if args.top_k < 1:  # checked before the run and the images are loaded
         raise CnnlabError(f"-k/--top-k {args.top_k} must be at least 1")
     if str(args.run_dir).endswith(".onnx"):  # ONNX Runtime alone: torch is never imported on this path

@@ -170,7 +170,7 @@ def load_run_model(run_dir: Path):
     from cnnlab.runs import WEIGHT_FILES, build_model, load_run, load_run_config
 
     if any((run_dir / name).is_file() for name in WEIGHT_FILES):
-        run = load_run(run_dir, task=None)  # a classifier or a detector: both are counted
+        run = load_run(run_dir, task=None, feature_head=True)  # a classifier, a detector, a head: all are counted
         return run.model, tuple(run.input_size)
     cfg = load_run_config(run_dir)
     summary_path = run_dir / "summary.json"

@@ -421,7 +421,13 @@ def read_yolo(root: Path, classes: list[str] | None, problems: Problems) -> tupl
                               "images/train/ and images/test/ (or images/val/)")
         label_dir = root / "labels" / image_dir.name
         images = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
-        labels = sorted(label_dir.glob("*.txt")) if label_dir.is_dir() else []
+        if not label_dir.is_dir():  # every image would train or be scored on zero boxes (mAP 0)
+            raise CnnlabError(f"{label_dir} is not a folder; a YOLO dataset keeps one label file per image there "
+                              f"(labels/{image_dir.name}/<image stem>.txt beside images/{image_dir.name}/)")
+        labels = sorted(label_dir.glob("*.txt"))
+        if images and not any(txt.stem in images for txt in labels):
+            raise CnnlabError(f"none of the {len(images)} images in {image_dir} has a label file in {label_dir} "
+                              "(<image stem>.txt); every image would have zero boxes")
         for txt in labels:
             if txt.stem not in images:
                 problems.add("missing_images", f"label file {txt}",

@@ -197,11 +197,11 @@ def _decode(path: Path, mode: str, size: int):
     """(letterboxed uint8 (C, size, size) array, scale, pad, (orig_h, orig_w)) of one file."""
     from PIL import Image
 
-    from cnnlab.data.folder import _refuse_bomb
+    from cnnlab.data.folder import _refuse_bomb, convert_mode
 
     with Image.open(path) as img:
         _refuse_bomb(img)
-        img = img.convert(mode)
+        img = convert_mode(img, mode)
         out, scale, pad = letterbox_pil(img, size)
         return out, scale, pad, (img.size[1], img.size[0])
 
@@ -210,13 +210,13 @@ def probe_channels(anns: list[readers.Annotation]) -> int:
     """1 when every sampled image is greyscale, else 3 (as for image folders)."""
     from PIL import Image
 
-    from cnnlab.data.folder import _quiet_bomb_warnings
+    from cnnlab.data.folder import WIDE_GREY_MODES, _quiet_bomb_warnings
 
     with _quiet_bomb_warnings():
         for ann in anns[:: max(1, len(anns) // 64)]:
             try:
                 with Image.open(ann.image) as img:
-                    if img.mode not in ("L", "1", "I", "I;16", "LA"):
+                    if img.mode not in ("L", "1", "LA", "F", *WIDE_GREY_MODES):
                         return 3
             except Exception:  # noqa: BLE001 - a broken file is counted when decoded
                 continue

@@ -27,7 +27,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-CACHE_FORMAT = 2  # bump when the decoding changes, so old caches are not reused
+CACHE_FORMAT = 3  # bump when the decoding changes, so old caches are not reused
 
 
 @dataclass
@@ -81,6 +81,35 @@ def listing_key(items: list[tuple[Path, int]], root: Path, options: dict) -> str
     return digest.hexdigest()[:24]
 
 
+# Pillow's modes for one channel of more than 8 bits: 16-bit greyscale PNGs open as I;16 (older Pillows: I).
+WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def convert_mode(img, mode: str):
+    """``img`` as an 8-bit ``mode`` ("L" or "RGB") image, scaling deeper greyscale instead of clipping it.
+
+    Pillow's ``convert("L")`` clips a 16-bit greyscale value above 255 to white, so a 16-bit PNG
+    became almost pure black and white. Here a 16-bit value keeps its high byte (``v >> 8``), as
+    Pillow itself reduces 16-bit colour PNGs, so 16-bit and 8-bit copies of a picture decode alike.
+    A 32-bit float image ("F") is taken to be on [0, 1] if it lies there, else on [0, 255].
+
+    >>> from PIL import Image
+    >>> wide = Image.fromarray(np.array([[0, 257 * 128, 65535]], dtype=np.uint16))
+    >>> wide.mode, np.asarray(convert_mode(wide, "L")).tolist()
+    ('I;16', [[0, 128, 255]])
+    """
+    from PIL import Image
+
+    if img.mode in WIDE_GREY_MODES:
+        wide = np.asarray(img).astype(np.int64)  # I;16B and friends come out native-endian
+        img = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8), "L")
+    elif img.mode == "F":
+        values = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        scale = 255.0 if values.size and values.min() >= 0.0 and values.max() <= 1.0 else 1.0
+        img = Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), "L")
+    return img if img.mode == mode else img.convert(mode)
+
+
 def decode_image(path: Path, size: int, policy: str, mode: str) -> np.ndarray:
     """Decode one file to (C, size, size) uint8 following the resize ``policy`` (see :func:`fit_image`)."""
     from PIL import Image
@@ -100,7 +129,7 @@ def fit_image(img, size: int, policy: str, mode: str) -> np.ndarray:
     """
     from PIL import Image
 
-    img = img.convert(mode)
+    img = convert_mode(img, mode)
     w, h = img.size
     if (w, h) != (size, size):
         if policy == "resize":
@@ -158,7 +187,7 @@ def probe(items: list[tuple[Path, int]]) -> tuple[int, bool]:
                 with Image.open(path) as img:
                     _refuse_bomb(img)
                     side = side or min(img.size)
-                    grey = grey and img.mode in ("L", "1", "I", "I;16", "LA")
+                    grey = grey and img.mode in ("L", "1", "LA", "F", *WIDE_GREY_MODES)
             except Exception:  # noqa: BLE001 - any broken file is skipped here; decode_all counts it
                 continue
     if side is None:

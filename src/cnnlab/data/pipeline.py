@@ -10,7 +10,7 @@ from cnnlab.config import DataConfig
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.datasets import ImageData
 from cnnlab.data.loader import DeviceBatches
-from cnnlab.data.splits import stratified_split, stratified_subset
+from cnnlab.data.splits import limit_train, stratified_split
 from cnnlab.data.stats import channel_stats
 from cnnlab.errors import CnnlabError
 
@@ -33,8 +33,8 @@ def choose_train_val(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch
     draws exactly N training images at random (seeded), keeping each class's share; ``val=split``
     holds out a stratified ``val_fraction``; ``val=test`` validates on the test set.
     """
-    if cfg.limit_train and cfg.limit_train < len(train_y):
-        keep = stratified_subset(train_y.numpy(), cfg.limit_train, seed)
+    keep = limit_train(train_y.numpy(), cfg.limit_train, seed)
+    if keep is not None:
         train_x, train_y = train_x[keep], train_y[keep]
     if cfg.final_fit or cfg.val == "none":
         return (train_x, train_y), None

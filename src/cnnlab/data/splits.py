@@ -68,3 +68,24 @@ def stratified_subset(labels, count: int, seed: int = 0) -> np.ndarray:
         idx = idx[rng.permutation(len(idx))]
         chosen.append(idx[len(idx) - take:])
     return np.sort(np.concatenate(chosen))
+
+
+def limit_train(labels, limit: int | None, seed: int = 0) -> np.ndarray | None:
+    """Indices kept by ``data.limit_train=limit`` (None: keep every image), refusing a limit that
+    would leave some class without a training image (that class could never be learned).
+
+    >>> limit_train(np.array([0, 0, 1, 1, 2, 2]), 3).tolist()
+    [1, 3, 5]
+    >>> limit_train(np.array([0, 0, 1, 1, 2, 2]), 2)
+    Traceback (most recent call last):
+    ...
+    cnnlab.errors.CnnlabError: data.limit_train=2 is fewer than the 3 classes with training images, so some class would have none; use data.limit_train=3 or more
+    """
+    labels = np.asarray(labels)
+    if not limit or limit >= len(labels):
+        return None
+    present = len(np.unique(labels))
+    if limit < present:
+        raise CnnlabError(f"data.limit_train={limit} is fewer than the {present} classes with training images, "
+                          f"so some class would have none; use data.limit_train={present} or more")
+    return stratified_subset(labels, limit, seed)

@@ -95,8 +95,9 @@ def _evaluate(run, data_dir, score_threshold, iou_threshold) -> dict:
     splits = load_detection_data(cfg)
     test = splits.test
     if tuple(test.images.shape[1:]) != tuple(run.input_size) or list(splits.classes) != list(run.classes):
-        raise CnnlabError(f"the dataset now has images {tuple(test.images.shape[1:])} and classes {splits.classes}, "
-                          f"but the run was trained on {tuple(run.input_size)} and {run.classes}")
+        raise CnnlabError(f"the dataset now has images of {'x'.join(map(str, test.images.shape[1:]))} and classes "
+                          f"{', '.join(splits.classes)}, but the run was trained on "
+                          f"{'x'.join(map(str, run.input_size))} and {', '.join(run.classes)}")
     batches = DetectionBatches(test, cfg.data.eval_batch_size, mean=run.mean, std=run.std)
     preds, targets, loss = detect_batches(run.model, batches, cfg.detect)
     result = detection_map(preds, targets, run.classes, curves=True)
@@ -124,6 +125,7 @@ def _load_image(path: str, channels: int, size: int):
     from PIL import Image
 
     from cnnlab.data.detection import letterbox_pil
+    from cnnlab.data.folder import convert_mode
 
     if not Path(path).is_file():
         raise CnnlabError(f"image file {path} does not exist")
@@ -131,7 +133,7 @@ def _load_image(path: str, channels: int, size: int):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                img = img.convert("L" if channels == 1 else "RGB")
+                img = convert_mode(img, "L" if channels == 1 else "RGB")
                 out, scale, pad = letterbox_pil(img, size)
                 return torch.from_numpy(out), scale, pad, (img.size[1], img.size[0])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -190,6 +192,7 @@ def _draw_originals(out_dir, overwrite, drawn, classes, results) -> None:
     import numpy as np
     from PIL import Image
 
+    from cnnlab.data.folder import convert_mode
     from cnnlab.detect.draw import detection_labels, draw_boxes, save_png
     from cnnlab.fileio import write_json_atomic
     from cnnlab.rundir import open_run_dir
@@ -198,7 +201,7 @@ def _draw_originals(out_dir, overwrite, drawn, classes, results) -> None:
         used: set[str] = set()
         for (path, boxes, det, c), result in zip(drawn, results):
             with Image.open(path) as img:
-                arr = np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy
+                arr = np.array(convert_mode(img, "RGB"), dtype=np.uint8)  # a writable copy
             image = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
             picture = draw_boxes(image, boxes, detection_labels(det, classes), "lime",
                                  width=max(2, round(max(image.shape[1:]) / 250)))

@@ -65,5 +65,5 @@ def get_layer(model: nn.Module, name: str, conv_only: bool = True) -> nn.Module:
     hint = nearest(name, convs)
     listed = ", ".join(convs[:40]) + (" ..." if len(convs) > 40 else "")
     what = "is not a conv layer" if name in modules else "is not a layer of this model"
-    raise CnnlabError(f"layer '{name}' {what}" + (f"; did you mean '{hint}'?" if hint else "")
-                      + f" conv layers: {listed}")
+    raise CnnlabError(f"layer '{name}' {what}" + (f"; did you mean '{hint}'? " if hint else "; ")
+                      + f"conv layers: {listed}")

@@ -45,8 +45,12 @@ def _run_view(view: str, args, run, out: Path | None) -> dict[str, Any]:
 
     run_dir = Path(args.run_dir)
     if view in ("activations", "neurons"):
-        from cnnlab.explain.layers import get_layer
+        from cnnlab.explain.layers import conv_layer_names, get_layer
 
+        if not args.layer:  # one line naming the choices, not argparse's usage
+            names = conv_layer_names(run.model)
+            raise CnnlabError(f"explain {view} needs --layer NAME, a conv layer of the run: "
+                              + ", ".join(names[:40]) + (" ..." if len(names) > 40 else ""))
         get_layer(run.model, args.layer)  # checked first: the default file name is made from it
     default = {"filters": "filters.png", "activations": f"activations-{_safe(getattr(args, 'layer', '') or '')}.png",
                "neurons": f"neurons-{_safe(getattr(args, 'layer', '') or '')}.png",

@@ -77,8 +77,9 @@ def load_run_data(run, data_dir: str | None = None):
         cfg.data.data_dir = data_dir
     data = load_dataset(cfg.data)
     if tuple(data.input_size) != tuple(run.input_size) or data.num_classes != run.num_classes:
-        raise CnnlabError(f"the dataset now has images {tuple(data.input_size)} and {data.num_classes} classes, "
-                          f"but the run was trained on {tuple(run.input_size)} and {run.num_classes}")
+        raise CnnlabError(f"the dataset now has images of {'x'.join(map(str, data.input_size))} and "
+                          f"{data.num_classes} classes, but the run was trained on "
+                          f"{'x'.join(map(str, run.input_size))} and {run.num_classes}")
     return data
 
 
@@ -121,6 +122,7 @@ def load_image_files(run, paths: Sequence[str], say: Say = _stderr) -> torch.Ten
     """Decode image files to the run's (C, H, W), with a one-line notice for each file that was converted."""
     from PIL import Image
 
+    from cnnlab.data.folder import WIDE_GREY_MODES
     from cnnlab.predict import load_images
 
     c, h, w = run.input_size
@@ -132,7 +134,7 @@ def load_image_files(run, paths: Sequence[str], say: Say = _stderr) -> torch.Ten
                 size, mode = img.size, img.mode
         except Exception as exc:  # Pillow raises many types for a broken file
             raise CnnlabError(f"cannot read image {path}: {' '.join(str(exc).split())}") from None
-        channels = 1 if mode in ("L", "1", "I", "I;16", "F") else 3
+        channels = 1 if mode in ("L", "1", "LA", "F", *WIDE_GREY_MODES) else 3
         if size != (w, h) or channels != c:
             say(f"notice: {path} is {size[0]}x{size[1]} with {channels} channel(s); converted to {w}x{h} with "
                 f"{c} channel(s) (data.resize={run.config.data.resize}) as the run's images are")
@@ -277,7 +279,13 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
     run = load_run(run_dir)
     model = run.model
     layer_name = None
-    if any(get_method(n).uses_layer for n in names) or layer:
+    if layer and not any(get_method(n).uses_layer for n in names):  # it would change nothing
+        from cnnlab.explain import METHOD_NAMES, method_class
+
+        users = [m for m in METHOD_NAMES if method_class(m).uses_layer]
+        raise CnnlabError(f"--layer {layer} applies to {', '.join(users)} only, and none of the methods asked for "
+                          f"({', '.join(names)}) uses a layer; add one of them to --methods or drop --layer")
+    if any(get_method(n).uses_layer for n in names):
         layer_name = layer or last_conv_layer(model, run.input_size)
         get_layer(model, layer_name)  # an unknown name lists the conv layers
     target_index = class_index(run, target, "--target") if target is not None else None

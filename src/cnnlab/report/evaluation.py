@@ -56,8 +56,9 @@ def _evaluate_loaded_run(run, data_dir: str | None, top: int, tta: str | None = 
 
         test_x = adapt_images(test_x, run.input_size)
     if tuple(test_x.shape[1:]) != run.input_size or data.num_classes != run.num_classes:
-        raise CnnlabError(f"the dataset now has images {data.input_size} and {data.num_classes} classes, but "
-                          f"the run was trained on {run.input_size} and {run.num_classes}")
+        raise CnnlabError(f"the dataset now has images of {'x'.join(map(str, data.input_size))} and "
+                          f"{data.num_classes} classes, but the run was trained on "
+                          f"{'x'.join(map(str, run.input_size))} and {run.num_classes}")
     batches = DeviceBatches(test_x, data.test_y, cfg.data.eval_batch_size, mean=run.mean, std=run.std)
     tta = tta or cfg.train.tta
     result = evaluate(run.model, batches, keep_logits=True, tta=tta)

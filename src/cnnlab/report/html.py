@@ -135,12 +135,13 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
         x = model_inputs(run, data.test_x[chosen])
         layer = last_conv_layer(run.model, run.input_size)
         maps = {}
-        for m in methods:
+        if chosen:  # --explain 0 asks for none: nothing to say per method
+            say(f"explaining {len(chosen)} test images with {', '.join(methods)}")
+        for m in methods if chosen else ():
             method = get_method(m)
             options = run_method_options(run, method, data)
             if method.uses_layer:
                 options["layer"] = layer
-            say(f"explaining {len(chosen)} test images with {m}")
             maps[m] = method.attribute(run.model, x, preds[chosen], **options)
         explained = []
         for k, i in enumerate(chosen):
@@ -156,7 +157,7 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
                 ("test accuracy (summary.json)", _fmt(recorded)),
                 ("test loss", f"{result.loss:.4f}"), ("test images", _fmt(result.count)),
                 ("model", f"{run.config.model.name} ({_fmt(summary.get('params'))} parameters)"),
-                ("dataset", f"{summary.get('dataset', run.config.data.name)} {tuple(run.input_size)}, "
+                ("dataset", f"{summary.get('dataset', run.config.data.name)} {'x'.join(map(str, run.input_size))}, "
                             f"{run.num_classes} classes"),
                 ("epochs", _fmt(summary.get("epochs"))), ("status", _fmt(summary.get("status"))),
                 ("training seconds", _fmt(summary.get("train_seconds"))),
@@ -186,8 +187,9 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
             ("predictions", "Predictions", _img(Path(grid["figure"]), "prediction grid")),
             ("filters", f"Filters of {filters['layer']}", _img(Path(filters["figure"]), "filters")),
             ("explanations", "Explanations",
-             f"<p class='muted'>{', '.join(methods)} for the predicted class; Grad-CAM on layer "
-             f"{html.escape(layer)}; most confident mistakes first.</p>"
+             (f"<p class='muted'>{', '.join(methods)} for the predicted class; Grad-CAM on layer "
+              f"{html.escape(layer)}; most confident mistakes first.</p>" if explained else
+              "<p class='muted'>none asked for (--explain 0).</p>")
              + "".join(_img(p, f"explanation of test image {i}") for i, p in explained)),
             ("config", "Config", f"<pre>{html.escape(dump_config(run.config))}</pre>"),
         ]

@@ -34,17 +34,71 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"checkpoint {path} does not exist")
-    try:
-        record = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, pickle with objects, random bytes ...
-        raise CnnlabError(
-            f"cannot load checkpoint {path}: it is corrupt or not a cnnlab checkpoint ({_load_failure(exc)})"
-        ) from None
+    record = load_torch_file(path, map_location, "cannot load checkpoint {path}: it is corrupt or not a cnnlab "
+                             "checkpoint ({reason})")
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CnnlabError(f"{path} is not a cnnlab checkpoint (no '{FORMAT}' marker); was it written by cnnlab?")
     if record.get("format_version", 0) > FORMAT_VERSION:
         raise CnnlabError(f"{path} was written by a newer cnnlab (format {record['format_version']}); upgrade cnnlab")
     return record
+
+
+def what_file_is(path: Path) -> str | None:
+    """What a file that is no PyTorch pickle is (``None`` when it may be one), from its first bytes.
+
+    ``torch.load`` calls a YAML file and random bytes alike "a pickled Python object"; this names
+    a TorchScript archive, an ONNX model, an image, a text file and unrecognised bytes apart.
+    """
+    import zipfile
+
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None  # torch.load explains a broken archive
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            return ("it is a TorchScript archive, as `cnnlab export --format torchscript` writes, not a checkpoint "
+                    "or state dict; give the run directory it was exported from")
+        return None if any(n.endswith("data.pkl") for n in names) else "it is a zip archive, not a PyTorch file"
+    if head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
+        return None  # a pickle (torch's legacy format among them)
+    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8")):
+        return "it is an image, not a PyTorch file"
+    if path.suffix.lower() == ".onnx" or head[:1] == b"\x08" and b"onnx" in head.lower():
+        return "it is an ONNX model, as `cnnlab export` writes, not a checkpoint or state dict"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not merely a character cut at the 4096th byte
+            return "its bytes are no format cnnlab reads: not a PyTorch, safetensors or text file"
+        text = head[:exc.start].decode("utf-8")
+    if "\x00" in text:
+        return "its bytes are no format cnnlab reads: not a PyTorch, safetensors or text file"
+    kind = "a YAML text file, like a config.yaml," if ":" in text and not text.lstrip().startswith(("{", "[")) \
+        else "a text file"
+    return f"it is {kind} not a PyTorch file"
+
+
+def load_torch_file(path: Path, map_location, message: str) -> Any:
+    """``torch.load(path, weights_only=True)``; a failure is one line from ``message`` (``{path}``, ``{reason}``).
+
+    A file that is plainly something else (:func:`what_file_is`) is named before torch sees it, so
+    torch's warnings (a TorchScript archive "dispatching to torch.jit.load") never reach the user.
+    """
+    import warnings
+
+    other = what_file_is(path)
+    if other is not None:
+        raise CnnlabError(message.format(path=path, reason=other))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, pickle with objects, ...
+        raise CnnlabError(message.format(path=path, reason=_load_failure(exc))) from None
 
 
 def _load_failure(exc: Exception) -> str:

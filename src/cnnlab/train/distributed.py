@@ -453,9 +453,11 @@ def comm_failures_as_errors(ctx: DistContext | None, run_dir: Path) -> Iterator[
     except Exception as exc:
         if ctx is None or isinstance(exc, CnnlabError) or not is_comm_failure(exc):
             raise
-        raise CnnlabError(f"rank {ctx.rank} lost contact with the other ranks ({_short(exc, 160)}): a rank died, "
-                          f"hung past train.dist_timeout, or the network failed; continue with "
-                          f"`torchrun ... -m cnnlab train --resume {run_dir}`") from None
+        error = CnnlabError(f"rank {ctx.rank} lost contact with the other ranks ({_short(exc, 160)}): a rank died, "
+                            f"hung past train.dist_timeout, or the network failed; continue with "
+                            f"`torchrun ... -m cnnlab train --resume {run_dir}`")
+        error.this_rank_only = True  # each rank says what it saw
+        raise error from None
 
 
 # ----------------------------------------------------------------------------- the trainer

@@ -144,6 +144,10 @@ def train(
         raise same_on_every_rank(CnnlabError("task=detect does not train under torchrun yet (its loss and mAP "
                                              "are not reduced over ranks); run `cnnlab train` in one process"))
     lead = launch is None or launch.rank == 0  # only the lead process checks, creates and writes the run
+    if "features_from" in cfg.model.options:  # the config records the head that trains, not the preset's network
+        from cnnlab.transfer.features import head_config
+
+        cfg = head_config(cfg, notice=_notice if lead and not quiet else None)
     if cfg.train.loggers:  # a missing tracker package is an error before any work
         from cnnlab.train.trackers import check_trackers
 
@@ -173,7 +177,14 @@ def train(
             from cnnlab.detect.train import train_detection
 
             return train_detection(cfg, run_dir, overwrite, stored, list(callbacks), quiet)
-        return _train(cfg, run_dir, overwrite, stored, list(callbacks), data, quiet or not lead, dist)
+        try:
+            return _train(cfg, run_dir, overwrite, stored, list(callbacks), data, quiet or not lead, dist)
+        except CnnlabError as exc:
+            if dist is not None and not getattr(exc, "this_rank_only", False):
+                from cnnlab.train.distributed import same_on_every_rank
+
+                raise same_on_every_rank(exc)  # the same config and data fail alike everywhere: rank 0 says it
+            raise
 
 
 def _notice(message: str) -> None:
@@ -215,6 +226,19 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
 
             data, stats = adapt_to_weights(data, weights, notice=None if quiet else _notice)
         splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last, stats=stats)
+    batch_size = cfg.data.batch_size
+    if batch_size > splits.counts["train"]:
+        # A batch larger than the data is one batch of all of it (under torchrun: of as many as the ranks
+        # share evenly), in one process and under torchrun alike; say so rather than report fictional speed.
+        n, world = splits.counts["train"], dist.world_size if dist is not None else 1
+        batch_size = splits.train.batch_size = n - n % world
+        if batch_size == 0:
+            raise CnnlabError(f"{n} training image(s) are fewer than the {world} ranks: each rank needs at least "
+                              "one per step; use fewer ranks or more images (data.limit_train)")
+        if lead:
+            print(f"notice: data.batch_size={cfg.data.batch_size} is larger than the {n} training images; using "
+                  f"batches of {batch_size}" + (f" ({batch_size // world} per rank)" if world > 1 else ""),
+                  file=sys.stderr, flush=True)
     phases["data"] = time.perf_counter() - t0
     lr_found = None
     if cfg.schedule.max_lr == "find":  # the range test on a copy of the model; the RNG is left as it was
@@ -229,12 +253,6 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
     phases["data"] += time.perf_counter() - t0
     if cfg.train.early_stopping.patience is not None and splits.val is None:
         raise CnnlabError("train.early_stopping needs validation data; set data.val=split or data.val=test")
-    batch_size = cfg.data.batch_size
-    if batch_size > splits.counts["train"] and dist is None:  # (a distributed run refused it when sharding)
-        # A batch larger than the data is one batch of all of it; say so rather than report fictional speed.
-        batch_size = splits.train.batch_size = splits.counts["train"]
-        print(f"notice: data.batch_size={cfg.data.batch_size} is larger than the {batch_size} training images; "
-              f"using batches of {batch_size}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
     model = build_model(cfg, data.input_size, data.num_classes).to(device)

@@ -268,6 +268,48 @@ def build_cache(spec: dict[str, Any], data_cfg, out: str | Path, *, layer: str |
 
 # ----------------------------------------------------------------------------- training from a cache
 
+def refuse_augment(cfg) -> None:
+    from cnnlab.data.augment import BatchAugment
+
+    if BatchAugment(cfg.data.augment).active:
+        raise CnnlabError("model.features_from trains on cached features of unaugmented images; data.augment "
+                          "cannot apply to them: set the data.augment.* keys to 0 (or drop model.features_from)")
+
+
+HEAD_NAME = "feature_head"  # the model.name a run trained with model.features_from records
+HEAD_OPTIONS = ("features_from", "head_hidden")
+
+
+def head_config(cfg, notice: Callable[[str], None] | None = None):
+    """``cfg`` with the model section a cached-features run really trains: :class:`FeatureHead`.
+
+    The preset's ``model.name`` and its options do not apply to a head over cached features; the
+    run's ``config.yaml`` records ``model.name: feature_head`` and the head's own options only, and
+    a notice names what was dropped, so the config never claims a network that did not run.
+
+    >>> from cnnlab.config import load_config
+    >>> head_config(load_config("mnist-fast", ["model.features_from=feats/mnist"])).model  # doctest: +SKIP
+    ModelConfig(name='feature_head', options={'features_from': 'feats/mnist'})
+    """
+    import dataclasses
+
+    from cnnlab.config import ModelConfig
+
+    refuse_augment(cfg)  # before the notice: an error comes alone
+    options = cfg.model.options
+    if "features_from" in options and read_meta(Path(str(options["features_from"]))) is None:
+        raise not_a_cache(Path(str(options["features_from"])))
+    if "features_from" not in options or (cfg.model.name == HEAD_NAME and set(options) <= set(HEAD_OPTIONS)):
+        return cfg
+    dropped = [f"model.{k}" for k in options if k not in HEAD_OPTIONS]
+    if notice is not None:
+        what = f"model.name={cfg.model.name}" + (f" and {', '.join(dropped)}" if dropped else "")
+        notice(f"notice: model.features_from trains a head over the cached features; {what} do not apply "
+               "and are not recorded")
+    model = ModelConfig(HEAD_NAME, {k: options[k] for k in HEAD_OPTIONS if k in options})
+    return dataclasses.replace(cfg, model=model)
+
+
 
 class FeatureBatches:
     """Batches of cached features: like :class:`~cnnlab.data.loader.DeviceBatches` without conversion."""
@@ -299,20 +341,29 @@ def load_cache(out: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def not_a_cache(out: Path) -> CnnlabError:
+    """The one line for ``model.features_from=DIR`` naming no cache; it never suggests writing into DIR."""
+    if (out / "config.yaml").is_file():  # a training run: the backbone, not its features
+        return CnnlabError(f"model.features_from={out} is a training run, not a feature cache; cache its features "
+                           f"with `cnnlab features {out} --data PRESET --out NEW_DIR`, then train with "
+                           "model.features_from=NEW_DIR")
+    if out.exists():
+        return CnnlabError(f"model.features_from={out} is not a feature cache (no meta.json from `cnnlab features`); "
+                           "make one with `cnnlab features RUN_DIR --data PRESET --out NEW_DIR`")
+    return CnnlabError(f"model.features_from={out} does not exist; make a feature cache there with "
+                       f"`cnnlab features RUN_DIR --data PRESET --out {out}`")
+
+
 def feature_splits(cfg, device: torch.device, data=None, notice: Callable[[str], None] | None = None):
     """(data, splits) for ``model.features_from=DIR``: the cache checked against ``cfg.data`` (rebuilt if stale)."""
-    from cnnlab.data.augment import BatchAugment
     from cnnlab.data.pipeline import Splits, choose_train_val
 
     say = notice or (lambda text: None)
     out = Path(cfg.model.options["features_from"])
-    if BatchAugment(cfg.data.augment).active:
-        raise CnnlabError("model.features_from trains on cached features of unaugmented images; data.augment "
-                          "cannot apply to them: set the data.augment.* keys to 0 (or drop model.features_from)")
+    refuse_augment(cfg)
     meta = read_meta(out)
     if meta is None:
-        raise CnnlabError(f"model.features_from={out} is not a feature cache; make one with "
-                          f"`cnnlab features RUN_DIR --data PRESET --out {out}`")
+        raise not_a_cache(out)
     # The key is recomputed from this run's data and the recorded backbone: stale caches are rebuilt.
     build_cache(meta["backbone"], cfg.data, out, layer=meta.get("layer"), data=data, notice=say)
     meta, arrays = load_cache(out)

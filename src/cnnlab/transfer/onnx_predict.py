@@ -23,17 +23,38 @@ from cnnlab.errors import CnnlabError
 
 
 def read_metadata(session, path: str) -> dict[str, Any]:
+    """The model's ``cnnlab`` metadata, checked as user input is (:mod:`cnnlab.filemeta`).
+
+    Its class list must name one class per output of the graph (when the graph says how many).
+    """
+    from cnnlab.filemeta import check_classes, check_input_size
+
     raw = session.get_modelmeta().custom_metadata_map.get("cnnlab")
     if raw is None:
         raise CnnlabError(f"{path} has no cnnlab metadata; export it with `cnnlab export RUN_DIR --format onnx`")
     try:
         meta = json.loads(raw)
-        c, h, w = (int(v) for v in meta["input_size"])
-        meta["classes"] = [str(c_) for c_ in meta["classes"]]
-    except (ValueError, KeyError, TypeError):
-        raise CnnlabError(f"{path}: its cnnlab metadata is damaged; export the run again") from None
+    except (ValueError, RecursionError):
+        raise CnnlabError(f"{path}: its cnnlab metadata is not JSON; export the run again") from None
+    if not isinstance(meta, dict):
+        raise CnnlabError(f"{path}: its cnnlab metadata is not a mapping; export the run again")
+    c, h, w = check_input_size(meta.get("input_size"), path)
     if h != w or c not in (1, 3):
         raise CnnlabError(f"{path}: input size {c}x{h}x{w} is not a square 1- or 3-channel image")
+    meta["input_size"] = [c, h, w]
+    inputs = session.get_inputs()
+    graph = list(inputs[0].shape[1:]) if inputs and len(inputs[0].shape) == 4 else None
+    if graph is None:
+        raise CnnlabError(f"{path}: the model's input is not a batch of images (N, C, H, W); export the run again")
+    if any(isinstance(g, int) and g != m for g, m in zip(graph, (c, h, w))):
+        raise CnnlabError(f"{path}: the graph takes {'x'.join(map(str, graph))} images but its metadata says "
+                          f"{c}x{h}x{w}; the file is damaged or was not written by cnnlab; export the run again")
+    shape = session.get_outputs()[0].shape if session.get_outputs() else None
+    outputs = shape[1] if shape and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0 else None
+    meta["classes"] = check_classes(meta.get("classes"), path, outputs)
+    if meta.get("resize", "resize") not in ("resize", "center_crop", "pad"):
+        raise CnnlabError(f"{path}: 'resize' is {str(meta['resize'])[:40]!r}; expected resize, center_crop or pad; "
+                          "the file is damaged or was not written by cnnlab")
     return meta
 
 
@@ -90,11 +111,20 @@ def predict_onnx(model_path: str, paths: list[str], k: int = 3) -> list[dict]:
     images = load_images01(paths, meta)
     fixed = session.get_inputs()[0].shape[0]
     step = fixed if isinstance(fixed, int) and fixed > 0 else len(images)
-    logits = np.concatenate([session.run(None, {session.get_inputs()[0].name: images[i:i + step]})[0]
-                             for i in range(0, len(images), step)])
+    try:
+        logits = np.concatenate([session.run(None, {session.get_inputs()[0].name: images[i:i + step]})[0]
+                                 for i in range(0, len(images), step)])
+    except Exception as exc:  # noqa: BLE001 -- onnxruntime's own error types: a graph that does not fit its metadata
+        reason = " ".join(str(exc).split())[:160]
+        raise CnnlabError(f"{model_path}: ONNX Runtime could not run the model on its own input size ({reason}); "
+                          "export the run again") from None
+    logits = np.asarray(logits, dtype=np.float32)
     z = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)  # softmax, float32 as torch computes it
     classes = meta["classes"]
+    if logits.ndim != 2 or logits.shape[1] != len(classes):  # a graph whose output size is not static
+        raise CnnlabError(f"{model_path}: the model gives {'x'.join(map(str, logits.shape[1:]))} outputs per image "
+                          f"but its metadata names {len(classes)} classes; export the run again")
     results = []
     for path, row in zip(paths, probs):
         order = np.argsort(-row, kind="stable")[: min(k, len(classes))]

@@ -79,7 +79,10 @@ def _unwrap(obj: Any, origin: str) -> tuple[dict[str, torch.Tensor], dict[str, A
     """A state dict from what a ``.pth`` held: a plain one, ``{"state_dict": ...}``, or a cnnlab checkpoint."""
     meta: dict[str, Any] = {}
     if isinstance(obj, dict) and obj.get("format") == "cnnlab-checkpoint":
-        meta = {k: obj.get(k) for k in ("mean", "std", "input_size", "classes", "model_name")}
+        from cnnlab.filemeta import check_image_meta
+
+        # a run's size and normalisation are applied to the new run's data: checked as user input is
+        meta = {**check_image_meta(obj, origin)._asdict(), "model_name": obj.get("model_name")}
         obj = obj.get("model")
     elif isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
@@ -132,13 +135,10 @@ def read_weights(source: str | os.PathLike) -> WeightsFile:
             raise CnnlabError(f"cannot read weights file {origin}: it is corrupt or not safetensors "
                               f"({reason})") from None
         return WeightsFile(_unwrap(state, origin)[0], origin)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, a pickle with objects or code, random bytes ...
-        from cnnlab.train.checkpoint import _load_failure
+    from cnnlab.train.checkpoint import load_torch_file
 
-        raise CnnlabError(f"cannot read weights file {origin}: it is corrupt or not a state dict "
-                          f"({_load_failure(exc)})") from None
+    obj = load_torch_file(path, "cpu", f"cannot read weights file {origin.replace('{', '{{').replace('}', '}}')}: "
+                                       "it is corrupt or not a state dict ({reason})")
     state, meta = _unwrap(obj, origin)
     return WeightsFile(state, origin, meta)
 

@@ -155,10 +155,21 @@ TECHNIQUES: dict[str, Technique] = {t.name: t for t in [
 
 
 def parse_techniques(text: str | None) -> list[str]:
-    """``"dropout,adam"`` -> ``["dropout", "adam"]``; None -> all; an unknown name is one line."""
-    if not text:
+    """``"dropout,adam"`` -> ``["dropout", "adam"]``; None -> all; an unknown name is one line.
+
+    A list that names nothing (``--techniques ,`` or ``""``) is an error, not "all".
+
+    >>> parse_techniques(",")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cnnlab.errors.CnnlabError: --techniques ',' names no technique; give one or more of adam, ... (comma-separated), ...
+    """
+    if text is None:
         return list(TECHNIQUES)
     names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise CnnlabError(f"--techniques {text!r} names no technique; give one or more of "
+                          f"{', '.join(sorted(TECHNIQUES))} (comma-separated), or leave --techniques out for all of them")
     for n in names:
         if n not in TECHNIQUES:
             raise CnnlabError(f"unknown technique '{n}'; {did_you_mean(n, TECHNIQUES)}")

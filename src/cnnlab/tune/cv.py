@@ -53,7 +53,7 @@ def run_cv(cfg: Config, out: str | Path, folds: int, *, overwrite: bool = False,
            source: str = "") -> dict:
     """Train ``folds`` fold models into ``out/folds/``; write ``cv.json`` (= ``summary.json``); return it."""
     from cnnlab.data.datasets import ImageData, load_dataset
-    from cnnlab.data.splits import stratified_subset
+    from cnnlab.data.splits import limit_train
     from cnnlab.runs import config_inputs
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.train.run import train
@@ -67,8 +67,8 @@ def run_cv(cfg: Config, out: str | Path, folds: int, *, overwrite: bool = False,
                           "it; use data.val=split (validation from the other folds) or data.val=none")
     data = load_dataset(cfg.data)
     x, y = data.train_x, data.train_y
-    if cfg.data.limit_train and cfg.data.limit_train < len(y):
-        keep = stratified_subset(y.numpy(), cfg.data.limit_train, cfg.train.seed)
+    keep = limit_train(y.numpy(), cfg.data.limit_train, cfg.train.seed)
+    if keep is not None:
         x, y = x[keep], y[keep]
     parts = stratified_folds(y.numpy(), folds, cfg.train.seed)
     # The held-out fold plays the test split; validation (for early stopping) still comes from the K-1 folds.

@@ -44,9 +44,28 @@ METHODS = ("mean", "vote", "stack")
 MAX_STACK_IMAGES = 10_000  # the meta-model is fitted on at most this many held-out training images (a stratified draw)
 
 
+DATA_KEYS = ("name", "root", "image_size", "resize", "channels")  # what makes two runs' test sets one
+
+
 def _data_key(cfg) -> tuple:
-    d = cfg.data
-    return (d.name, d.root, d.image_size, d.resize, d.channels)
+    return tuple(getattr(cfg.data, k) for k in DATA_KEYS)
+
+
+def _data_difference(a, b) -> str:
+    """The first data key two configs disagree on, as ``data.name=mnist vs fashion-mnist``."""
+    key = next(k for k in DATA_KEYS if getattr(a.data, k) != getattr(b.data, k))
+    return f"data.{key}={getattr(a.data, key)} vs {getattr(b.data, key)}"
+
+
+def _refuse_repeats(run_dirs) -> None:
+    """Each member once: the same run named twice (or through a link) would be weighted double."""
+    seen: dict[Path, str] = {}
+    for d in run_dirs:
+        real = Path(d).resolve()
+        if real in seen:
+            same = f" (as {seen[real]} and {d})" if str(seen[real]) != str(d) else ""
+            raise CnnlabError(f"run {d} is named twice{same}; an ensemble's members must be distinct runs")
+        seen[real] = str(d)
 
 
 def load_members(run_dirs: list[str | Path], data_dir: str | None = None, data=None):
@@ -56,12 +75,16 @@ def load_members(run_dirs: list[str | Path], data_dir: str | None = None, data=N
 
     if len(run_dirs) < 2:
         raise CnnlabError(f"an ensemble needs at least 2 runs, got {len(run_dirs)}")
+    _refuse_repeats(run_dirs)
     runs = [load_run(d) for d in run_dirs]
     first = runs[0]
     for r in runs[1:]:
-        if _data_key(r.config) != _data_key(first.config) or r.classes != first.classes:
+        if _data_key(r.config) != _data_key(first.config):
             raise CnnlabError(f"{r.run_dir} was trained on other data than {first.run_dir} "
-                              f"({_data_key(r.config)} vs {_data_key(first.config)}); ensemble runs of one dataset")
+                              f"({_data_difference(r.config, first.config)}); ensemble runs of one dataset")
+        if r.classes != first.classes:
+            raise CnnlabError(f"{r.run_dir} has other classes than {first.run_dir} ({len(r.classes)} vs "
+                              f"{len(first.classes)}, or in another order); ensemble runs of one dataset")
     if data is None:
         cfg = first.config
         if data_dir:
@@ -69,7 +92,8 @@ def load_members(run_dirs: list[str | Path], data_dir: str | None = None, data=N
         data = load_dataset(cfg.data)
     for r in runs:
         if tuple(r.input_size) != tuple(data.input_size):
-            raise CnnlabError(f"{r.run_dir} takes images of {r.input_size}, the data has {data.input_size}")
+            raise CnnlabError(f"{r.run_dir} takes images of {'x'.join(map(str, r.input_size))}, the data has "
+                              f"{'x'.join(map(str, data.input_size))}")
     return runs, data
 
 
@@ -229,7 +253,7 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     """
     from cnnlab.config import config_to_dict, config_with_overrides
     from cnnlab.data.datasets import ImageData, load_dataset
-    from cnnlab.data.splits import stratified_split, stratified_subset
+    from cnnlab.data.splits import limit_train, stratified_split, stratified_subset
     from cnnlab.runs import config_inputs
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.train.run import train
@@ -243,8 +267,8 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     check_out_dir(out, overwrite, kind="ensemble", inputs=config_inputs(cfg, source))
     data = load_dataset(cfg.data)
     x, y = data.train_x, data.train_y
-    if cfg.data.limit_train and cfg.data.limit_train < len(y):
-        keep = stratified_subset(y.numpy(), cfg.data.limit_train, cfg.train.seed)
+    keep = limit_train(y.numpy(), cfg.data.limit_train, cfg.train.seed)
+    if keep is not None:
         x, y = x[keep], y[keep]
     stack_set = None
     if method == "stack":  # images no bootstrap sample can draw: the meta-model's training set

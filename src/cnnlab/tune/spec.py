@@ -25,7 +25,7 @@ runs, so a typo is a one-line error naming the nearest valid key:
 ...                        "space": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}})
 >>> [(p.key, p.kind, p.low, p.high, p.log) for p in spec.space]
 [('optim.lr', 'float', 0.001, 0.01, True)]
->>> spec_from_dict({"base": "mnist-fast", "space": {"optim.lr_": [0.1]}})
+>>> spec_from_dict({"base": "mnist-fast", "overrides": {"data.val": "split"}, "space": {"optim.lr_": [0.1]}})
 Traceback (most recent call last):
 ...
 cnnlab.errors.CnnlabError: search space key 'optim.lr_': unknown config key 'optim.lr_'; did you mean 'optim.lr'?
@@ -180,7 +180,9 @@ def spec_text(source: str) -> str:
     if source.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise CnnlabError(f"sweep spec file '{source}' does not exist")
-        return path.read_text(encoding="utf-8")
+        from cnnlab.config import read_text_file
+
+        return read_text_file(path, "sweep spec")  # a folder, unreadable or non-UTF-8 file: one line
     if source not in shipped_spec_names():
         raise CnnlabError(f"no sweep spec or YAML file named '{source}'; {did_you_mean(source, shipped_spec_names())} "
                           "(`cnnlab sweep --list` lists the shipped ones)")
@@ -190,10 +192,9 @@ def spec_text(source: str) -> str:
 def load_spec(source: str, trials: int | None = None, overrides: list[str] | None = None) -> SweepSpec:
     """Read and validate a spec (file or shipped name); ``trials`` overrides the spec's own count and
     ``overrides`` (``["train.epochs=2"]``) are added to the spec's fixed overrides."""
-    try:
-        raw = yaml.safe_load(spec_text(source))
-    except yaml.YAMLError as exc:
-        raise CnnlabError(f"sweep spec '{source}' is not valid YAML: {' '.join(str(exc).split())}") from None
+    from cnnlab.config import load_yaml
+
+    raw = load_yaml(spec_text(source), f"sweep spec '{source}'")  # alias bombs and deep nesting refused, as configs
     if not isinstance(raw, dict):
         raise CnnlabError(f"sweep spec '{source}' must hold a YAML mapping at the top level")
     if trials is not None:
@@ -202,7 +203,9 @@ def load_spec(source: str, trials: int | None = None, overrides: list[str] | Non
         from cnnlab.config import parse_overrides
 
         raw = {**raw, "overrides": {**_mapping(raw.get("overrides"), "'overrides'"), **parse_overrides(overrides)}}
-    return spec_from_dict(raw, default_name=Path(source).stem)
+    path = Path(source)
+    folder = path.parent if source.endswith((".yaml", ".yml")) or path.is_file() else None
+    return spec_from_dict(raw, default_name=path.stem, folder=folder)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -229,8 +232,24 @@ def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
     return value
 
 
-def spec_from_dict(raw: dict, default_name: str = "sweep") -> SweepSpec:
-    """Validate a spec mapping (see the module docstring) into a :class:`SweepSpec`."""
+def resolve_base(base: str, folder: Path | None) -> str:
+    """A spec's ``base`` file, relative to the spec's own folder (a preset name stays a name).
+
+    >>> resolve_base("base.yaml", Path("/work/specs")), resolve_base("mnist-fast", Path("/work/specs"))
+    ('/work/specs/base.yaml', 'mnist-fast')
+    """
+    path = Path(base)
+    if folder is None or path.is_absolute() or not (base.endswith((".yaml", ".yml")) or "/" in base):
+        return base
+    return str(folder / path)
+
+
+def spec_from_dict(raw: dict, default_name: str = "sweep", folder: Path | None = None) -> SweepSpec:
+    """Validate a spec mapping (see the module docstring) into a :class:`SweepSpec`.
+
+    ``folder`` is the spec file's folder: a relative ``base`` file is found there, not in the
+    working directory.
+    """
     raw = copy.deepcopy(raw)
     for key in raw:
         if key not in SPEC_KEYS:
@@ -239,6 +258,7 @@ def spec_from_dict(raw: dict, default_name: str = "sweep") -> SweepSpec:
     if isinstance(base, dict):  # an inline config (how a sweep directory stores its base)
         base_raw, base = base, str(base.get("name") or "inline")
     elif isinstance(base, str) and base:
+        base = raw["base"] = resolve_base(base, folder)
         base_raw = _read_source(base)
     else:
         raise CnnlabError("a sweep spec needs 'base': a preset name or config YAML file the trials start from")

@@ -82,6 +82,18 @@ def check_storage_url(url: str) -> str:
     return backend
 
 
+def driver_advice(backend: str) -> str:
+    """How to get the missing database driver: the sweep extra ships PostgreSQL's only.
+
+    >>> driver_advice("mysql")
+    "cnnlab's extras ship no MySQL driver: pip install pymysql and name it in the URL, mysql+pymysql://USER@HOST/DATABASE"
+    """
+    if backend == "mysql":
+        return ("cnnlab's extras ship no MySQL driver: pip install pymysql and name it in the URL, "
+                "mysql+pymysql://USER@HOST/DATABASE")
+    return "install the database driver (pip install 'cnnlab[sweep]')"
+
+
 def open_storage(url: str):
     """An :class:`optuna.storages.RDBStorage` on ``url``; a server that does not answer is one line."""
     import optuna
@@ -98,7 +110,7 @@ def open_storage(url: str):
         reason = getattr(exc, "orig", None) or exc
         text = " ".join(str(reason).split())
         if isinstance(exc, (ImportError, ModuleNotFoundError)):
-            text = f"{text}; install the database driver (pip install 'cnnlab[sweep]')"
+            text = f"{text}; {driver_advice(backend)}"
         raise CnnlabError(f"cannot open the study storage {shown_url(url)}: {text[:300]}") from None
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, short_repr
 from cnnlab.fileio import write_json_atomic
 from cnnlab.train.callbacks import Callback
 from cnnlab.tune.spec import SweepSpec, encode_choice, spec_from_dict
@@ -376,11 +376,38 @@ def run_workers(job: WorkerJob, workers: int, data_cache: dict) -> None:
         for p in procs:  # the workers got the same Ctrl-C; let them record their trials
             p.join(timeout=120)
         raise
-    failed = [f"worker {k} exited with {p.exitcode}" for k, p in enumerate(procs) if p.exitcode not in (0, None)]
     if any(p.exitcode == 130 for p in procs):
         raise KeyboardInterrupt
+    failed = [worker_failure(k, p.exitcode) for k, p in enumerate(procs) if p.exitcode not in (0, None)]
     if failed:
-        raise CnnlabError("; ".join(failed) + " (its message is above); the study keeps every finished trial")
+        raise WorkersFailed("; ".join(failed))
+
+
+class WorkersFailed(CnnlabError):
+    """Some worker process of a sweep ended abnormally; the sweep writes its outputs, then says so."""
+
+    exit_code = 1  # a failed run, not a mistake in the input (the CLI exits with it)
+
+
+def worker_failure(worker: int, exitcode: int) -> str:
+    """How a worker process ended, for the one error line.
+
+    >>> worker_failure(1, -9)
+    'worker 1 was killed by signal SIGKILL'
+    >>> worker_failure(0, 2)
+    'worker 0 stopped on an error (its message is above)'
+    """
+    import signal
+
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = str(-exitcode)
+        return f"worker {worker} was killed by signal {name}"
+    if exitcode == 2:  # _worker_main printed the CnnlabError before exiting 2
+        return f"worker {worker} stopped on an error (its message is above)"
+    return f"worker {worker} exited with status {exitcode}"
 
 
 # ----------------------------------------------------------------------------- the whole sweep
@@ -453,6 +480,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *, storage_
     if storage is not None:
         create_or_load_study(storage, study_name, spec, resume)  # a conflicting study fails before any work
     data_cache = _preload(spec, data_dir)
+    refuse_hopeless_space(spec, data_cache, data_dir)  # every trial would fail: say why now, not "no trial completed"
     with open_run_dir(out, overwrite=overwrite, kind="sweep", inputs=inputs):
         url = storage_url or default_storage_url(out)
         record = {"spec": spec.source, "base_config": spec.base_raw, "study": study_name,
@@ -499,6 +527,44 @@ def resume_sweep(sweep_dir: str | os.PathLike, *, storage_url: str | None = None
                                quiet, data_dir, data_cache)
 
 
+def refuse_hopeless_space(spec: SweepSpec, data_cache: dict, data_dir: str | None = None, points: int = 8) -> None:
+    """Build the model of up to ``points`` points of the space (seeded draws of each parameter's choices
+    and range ends); when not one builds for the preloaded data, no trial could ever run: one line.
+
+    A point whose data differs from the preloaded dataset (``data.*`` searched) is not judged here.
+    """
+    import random
+
+    from cnnlab.runs import build_model
+    from cnnlab.tune.spec import _candidate_values
+
+    rng = random.Random(spec.sampler.get("seed", 0))
+    candidates = {p.key: _candidate_values(p) for p in spec.space}
+    seen, first = [], None
+    for _ in range(points * 4):
+        params = {key: rng.choice(values) for key, values in candidates.items()}
+        if params in seen:
+            continue
+        seen.append(params)
+        try:
+            cfg = spec.config_for(params)
+            if data_dir:
+                cfg.data.data_dir = data_dir
+            data = data_cache.get(_data_key(cfg))
+            if data is None or "features_from" in cfg.model.options:
+                return  # not judged here: the trials will tell
+            build_model(cfg, data.input_size, data.num_classes, pretrained=False)
+            return  # one point builds: the space can run
+        except CnnlabError as exc:
+            first = first or (params, exc)
+        if len(seen) >= points:
+            break
+    if first is not None:
+        shown = ", ".join(f"{k}={short_repr(v, 40)}" for k, v in first[0].items())
+        raise CnnlabError(f"no point of the search space builds a model for the data ({len(seen)} tried), so every "
+                          f"trial would fail; e.g. {shown}: {first[1]}")
+
+
 def _preload(spec: SweepSpec, data_dir: str | None) -> dict:
     """Load the base config's dataset before anything is created: a missing dataset fails here."""
     from cnnlab.data.datasets import load_dataset
@@ -520,10 +586,13 @@ def _run_and_report(spec, out: Path, url: str, study_name: str, n_trials: int, w
                     data_dir, existing)
     start = time.perf_counter()
     interrupted = False
+    failure = None
     try:
         run_workers(job, workers, data_cache)
     except KeyboardInterrupt:
         interrupted = True
+    except WorkersFailed as exc:  # the finished trials still get their table, plots and report
+        failure = exc
     import optuna
 
     study = optuna.load_study(study_name=study_name, storage=open_storage(url))
@@ -532,4 +601,8 @@ def _run_and_report(spec, out: Path, url: str, study_name: str, n_trials: int, w
         print(f"cnnlab: sweep interrupted; {out} keeps every finished trial; continue with "
               f"`cnnlab sweep --resume {out}`", file=sys.stderr, flush=True)
         raise KeyboardInterrupt
+    if failure is not None:
+        error = WorkersFailed(f"{failure}; {out} keeps every finished trial (trials.csv, summary.json, report.html); "
+                              f"continue with `cnnlab sweep --resume {out}`")
+        raise error from None
     return summary
