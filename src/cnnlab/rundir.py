@@ -298,3 +298,28 @@ def lock_run_dir(path: str | os.PathLike, kind: str = "train") -> Iterator[Path]
     finally:
         os.close(fd)
 
+
+
+def check_out_file(path: str | os.PathLike, overwrite: bool, is_ours, option: str = "--out") -> None:
+    """Validate an output *file* before any work, by the same rules as a run directory.
+
+    A missing path must be creatable; an existing one is refused unless ``overwrite``, and then
+    ``is_ours(path)`` must say cnnlab wrote it (a video carries a ``cnnlab`` metadata tag, a JSON
+    file a ``cnnlab`` key). Symlinks and directories are refused. The file itself is later written
+    with :mod:`cnnlab.fileio` (a temporary name, renamed on success).
+    """
+    path = Path(path)
+    _check_name_lengths(path, _nearest_existing(path))
+    if path.is_symlink():
+        raise CnnlabError(f"{option} {path} is a symbolic link (to {os.readlink(path)}); cnnlab does not write "
+                          "through links: name the real file")
+    if not path.exists():
+        _check_can_create(path)
+        return
+    if path.is_dir():
+        raise CnnlabError(f"{option} {path} is a folder; name a file to write")
+    if not overwrite:
+        raise CnnlabError(f"output file {path} already exists; pass --overwrite to replace it, or choose another {option}")
+    if not is_ours(path):
+        raise CnnlabError(f"refusing to overwrite {path}: cnnlab did not write it; delete it yourself or choose "
+                          f"another {option}")

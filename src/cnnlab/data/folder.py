@@ -92,23 +92,33 @@ def decode_image(path: Path, size: int, policy: str, mode: str) -> np.ndarray:
 
     with Image.open(path) as img:
         _refuse_bomb(img)
-        img = img.convert(mode)
-        w, h = img.size
-        if (w, h) != (size, size):
-            if policy == "resize":
-                img = img.resize((size, size), Image.BILINEAR)
-            elif policy == "center_crop":
-                scale = size / min(w, h)
-                img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-                left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
-                img = img.crop((left, top, left + size, top + size))
-            else:  # pad
-                scale = size / max(w, h)
-                img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
-                canvas = Image.new(mode, (size, size))
-                canvas.paste(img, ((size - img.size[0]) // 2, (size - img.size[1]) // 2))
-                img = canvas
-        array = np.asarray(img, dtype=np.uint8)
+        return fit_image(img, size, policy, mode)
+
+
+def fit_image(img, size: int, policy: str, mode: str) -> np.ndarray:
+    """A Pillow image -> (C, size, size) uint8 by the resize ``policy`` (see :func:`decode_image`).
+
+    Video frames come through here too, so a frame is prepared exactly as the same frame saved to a file.
+    """
+    from PIL import Image
+
+    img = img.convert(mode)
+    w, h = img.size
+    if (w, h) != (size, size):
+        if policy == "resize":
+            img = img.resize((size, size), Image.BILINEAR)
+        elif policy == "center_crop":
+            scale = size / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+            left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+        else:  # pad
+            scale = size / max(w, h)
+            img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+            canvas = Image.new(mode, (size, size))
+            canvas.paste(img, ((size - img.size[0]) // 2, (size - img.size[1]) // 2))
+            img = canvas
+    array = np.asarray(img, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
 
 
