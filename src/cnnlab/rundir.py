@@ -304,7 +304,7 @@ def check_out_file(path: str | os.PathLike, overwrite: bool, is_ours, option: st
     """Validate an output *file* before any work, by the same rules as a run directory.
 
     A missing path must be creatable; an existing one is refused unless ``overwrite``, and then
-    ``is_ours(path)`` must say cnnlab wrote it (a video carries a ``cnnlab`` metadata tag, a JSON
+    ``is_ours(path)`` must say cnnlab wrote it (a video carries a "written by cnnlab" comment, a JSON
     file a ``cnnlab`` key). Symlinks and directories are refused. The file itself is later written
     with :mod:`cnnlab.fileio` (a temporary name, renamed on success).
     """

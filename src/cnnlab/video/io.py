@@ -13,7 +13,7 @@ last number in their names). Containers and codecs are PyAV's; cnnlab never pars
 - :class:`VideoWriter` encodes frames in a background thread into a temporary file beside
   the target, renamed over it only when the last frame is written (``fileio.atomic_path``):
   a failed or interrupted run never leaves a partial video under the final name. The file
-  carries a ``cnnlab`` tag in its metadata, so ``--overwrite`` can tell a video cnnlab wrote.
+  carries a ``comment`` metadata tag "written by cnnlab", so ``--overwrite`` can tell a video cnnlab wrote.
 
 >>> import tempfile, pathlib, numpy as np
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "clip.mp4"
@@ -48,7 +48,7 @@ DEFAULT_FOLDER_RATE = Fraction(25)  # frames/s of a folder of frames unless told
 MEMORY_LIMIT = 4 * 2**30  # bytes of decoded frames the pipeline may hold at once
 QUEUE_BATCHES = 2  # decoded batches waiting for the consumer
 WRITE_QUEUE = 16  # frames waiting for the encoder
-CNNLAB_TAG = "cnnlab"  # container metadata key cnnlab writes into every video it makes
+CNNLAB_TAG = "written by cnnlab"  # the start of the "comment" metadata of every video cnnlab makes
 
 # Output extension -> (container format, codec); libx264 takes odd sizes in 4:4:4 only.
 ENCODERS = {".mp4": ("mp4", "libx264"), ".m4v": ("mp4", "libx264"), ".mov": ("mov", "libx264"),
@@ -60,7 +60,8 @@ def _av():
         import av
     except ImportError:
         raise CnnlabError("video needs PyAV: pip install 'cnnlab[video]'") from None
-    av.logging.set_level(av.logging.PANIC)  # FFmpeg's own chatter would break the one-line errors
+    # PyAV's default log level (None) drops FFmpeg's own messages, so the one-line errors stay one line.
+    # (Installing a level makes FFmpeg's threads call back into Python: that deadlocked on close here.)
     return av
 
 
@@ -310,11 +311,12 @@ def check_encodable(path: str | os.PathLike) -> tuple[str, str]:
 
 
 def is_cnnlab_video(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a video cnnlab wrote (its container carries the ``cnnlab`` metadata tag)."""
+    """Whether ``path`` is a video cnnlab wrote (its ``comment`` metadata says so)."""
     av = _av()
     try:
         with av.open(str(path)) as container:
-            return CNNLAB_TAG in {k.lower() for k in container.metadata}
+            comment = {k.lower(): v for k, v in container.metadata.items()}.get("comment", "")
+            return str(comment).startswith(CNNLAB_TAG)
     except Exception:  # noqa: BLE001 -- not a readable video: not ours
         return False
 
@@ -332,6 +334,9 @@ class VideoWriter:
         self.width, self.height = int(width), int(height)
         self.rate = Fraction(rate).limit_denominator(1_000_000)
         self.format, self.codec = check_encodable(self.path)
+        if (self.width % 2 or self.height % 2) and self.codec != "libx264":
+            raise CnnlabError(f"cannot write a {self.width}x{self.height} video as {self.path.suffix}: its codec needs "
+                              "even sides; write .mp4, .mov or .mkv")
         self.written = 0
         self._queue: queue.Queue = queue.Queue(maxsize=WRITE_QUEUE)
         self._error: BaseException | None = None
@@ -344,16 +349,11 @@ class VideoWriter:
         av = _av()
         tmp = self._stack.enter_context(atomic_path(self.path))
         self._container = av.open(str(tmp), "w", format=self.format)
-        self._container.metadata[CNNLAB_TAG] = f"cnnlab {__version__}"
+        self._container.metadata["comment"] = f"{CNNLAB_TAG} {__version__}"  # every container keeps "comment"
         stream = self._container.add_stream(self.codec, rate=self.rate)
         stream.width, stream.height = self.width, self.height
         odd = self.width % 2 or self.height % 2
         stream.pix_fmt = "yuv444p" if (odd and self.codec == "libx264") else "yuv420p"
-        if odd and self.codec != "libx264":
-            self._container.close()
-            self._stack.close()
-            raise CnnlabError(f"cannot write a {self.width}x{self.height} video as {self.path.suffix}: its codec needs "
-                              "even sides; write .mp4, .mov or .mkv")
         if self.codec == "libx264":
             stream.options = {"preset": "veryfast", "crf": "18"}
         self._stream = stream
