@@ -50,7 +50,7 @@ def write_video(path: Path, frames: list[np.ndarray], rate=25) -> Path:
 
 @pytest.fixture(scope="module")
 def det_run(tmp_path_factory) -> Path:
-    """A detection run on tiny VOC squares (a few epochs: its boxes need not be good, only real)."""
+    """A detection run on tiny VOC squares (seconds: boxes good enough to be real)."""
     from cnnlab.cli import main
     from tests.detect.scenes import squares, write_voc
 
@@ -64,7 +64,8 @@ def det_run(tmp_path_factory) -> Path:
                "data.classes=[filled,hollow]", f"data.root={root}", "data.val=test", "data.batch_size=8",
                "data.eval_batch_size=8", "model.name=convnet", "model.blocks=4", "model.filters=8",
                "detect.strides=[8,16]", "detect.channels=32", "optim.name=adam", "optim.lr=0.005",
-               "train.epochs=3", "train.threads=1", "train.plots=false", "--out", str(run)])
+               "train.epochs=60", "train.threads=1", "train.log_every=1000", "train.plots=false", "train.early_stopping.monitor=val_map50",
+               "--out", str(run)])
     assert rc == 0
     return run
 

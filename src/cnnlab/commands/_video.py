@@ -96,8 +96,8 @@ def run_video(args) -> int:
         raise CnnlabError("--overwrite replaces --out; give --out")
     job = open_job(args.run_dir, args.images[0], k=args.top_k, score_threshold=args.score_threshold,
                    iou_threshold=args.iou_threshold, max_detections=args.max_detections, draw=bool(args.out),
-                   every=1 if args.every is None else args.every, start=args.start or 0.0,
-                   duration=args.duration, batch=args.batch or 8, track=args.track,
+                   every=1 if args.every is None else args.every, start=0.0 if args.start is None else args.start,
+                   duration=args.duration, batch=8 if args.batch is None else args.batch, track=args.track,
                    count_lines=args.count_line or [], count_regions=args.count_region or [], fps=args.fps)
     info = job.info
     records = [] if args.mot_gt else None
