@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".gif")
-VIDEO_ONLY = ("every", "start", "duration", "batch", "track", "count_line", "count_region", "fps", "mot_gt",
+VIDEO_ONLY = ("every", "start", "duration", "batch", "threads", "track", "count_line", "count_region", "fps", "mot_gt",
               "counts")
 
 
@@ -27,6 +27,8 @@ def add_video_arguments(p) -> None:
     g.add_argument("--duration", type=float, metavar="D", help="read D seconds (default: to the end)")
     g.add_argument("--batch", type=int, metavar="B", help="frames per model call (default 8)")
     g.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 25)")
+    g.add_argument("--threads", type=int, metavar="T",
+                   help="torch threads for the model (default 1; decoding and encoding have threads of their own)")
     g.add_argument("--track", action="store_true", help="detection runs: link boxes into tracks with stable ids")
     g.add_argument("--count-line", action="append", metavar="x1,y1,x2,y2",
                    help="with --track: count tracks crossing this line, by direction and class (repeatable)")
@@ -86,6 +88,9 @@ def run_video(args) -> int:
         raise CnnlabError(f"--mot-gt {args.mot_gt} does not exist (MOTChallenge text, e.g. DIR/gt/gt.txt)")
     if args.counts and not counting:
         raise CnnlabError("--counts writes line/region counts: add --count-line or --count-region")
+    threads = 1 if args.threads is None else args.threads
+    if not 1 <= threads <= 256:
+        raise CnnlabError(f"--threads {threads} is out of range; expected 1 to 256")
     if args.out:  # the output policy, before any work: nothing is decoded or created yet
         check_encodable(args.out)
         check_out_file(args.out, args.overwrite, is_cnnlab_video)
@@ -99,6 +104,10 @@ def run_video(args) -> int:
                    every=1 if args.every is None else args.every, start=0.0 if args.start is None else args.start,
                    duration=args.duration, batch=8 if args.batch is None else args.batch, track=args.track,
                    count_lines=args.count_line or [], count_regions=args.count_region or [], fps=args.fps)
+    if job.model.kind == "detect" or getattr(job.model, "run", None) is not None:  # torch is loaded: its threads
+        import torch
+
+        torch.set_num_threads(threads)
     info = job.info
     records = [] if args.mot_gt else None
     bar = _progress(info.frames)
@@ -151,3 +160,51 @@ def _print_summary(s: dict) -> None:
               f"precision {m['precision']:.4f}  recall {m['recall']:.4f}")
     if "out" in s:
         print(f"wrote {s['out']}")
+
+
+# ----------------------------------------------------------------------------- data make-video
+
+
+def add_make_video(inner) -> None:
+    from cnnlab.video.mnist import VideoParams
+
+    d = VideoParams()
+    p = inner.add_parser(
+        "make-video", help="write a video of moving MNIST test digits with MOTChallenge ground truth",
+        description="MNIST test digits on known constant-velocity paths (two meet head-on, others enter and "
+                    "leave, later ones occlude earlier ones): DIR/video.mp4, DIR/gt/gt.txt (MOTChallenge), "
+                    "DIR/seqinfo.ini, DIR/objects.json. Score a detection run on it with "
+                    "`cnnlab predict RUN DIR/video.mp4 --track --mot-gt DIR/gt/gt.txt`.")
+    p.add_argument("source", choices=["mnist"], help="where the digits come from (mnist)")
+    p.add_argument("--out", required=True, help="output folder (must not exist, or --overwrite a cnnlab one)")
+    p.add_argument("--size", type=int, default=d.size, help=f"frame side in pixels (default {d.size})")
+    p.add_argument("--frames", type=int, default=d.frames, help=f"frames (default {d.frames})")
+    p.add_argument("--fps", type=int, default=d.fps, help=f"frames per second (default {d.fps})")
+    p.add_argument("--objects", type=int, default=d.objects, help=f"digits over the whole video (default {d.objects})")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing folder made by cnnlab")
+    p.add_argument("--data-dir", help="folder holding the MNIST files (default: $CNNLAB_DATA, ./data)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_make_video)
+
+
+def run_make_video(args) -> int:
+    from cnnlab.commands.common import print_json
+    from cnnlab.data.locate import load_idx_dataset
+    from cnnlab.rundir import check_out_dir, open_run_dir
+    from cnnlab.video.mnist import VideoParams, write_video_dataset
+
+    params = VideoParams(args.size, args.frames, args.fps, args.objects, args.seed).check()
+    check_out_dir(args.out, args.overwrite)
+    _, _, test_x, test_y = load_idx_dataset("mnist", args.data_dir)
+    with open_run_dir(args.out, overwrite=args.overwrite, kind="make-video") as out:
+        manifest = write_video_dataset(out, test_x, test_y, params)
+    summary = {"out": str(args.out), "video": str(Path(args.out) / "video.mp4"),
+               "gt": str(Path(args.out) / "gt" / "gt.txt"), **manifest["params"], "boxes": manifest["boxes"]}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"wrote {params.frames} frames ({params.size}x{params.size}, {params.fps} fps, {params.objects} digits, "
+              f"{manifest['boxes']} true boxes) to {args.out}; score a detection run with `cnnlab predict RUN "
+              f"{summary['video']} --track --mot-gt {summary['gt']}`")
+    return 0

@@ -48,10 +48,16 @@ def _load(path_or_text, name: str):
 
 
 def score_tracks(gt_path: str | os.PathLike, rows) -> dict:
-    """MOTA, IDF1, identity switches (and more) of tracked ``rows`` against the MOTChallenge file ``gt_path``."""
-    import tempfile
+    """MOTA, IDF1, identity switches (and more) of tracked ``rows`` against the MOTChallenge file ``gt_path``.
 
+    The ground truth is read by motmetrics; each frame's distances (``1 - IoU``, no match below
+    IoU :data:`MATCH_IOU`) are computed here with the tracker's IoU (motmetrics 1.4's own IoU
+    helper calls ``np.asfarray``, which NumPy 2 removed) and fed to its accumulator.
+    """
     import motmetrics as mm
+    import numpy as np
+
+    from cnnlab.video.track import iou_matrix
 
     gt_path = Path(gt_path)
     if not gt_path.is_file():
@@ -59,11 +65,22 @@ def score_tracks(gt_path: str | os.PathLike, rows) -> dict:
     gt = _load(str(gt_path), str(gt_path))
     if len(gt) == 0:
         raise CnnlabError(f"ground truth {gt_path} holds no boxes")
-    with tempfile.TemporaryDirectory() as tmp:
-        pred_file = Path(tmp) / "tracks.txt"
-        pred_file.write_text(mot_lines(rows) or "", encoding="utf-8")
-        pred = _load(str(pred_file), "the tracks") if rows else gt.iloc[0:0]
-    acc = mm.utils.compare_to_groundtruth(gt, pred, "iou", distth=1 - MATCH_IOU)
+    truth: dict[int, tuple[list, list]] = {}
+    for (frame, oid), row in zip(gt.index, gt[["X", "Y", "Width", "Height"]].to_numpy(float)):
+        ids, boxes = truth.setdefault(int(frame), ([], []))
+        ids.append(int(oid))
+        boxes.append([row[0], row[1], row[0] + row[2], row[1] + row[3]])
+    tracked: dict[int, tuple[list, list]] = {}
+    for frame, track, box, _ in rows:
+        ids, boxes = tracked.setdefault(int(frame), ([], []))
+        ids.append(int(track))
+        boxes.append([float(v) for v in box])
+    acc = mm.MOTAccumulator(auto_id=False)
+    for frame in sorted(set(truth) | set(tracked)):
+        oids, oboxes = truth.get(frame, ([], []))
+        hids, hboxes = tracked.get(frame, ([], []))
+        iou = iou_matrix(np.array(oboxes, float).reshape(-1, 4), np.array(hboxes, float).reshape(-1, 4))
+        acc.update(oids, hids, np.where(iou >= MATCH_IOU, 1.0 - iou, np.nan), frameid=frame)
     names = ["mota", "motp", "idf1", "idp", "idr", "num_switches", "num_fragmentations", "precision", "recall",
              "num_false_positives", "num_misses", "num_objects", "num_unique_objects", "mostly_tracked"]
     frame = mm.metrics.create().compute(acc, metrics=names, name="video")

@@ -2,6 +2,9 @@
 
 Each frame's detections (boxes, scores, classes) are linked to the tracks of earlier frames:
 
+0. **One box per object.** The detector's NMS is per class, so one object can come as two
+   boxes of two classes (a 7 that looks a bit like a 1). Before association a detection that
+   overlaps a better-scoring one by IoU >= ``dedupe_iou`` is dropped, whatever its class.
 1. **Predict.** Every track's box moves by its constant-velocity Kalman filter (state: centre
    x, y, width, height and their velocities; noise proportional to the box size, so a big box
    may move more pixels than a small one).
@@ -55,6 +58,21 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def dedupe(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices of the detections kept by class-agnostic greedy NMS at ``iou``, best first.
+
+    >>> dedupe(np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30.]]), np.array([0.6, 0.9, 0.5]), 0.7).tolist()
+    [1, 2]
+    """
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    overlaps = iou_matrix(boxes, boxes)
+    for i in order:
+        if all(overlaps[i, j] < iou for j in keep):
+            keep.append(int(i))
+    return np.array(keep, dtype=int)
 
 
 def match(cost_iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
@@ -147,11 +165,14 @@ class TrackerConfig:
     match_iou: float = 0.2  # a detection and a predicted box closer than this IoU are never matched
     min_hits: int = 2  # frames in a row a new track must be matched to get an id
     max_age: int = 30  # processed frames a confirmed track survives unmatched
+    dedupe_iou: float = 0.7  # a detection overlapping a better one this much is the same object
 
     def check(self) -> "TrackerConfig":
         if not 0 <= self.low_score <= self.high_score <= 1:
             raise CnnlabError(f"tracker scores must satisfy 0 <= low_score ({self.low_score}) <= high_score "
                               f"({self.high_score}) <= 1")
+        if not 0 < self.dedupe_iou <= 1:
+            raise CnnlabError(f"tracker dedupe_iou {self.dedupe_iou} is out of range; expected (0, 1]")
         if not 0 < self.match_iou <= 1:
             raise CnnlabError(f"tracker match_iou {self.match_iou} is out of range; expected (0, 1]")
         if self.min_hits < 1 or self.max_age < 0:
@@ -176,8 +197,10 @@ class Tracker:
         predicted = np.array([t.kf.predict() for t in self.tracks]).reshape(-1, 4)  # (T, 4)
         for t in self.tracks:
             t.detection = None
-        high = np.flatnonzero(scores >= cfg.high_score)
-        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
+        kept = np.zeros(len(scores), dtype=bool)
+        kept[dedupe(boxes, scores, cfg.dedupe_iou)] = True
+        high = np.flatnonzero(kept & (scores >= cfg.high_score))
+        low = np.flatnonzero(kept & (scores >= cfg.low_score) & (scores < cfg.high_score))
 
         # First association: high-score detections against every live track.
         pairs = match(iou_matrix(predicted, boxes[high]), cfg.match_iou)
