@@ -5,7 +5,7 @@
 - ``DIR/video.mp4``: ``frames`` greyscale frames of ``size`` x ``size`` (default 250 at 25 fps,
   128 x 128 -- the frame size ``detect-mnist-scenes`` is trained on, so no rescaling happens);
 - ``DIR/gt/gt.txt``: MOTChallenge ground truth (``frame,id,left,top,width,height,1,-1,-1,-1``,
-  frames 1-based), and ``DIR/seqinfo.ini`` as MOTChallenge sequences have;
+  frames and pixels 1-based, as MOTChallenge counts them), and ``DIR/seqinfo.ini`` as MOTChallenge sequences have;
 - ``DIR/objects.json``: every object (its MNIST test index, class, scale, start, velocity,
   first and last frame) and the generation parameters.
 
@@ -156,6 +156,7 @@ def write_video_dataset(out_dir, digits: np.ndarray, labels: np.ndarray, params:
 
     from cnnlab.fileio import write_json_atomic, write_text_atomic
     from cnnlab.video.io import VideoWriter
+    from cnnlab.video.mot import mot_lines
 
     out = Path(out_dir)
     video = compose(digits, labels, params)
@@ -163,8 +164,8 @@ def write_video_dataset(out_dir, digits: np.ndarray, labels: np.ndarray, params:
         for frame in video.frames:
             writer.write(np.repeat(frame[:, :, None], 3, axis=2))
     (out / "gt").mkdir(exist_ok=True)
-    write_text_atomic(out / "gt" / "gt.txt", "".join(f"{f},{i},{x:.0f},{y:.0f},{w:.0f},{h:.0f},1,-1,-1,-1\n"
-                                                    for f, i, x, y, w, h in video.gt))
+    write_text_atomic(out / "gt" / "gt.txt", mot_lines([(f, i, [x, y, x + w, y + h], 1.0)
+                                                     for f, i, x, y, w, h in video.gt]))
     write_text_atomic(out / "seqinfo.ini", f"[Sequence]\nname=mnist-video\nimDir=video.mp4\nframeRate={params.fps}\n"
                                            f"seqLength={params.frames}\nimWidth={params.size}\n"
                                            f"imHeight={params.size}\nimExt=.mp4\n")

@@ -1,15 +1,17 @@
 """Tracks in MOTChallenge's text format, and their scores against a ground truth (motmetrics).
 
-One line per box: ``frame,id,left,top,width,height,conf,x,y,z`` with 1-based frames (the
-MOT15 2-D layout; ``x,y,z`` are ``-1``). Scores are motmetrics' CLEAR-MOT and identity metrics:
+One line per box: ``frame,id,left,top,width,height,conf,x,y,z`` with 1-based frames and
+1-based pixel coordinates (the MOT15 2-D layout: the top-left pixel is (1, 1); ``x,y,z`` are
+``-1``). cnnlab's boxes are 0-based, so ``left = x1 + 1`` on writing, and motmetrics' reader
+takes the 1 off again. Scores are motmetrics' CLEAR-MOT and identity metrics:
 MOTA (1 - (misses + false positives + identity switches) / true boxes), IDF1 (the F1 of boxes
 given the right identity), identity switches, fragmentations, precision and recall, with a
 tracked box matching a true box at IoU >= 0.5.
 
 >>> rows = [(1, 1, [0, 0, 10, 10], 1.0), (2, 1, [2, 0, 12, 10], 1.0)]
 >>> print(mot_lines(rows), end="")
-1,1,0.00,0.00,10.00,10.00,1.00,-1,-1,-1
-2,1,2.00,0.00,10.00,10.00,1.00,-1,-1,-1
+1,1,1.00,1.00,10.00,10.00,1.00,-1,-1,-1
+2,1,3.00,1.00,10.00,10.00,1.00,-1,-1,-1
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def mot_lines(rows) -> str:
     """``(frame 1-based, track id, [x1, y1, x2, y2], score)`` rows -> MOTChallenge text."""
     out = io.StringIO()
     for frame, track, (x1, y1, x2, y2), score in rows:
-        out.write(f"{frame},{track},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.2f},-1,-1,-1\n")
+        out.write(f"{frame},{track},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.2f},-1,-1,-1\n")
     return out.getvalue()
 
 
@@ -38,10 +40,14 @@ def records_to_rows(records) -> list[tuple]:
 
 
 def _load(path_or_text, name: str):
+    import warnings
+
     import motmetrics as mm
 
     try:
-        return mm.io.loadtxt(path_or_text, fmt="mot15-2D", min_confidence=-1)
+        with warnings.catch_warnings():  # motmetrics 1.4 on pandas 3: a deprecation notice per call
+            warnings.simplefilter("ignore")
+            return mm.io.loadtxt(path_or_text, fmt="mot15-2D", min_confidence=-1)
     except Exception as exc:  # noqa: BLE001 -- pandas raises many types for a broken file
         raise CnnlabError(f"cannot read {name} as MOTChallenge text (frame,id,left,top,width,height,...): "
                           f"{' '.join(str(exc).split())[:160]}") from None
