@@ -95,6 +95,15 @@ class FrameDetector:
         self.classes, self.input_size = self.run.classes, tuple(self.run.input_size)
         self.points = self.run.model.points()
 
+    @classmethod
+    def from_run(cls, run, opts: dict) -> "FrameDetector":
+        """A detector over an already loaded run (``cnnlab.runs.LoadedRun``) and NMS options (``bench video``)."""
+        self = cls.__new__(cls)
+        self.run, self.opts = run, dict(opts)
+        self.classes, self.input_size = run.classes, tuple(run.input_size)
+        self.points = run.model.points()
+        return self
+
     def __call__(self, frames: list[np.ndarray]) -> list[dict]:
         import torch
 
