@@ -83,3 +83,16 @@ def cls_run(tmp_path_factory) -> Path:
                "train.epochs=1", "train.threads=1", "train.plots=false", "--quiet", "--out", str(run)])
     assert rc == 0
     return run
+
+
+def write_audio_only(path: Path) -> Path:
+    """A WAV file: a container with an audio stream and no video stream."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), dtype=np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for p in s.encode(frame):
+            c.mux(p)
+    return path

@@ -12,7 +12,7 @@ from PIL import Image
 from cnnlab.errors import CnnlabError
 from cnnlab.video.io import (VideoWriter, check_encodable, check_memory, decode_batches, Decoder, is_cnnlab_video,
                              probe)
-from tests.video.conftest import moving_squares, shipped_clip, write_video
+from tests.video.conftest import moving_squares, shipped_clip, write_audio_only, write_video
 
 
 def pyav_reference(path):
@@ -105,13 +105,7 @@ def test_not_a_video_and_no_video_stream_are_one_line_errors(tmp_path):
     bad.write_text("hello, not a video\n")
     with pytest.raises(CnnlabError, match="FFmpeg cannot open it"):
         probe(bad)
-    audio = tmp_path / "tone.wav"
-    with av.open(str(audio), "w") as c:
-        s = c.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), dtype=np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for p in s.encode(frame):
-            c.mux(p)
+    audio = write_audio_only(tmp_path / "tone.wav")
     with pytest.raises(CnnlabError, match="no video stream .*audio"):
         probe(audio)
     with pytest.raises(CnnlabError, match="does not exist"):

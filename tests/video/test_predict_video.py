@@ -12,7 +12,7 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.video import predict_video
-from tests.video.conftest import moving_squares, write_video
+from tests.video.conftest import moving_squares, write_audio_only, write_video
 
 
 def cli(capsys, *argv):
@@ -124,13 +124,7 @@ def bad_cases(tmp_path, video):
             c.mux(p)
         for p in s.encode():
             c.mux(p)
-    audio = tmp_path / "tone.wav"
-    with av.open(str(audio), "w") as c:
-        s = c.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), dtype=np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for p in s.encode(frame):
-            c.mux(p)
+    audio = write_audio_only(tmp_path / "tone.wav")
     return [
         ([fake], "FFmpeg cannot open it"),
         ([audio, "--video"], "no video stream"),

@@ -104,17 +104,10 @@ def run_video_bench(preset: str = "detect-raccoon", sizes=DEFAULT_SIZES, frames:
     """Time each stage at each size; write ``benchmarks/results/video-*.json``."""
     import torch
 
+    from cnnlab.bench.detect import detection_preset
     from cnnlab.bench.results_io import write_result
-    from cnnlab.config import load_config
-    from cnnlab.data.detection import FIXED_CLASSES
-    from cnnlab.errors import CnnlabError
 
-    cfg = load_config(preset, [])
-    if cfg.task != "detect":
-        raise CnnlabError(f"{preset} is not a detection config (task: {cfg.task}); use detect-raccoon or "
-                          "detect-mnist-scenes")
-    channels = cfg.data.channels or (1 if cfg.data.name == "mnist-scenes" else 3)
-    classes = len(cfg.data.classes or FIXED_CLASSES.get(cfg.data.name, ["object"]))
+    cfg, channels, classes = detection_preset(preset)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     rows = []
