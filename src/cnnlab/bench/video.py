@@ -23,13 +23,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 DEFAULT_SIZES = (128, 320)
 
 
 def synthetic_frames(size: int, frames: int, seed: int = 0) -> list[np.ndarray]:
     """``frames`` RGB (size, size, 3) frames: three bright squares drifting over mild noise."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
     out = []

@@ -21,6 +21,7 @@ visible (inside the frame and not hidden); its box is the tight box of its *visi
 the convention of the MNIST scenes (a tight box of the ink) applied to what a camera would see. Everything follows from ``seed``: the same
 options give the same frames and ground truth.
 
+>>> import numpy as np
 >>> video = compose(np.zeros((20, 28, 28), np.uint8) + 255, np.arange(20) % 10, VideoParams(frames=5))
 >>> len(video.frames), video.frames[0].shape, len(video.paths)
 (5, (128, 128), 12)
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from cnnlab.errors import CnnlabError
 
@@ -75,6 +75,8 @@ class ComposedVideo:
 
 
 def _plan(rng: np.random.Generator, labels: np.ndarray, p: VideoParams) -> list[Path_]:
+    import numpy as np
+
     s = p.size
     paths = []
     picks = rng.choice(len(labels), size=p.objects, replace=False)
@@ -108,6 +110,8 @@ def _plan(rng: np.random.Generator, labels: np.ndarray, p: VideoParams) -> list[
 
 def compose(digits: np.ndarray, labels: np.ndarray, params: VideoParams) -> ComposedVideo:
     """Render the frames and the ground truth from MNIST ``digits`` (N, 28, 28) and their ``labels``."""
+    import numpy as np
+
     from PIL import Image
 
     p = params.check()
@@ -152,6 +156,8 @@ def compose(digits: np.ndarray, labels: np.ndarray, params: VideoParams) -> Comp
 
 def write_video_dataset(out_dir, digits: np.ndarray, labels: np.ndarray, params: VideoParams) -> dict:
     """Compose and write ``video.mp4``, ``gt/gt.txt``, ``seqinfo.ini`` and ``objects.json`` into ``out_dir``."""
+    import numpy as np
+
     from pathlib import Path
 
     from cnnlab.fileio import write_json_atomic, write_text_atomic
