@@ -159,3 +159,23 @@ def test_a_classifier_cannot_track_and_image_options_stay_for_images(cls_run, sq
     Image.fromarray(moving_squares(1)[0]).save(png)
     code, _, err = cli(capsys, "predict", cls_run, png, "--every", "2")
     assert code == 2 and "--every applies to a video" in err
+
+
+def test_an_onnx_classifier_gives_the_runs_top_classes_on_video(cls_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    model = tmp_path / "model.onnx"
+    code, _, err = cli(capsys, "export", cls_run, "--out", model, "--parity-images", "0")
+    assert code == 0, err
+    clip = write_video(tmp_path / "clip.mp4", moving_squares(5, 32, 32))
+    from_run = [r["top"] for r in predict_video(cls_run, clip, k=2)]
+    from_onnx = [r["top"] for r in predict_video(str(model), clip, k=2)]
+    assert [[t["class"] for t in top] for top in from_onnx] == [[t["class"] for t in top] for top in from_run]
+    for a, b in zip(from_onnx, from_run):
+        assert [t["probability"] for t in a] == pytest.approx([t["probability"] for t in b], abs=1e-3)
+    import subprocess
+    import sys
+
+    probe = (f"import sys; from cnnlab.video import predict_video; n = len(list(predict_video({str(model)!r}, "
+             f"{str(clip)!r}))); print(n, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["5", "False"], done.stderr[-500:]  # the ONNX path never imports torch

@@ -189,17 +189,25 @@ def predict_video(source, video, *, k: int = 3, score_threshold: float | None = 
     yield from job.records()
 
 
+def _is_detection_run(source) -> bool:
+    from cnnlab.detect.runs import is_detection_run
+
+    return is_detection_run(source)
+
+
 def open_job(source, video, *, k: int = 3, score_threshold: float | None = None, iou_threshold: float | None = None,
              max_detections: int | None = None, draw: bool = False, **options) -> VideoJob:
     """Check the options and the video's header, then load the model: a :class:`VideoJob` ready to iterate."""
-    from cnnlab.detect.runs import check_threshold
     from cnnlab.video.models import load_frame_model
     from cnnlab.video.track import TrackerConfig
 
     opts = VideoOptions(score_threshold=score_threshold, **options).check()
-    check_threshold("--score-threshold", score_threshold)
+    onnx = str(source).endswith(".onnx")  # ONNX Runtime alone: this path never imports torch (nor cnnlab.detect)
+    if not onnx:
+        from cnnlab.detect.runs import check_threshold
+
+        check_threshold("--score-threshold", score_threshold)
     info = probe(video, opts.fps)  # the video's problems are found before the model loads
-    from cnnlab.detect.runs import is_detection_run
     from cnnlab.video.count import parse_line, parse_region
     from cnnlab.video.io import check_memory
 
@@ -208,7 +216,7 @@ def open_job(source, video, *, k: int = 3, score_threshold: float | None = None,
         parse_line(text, info.width, info.height)
     for text in opts.count_regions:
         parse_region(text, info.width, info.height)
-    if opts.track and (str(source).endswith(".onnx") or not is_detection_run(source)):
+    if opts.track and (onnx or not _is_detection_run(source)):
         raise CnnlabError(f"--track needs a detection run (task: detect); {source} is not one")
     detect_score = score_threshold
     if opts.track:  # ByteTrack's second association needs the weak detections too
