@@ -8,7 +8,7 @@ from cnnlab.cli import main
 
 
 def test_bench_video_measures_each_stage(tmp_path, capsys):
-    code = main(["bench", "video", "--sizes", "64", "--frames", "6", "--batch", "3", "--out-dir", str(tmp_path),
+    code = main(["bench", "video", "--sizes", "64", "--frames", "6", "--batch", "3", "--rounds", "2", "--out-dir", str(tmp_path),
                  "--json"])
     payload = json.loads(capsys.readouterr().out)
     assert code == 0

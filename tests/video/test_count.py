@@ -32,6 +32,16 @@ def test_line_crossings_by_direction_and_class():
     assert c["total"] == 5
 
 
+def test_numpy_centres_count_like_python_floats():
+    import numpy as np
+
+    line, region = LineCounter((0, 50, 100, 50)), RegionCounter([(0, 0), (50, 0), (50, 50), (0, 50)])
+    for y in np.array([80.0, 60.0, 40.0, 20.0]):  # what the tracker's boxes give: numpy floats
+        for counter in (line, region):
+            counter.update([(1, (np.float64(10.0), y), "car")])
+    assert line.counts()["to_left"] == {"car": 1} and region.counts()["entered"] == {"car": 1}
+
+
 def test_a_diagonal_line_and_its_direction():
     line = LineCounter((0, 0, 100, 100))  # right-hand side of (0,0)->(100,100) on screen is below-left
     feed(line, {1: ("p", [(60, 40), (40, 60)]), 2: ("p", [(30, 70), (70, 30)])})

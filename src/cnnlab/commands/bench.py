@@ -342,7 +342,8 @@ def _register_video(subparsers) -> None:
                                                                "(default detect-raccoon)")
     p.add_argument("--sizes", default=",".join(map(str, video.DEFAULT_SIZES)),
                    help="square frame = detector input sides (default 128,320)")
-    p.add_argument("--frames", type=int, default=200, help="frames of the synthetic clip (default 200)")
+    p.add_argument("--frames", type=int, default=100, help="frames of the synthetic clip (default 100)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each stage's best counts (default 3)")
     p.add_argument("--batch", type=int, default=8, help="frames per model call (default 8)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     _add_result_args(p)
@@ -353,6 +354,8 @@ def run_video(args) -> int:
     from cnnlab.bench.video import format_table, run_video_bench
 
     sizes = _detector_sizes(args.sizes)
-    _check_counts(("--frames", args.frames, 100_000), ("--batch", args.batch, 1024), ("--threads", args.threads, 256))
-    payload = run_video_bench(args.preset, sizes, args.frames, args.batch, args.threads, args.out_dir, say=notice)
+    _check_counts(("--frames", args.frames, 100_000), ("--batch", args.batch, 1024), ("--threads", args.threads, 256),
+                  ("--rounds", args.rounds, 100))
+    payload = run_video_bench(args.preset, sizes, args.frames, args.batch, args.threads, args.out_dir, say=notice,
+                              rounds=args.rounds)
     return _report(payload, format_table, args.json)

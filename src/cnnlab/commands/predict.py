@@ -13,7 +13,7 @@ def register(subparsers) -> None:
                     "files directly inside it (.png/.jpg/.jpeg/.bmp, one level, sorted by name).")
     p.add_argument("run_dir", help="a run directory written by `cnnlab train`, or a MODEL.onnx from `cnnlab export` "
                                     "(run with ONNX Runtime alone)")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP), or folders of them")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP), or folders of them; or one video")
     p.add_argument("-k", "--top-k", type=int, default=3,
                    help="classes to show per image, at least 1 (default 3; more than the run has shows all)")
     p.add_argument("--out", metavar="DIR",

@@ -41,7 +41,7 @@ def segments_meet(a, b, c, d) -> bool:
     """
     def orient(p, q, r):
         v = (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
-        return (v > 0) - (v < 0)
+        return int(v > 0) - int(v < 0)
 
     def on(p, q, r):  # r on segment p-q, given collinear
         return min(p[0], q[0]) <= r[0] <= max(p[0], q[0]) and min(p[1], q[1]) <= r[1] <= max(p[1], q[1])

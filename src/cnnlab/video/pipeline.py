@@ -102,7 +102,8 @@ class VideoJob:
                 kept.append({**b, "track": ids[i].track_id, "track_class": ids[i].cls})
             elif b["score"] >= self.list_score:
                 kept.append(b)
-        centres = [(t.track_id, ((t.box[0] + t.box[2]) / 2, (t.box[1] + t.box[3]) / 2), t.cls) for t in matched]
+        centres = [(t.track_id, (float(t.box[0] + t.box[2]) / 2, float(t.box[1] + t.box[3]) / 2), t.cls)
+                   for t in matched]
         for counter in (*self.lines, *self.regions):
             counter.update(centres)
         for b in kept:
