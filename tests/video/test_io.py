@@ -134,3 +134,22 @@ def test_an_unknown_extension_is_refused_and_a_failed_write_leaves_nothing(tmp_p
         with VideoWriter(target, 64, 48, 25) as w:
             w.write(np.zeros((10, 10, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_variable_frame_rate_keeps_each_frames_own_time(tmp_path):
+    path = tmp_path / "vfr.mkv"
+    stamps_ms = [0, 40, 80, 200, 240, 400]  # gaps of 40, 120 and 160 ms
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        for ms, rgb in zip(stamps_ms, moving_squares(6, 32, 32)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    frames = [f for b in decode_batches(probe(path), batch=4) for f in b]
+    assert [round(f.time * 1000) for f in frames] == stamps_ms
+    assert [f.index for f in frames] == list(range(6))
