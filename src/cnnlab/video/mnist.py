@@ -145,7 +145,7 @@ def compose(digits: np.ndarray, labels: np.ndarray, params: VideoParams) -> Comp
             if total == 0 or len(ys) == 0:
                 continue
             shown = owner[ys, xs] == i
-            if shown.sum() / total < MIN_VISIBLE:
+            if not shown.any() or shown.sum() / total < MIN_VISIBLE:
                 continue
             ys, xs = ys[shown], xs[shown]  # the box of what can be seen
             left, top = int(xs.min()), int(ys.min())
