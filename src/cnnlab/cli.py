@@ -27,7 +27,8 @@ def command_modules() -> list[str]:
 
     import cnnlab.commands
 
-    found = {m.name for m in pkgutil.iter_modules(cnnlab.commands.__path__) if m.name != "common"}
+    found = {m.name for m in pkgutil.iter_modules(cnnlab.commands.__path__)
+             if m.name != "common" and not m.name.startswith("_")}  # _name: a helper, not a command
     return [n for n in PREFERRED_ORDER if n in found] + sorted(found - set(PREFERRED_ORDER))
 
 

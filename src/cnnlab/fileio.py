@@ -147,6 +147,32 @@ def file_kind(path: str | os.PathLike) -> str | None:
             return found.group(1).decode() if found else None
         if suffix in (".onnx", ".pt"):
             return _export_kind(path)
-    except (OSError, zipfile.BadZipFile, struct.error):
+        if suffix in VIDEO_SUFFIXES:
+            return "video" if video_written_by_cnnlab(path) else None
+        if suffix == ".json":  # a counts file of `cnnlab predict VIDEO --count-*` says what it is
+            with open(path, "rb") as fh:
+                head = fh.read(1 << 20)
+            data = json.loads(head.decode("utf-8"))
+            return data["kind"] if isinstance(data, dict) and "cnnlab" in data and isinstance(data.get("kind"), str) \
+                else None
+    except (OSError, zipfile.BadZipFile, struct.error, UnicodeDecodeError, ValueError):
         return None
     return None
+
+
+VIDEO_TAG = "written by cnnlab"  # the start of the "comment" metadata of every video cnnlab encodes
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
+
+
+def video_written_by_cnnlab(path: str | os.PathLike) -> bool:
+    """Whether a video file's ``comment`` metadata says cnnlab encoded it (read with PyAV; False without it)."""
+    try:
+        import av
+    except ImportError:
+        return False
+    try:
+        with av.open(str(path)) as container:
+            comment = {k.lower(): v for k, v in container.metadata.items()}.get("comment", "")
+            return str(comment).startswith(VIDEO_TAG)
+    except Exception:  # noqa: BLE001 -- not a readable video: not ours
+        return False

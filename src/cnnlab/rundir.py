@@ -219,6 +219,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "export": ("an exported model", "cnnlab export"),
     "preview": ("a data preview", "cnnlab data preview"),
     "lr-find": ("a learning-rate range test", "cnnlab lr-find"),
+    "video": ("an annotated video", "cnnlab predict VIDEO --out"),
+    "counts": ("a counts file", "cnnlab predict VIDEO --count-line/--count-region"),
 }
 # Outputs made of training runs: a run inside one of these belongs to it and is not replaced alone.
 COMPOSITE_KINDS = ("sweep", "ablation", "cv", "ensemble")

@@ -49,8 +49,12 @@ def named_outputs(argv: list[str]) -> list[tuple[str, str]]:
         if key.strip() == "data.cache_dir" and value.strip():
             outputs.append((value.strip().strip("'\""), "dir"))
     out = getattr(args, "out", None)
+    video = command == ("predict",) and (getattr(args, "video", False) or any(
+        str(i).lower().endswith((".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")) for i in args.images))
     if out is not None:  # an empty --out or --out-dir is the current directory
-        outputs.append((out or ".", "file" if command in FILE_OUT_COMMANDS else "dir"))
+        outputs.append((out or ".", "file" if command in FILE_OUT_COMMANDS or video else "dir"))
+    if video and (getattr(args, "counts", None) or (out and (args.count_line or args.count_region))):
+        outputs.append((args.counts or str(Path(out).with_suffix(".counts.json")), "file"))
     if getattr(args, "out_dir", None) is not None:
         outputs.append((args.out_dir or ".", "dir"))
     if getattr(args, "plot", None):  # --plot '' draws nothing

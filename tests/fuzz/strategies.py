@@ -416,7 +416,18 @@ JUNK = ["--", "-", "--unknown", "-x", "--out=", "=", "a=b", "model.filters=4", "
         "train.epochs=1", "\u00fc", "x" * 600, "--top=3", "--debugx", "key=", "=value"]
 
 # Option values by destination name; any option not named here gets a value from its type.
+# Video inputs and the values of predict's video options (issue 20).
+VIDEO_INPUTS = ["clip.mp4", "frames", "notvideo.mp4", "missing.mp4", "clip.mkv"]
+VIDEO_OUTPUTS = ["out.mp4", "out.mkv", "out.avi", "out.webm", "out.gif", "clip.mp4", "img.png", "run/x.mp4",
+                 "afile.txt/x.mp4", "frames", "o/sub/v.mp4", "x" * 300 + ".mp4", "runlink", ".mp4"]
+SECONDS = ["0", "0.1", "0.2", "1", "-1", "nan", "inf", "1e308", "x", "", "99999999999999999999"]
+GEOMETRY = ["0,0,24,16", "0,8,24,8", "1,2,3", "0,0,10,0,10,10", "0,0,10,10", "0,0,500,0", "-1,0,5,5", "a,b,c,d",
+            "nan,0,1,1", "5,5,5,5", "0,0,1,1,2,2", "", ",", "1e308,0,0,0", "0,0,24,0,24,16,0,16"]
+
 OPTION_VALUES: dict[str, list[str]] = {
+    "every": NUMBERS, "start": SECONDS, "duration": SECONDS, "fps": SECONDS,
+    "count_line": GEOMETRY, "count_region": GEOMETRY,
+    "counts": VIDEO_OUTPUTS + ["out.json", "counts.json"], "mot_gt": ["gt.txt", "afile.txt", "img.png", "missing"],
     "out": OUTPUT_PATHS, "out_dir": OUTPUT_PATHS, "plot": OUTPUT_PATHS,
     "data_dir": [p for p in INPUT_PATHS if not p.startswith("/")] + ["/nonexistent-cnnlab-fuzz"],
     "resume": INPUT_PATHS,
@@ -461,7 +472,7 @@ def _positional_values(command: tuple[str, ...], dest: str) -> st.SearchStrategy
     if dest == "run_dir":
         return st.sampled_from(["run", "run", "runlink"] + INPUT_PATHS)
     if dest == "images":
-        return st.sampled_from(["img.png", "img.jpg", "images/square/000.png"] + INPUT_PATHS)
+        return st.sampled_from(["img.png", "img.jpg", "images/square/000.png"] + VIDEO_INPUTS + INPUT_PATHS)
     if dest == "target":
         return st.sampled_from(list(model_names()) + ["run", "runlink", "nosuchmodel", "precious", "resnet",
                                                       "afile.txt", ""])

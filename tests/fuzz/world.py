@@ -9,6 +9,8 @@ training run on it takes a fraction of a second:
     data/cifar10-jpeg, data/imagenette-160   JPEG class folders (imagenette with classes.tsv)
     images/<3 classes>/*.png           a folder dataset, 16x16
     img.png, img.jpg, notimage.png     files for `predict`
+    clip.mp4, frames/, notvideo.mp4    videos for `predict` (an 8-frame H.264 clip not written by cnnlab,
+                                       4 numbered PNG frames, a text file named .mp4)
     run/                               a finished run of folder-convnet on images/ (relative data.root)
     runlink -> run                     a symlink to it
     precious/config.yaml, notes.txt    a user's folder that happens to hold a config.yaml
@@ -98,6 +100,29 @@ def write_jpeg_folders(root: Path, splits: tuple[str, str], classes: list[str], 
                 Image.fromarray(pixels).save(root / split / name / f"{i}.jpg", quality=90)
 
 
+def _write_videos(sandbox: Path, rng) -> None:
+    """clip.mp4 by plain PyAV (so cnnlab must not overwrite it), frames/0001..0004.png, notvideo.mp4."""
+    from PIL import Image
+
+    (sandbox / "notvideo.mp4").write_text("this is not a video\n")
+    (sandbox / "frames").mkdir()
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, size=(16, 24, 3), dtype=np.uint8)).save(sandbox / "frames" / f"{i + 1:04d}.png")
+    try:
+        import av
+    except ImportError:  # without the video extra the video inputs are just missing files
+        return
+    with av.open(str(sandbox / "clip.mp4"), "w") as c:
+        stream = c.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 24, 16, "yuv420p"
+        for _ in range(8):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, size=(16, 24, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+
+
 def build_template(root: Path) -> Path:
     """Write the sandbox template under ``root`` and return it. Trains the run in this process."""
     from PIL import Image
@@ -117,6 +142,7 @@ def build_template(root: Path) -> Path:
     Image.fromarray(rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)).save(sandbox / "img.png")
     Image.fromarray(rng.integers(0, 256, size=(20, 12, 3), dtype=np.uint8)).save(sandbox / "img.jpg")
     (sandbox / "notimage.png").write_text("this is not a PNG\n")
+    _write_videos(sandbox, rng)
     (sandbox / "precious").mkdir()
     (sandbox / "precious" / "config.yaml").write_text("# my own project's config, not a cnnlab run\nkeep: true\n")
     (sandbox / "precious" / "notes.txt").write_text("irreplaceable\n")

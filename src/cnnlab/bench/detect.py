@@ -96,14 +96,8 @@ def bench_size(cfg, size: int, channels: int, classes: int, train_batch: int, in
             "postprocess_share": round(post_s / infer_s, 4), "detections_after_nms": candidates}
 
 
-def run_detect_bench(preset: str = "detect-raccoon", sizes=DEFAULT_SIZES, train_batch: int = 16,
-                     infer_batch: int = 32, threads: int = 1, overrides: list[str] | None = None,
-                     out_dir: str = "benchmarks/results", say: Callable[[str], None] = print,
-                     budget: float = 3.0) -> dict[str, Any]:
-    """Time the preset's detector at each size; write ``benchmarks/results/detect-*.json``."""
-    import torch
-
-    from cnnlab.bench.results_io import write_result
+def detection_preset(preset: str, overrides: list[str] | None = None):
+    """(config, image channels, class count) of a detection preset; another task is a one-line error."""
     from cnnlab.config import load_config
     from cnnlab.data.detection import FIXED_CLASSES
     from cnnlab.errors import CnnlabError
@@ -113,7 +107,19 @@ def run_detect_bench(preset: str = "detect-raccoon", sizes=DEFAULT_SIZES, train_
         raise CnnlabError(f"{preset} is not a detection config (task: {cfg.task}); use detect-raccoon or "
                           "detect-mnist-scenes")
     channels = cfg.data.channels or (1 if cfg.data.name == "mnist-scenes" else 3)
-    classes = len(cfg.data.classes or FIXED_CLASSES.get(cfg.data.name, ["object"]))
+    return cfg, channels, len(cfg.data.classes or FIXED_CLASSES.get(cfg.data.name, ["object"]))
+
+
+def run_detect_bench(preset: str = "detect-raccoon", sizes=DEFAULT_SIZES, train_batch: int = 16,
+                     infer_batch: int = 32, threads: int = 1, overrides: list[str] | None = None,
+                     out_dir: str = "benchmarks/results", say: Callable[[str], None] = print,
+                     budget: float = 3.0) -> dict[str, Any]:
+    """Time the preset's detector at each size; write ``benchmarks/results/detect-*.json``."""
+    import torch
+
+    from cnnlab.bench.results_io import write_result
+
+    cfg, channels, classes = detection_preset(preset, overrides)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     rows = []

@@ -20,6 +20,7 @@ def register(subparsers) -> None:
     _register_speedrun(inner)
     _register_ddp(inner)
     _register_detect(inner)
+    _register_video(inner)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -286,18 +287,33 @@ def _register_detect(subparsers) -> None:
     p.set_defaults(func=run_detect)
 
 
+def _detector_sizes(text: str) -> list[int]:
+    """``--sizes`` of a detector benchmark: multiples of 32 up to 2048 (the detector's coarsest stride)."""
+    from cnnlab.errors import CnnlabError
+
+    sizes = _parse_ints(text, "sizes")
+    if any(s % 32 for s in sizes) or max(sizes) > 2048:
+        raise CnnlabError(f"--sizes must be multiples of 32 up to 2048 (the detector's coarsest stride), "
+                          f"got {text!r}")
+    return sizes
+
+
+def _check_counts(*bounds: tuple[str, int, int]) -> None:
+    """Each (option, value, top) must have 1 <= value <= top."""
+    from cnnlab.errors import CnnlabError
+
+    for name, value, top in bounds:
+        if not 1 <= value <= top:
+            raise CnnlabError(f"{name} {value} is out of range; expected 1 to {top}")
+
+
 def run_detect(args) -> int:
     from cnnlab.bench.detect import format_table, run_detect_bench
     from cnnlab.errors import CnnlabError
 
-    sizes = _parse_ints(args.sizes, "sizes")
-    if any(s % 32 for s in sizes) or max(sizes) > 2048:
-        raise CnnlabError(f"--sizes must be multiples of 32 up to 2048 (the detector's coarsest stride), "
-                          f"got {args.sizes!r}")
-    for name, value, top in (("--train-batch", args.train_batch, 4096), ("--infer-batch", args.infer_batch, 4096),
-                             ("--threads", args.threads, 256)):
-        if not 1 <= value <= top:
-            raise CnnlabError(f"{name} {value} is out of range; expected 1 to {top}")
+    sizes = _detector_sizes(args.sizes)
+    _check_counts(("--train-batch", args.train_batch, 4096), ("--infer-batch", args.infer_batch, 4096),
+                  ("--threads", args.threads, 256))
     if not 0 < args.budget <= 600:
         raise CnnlabError(f"--budget {args.budget} is out of range; expected seconds in (0, 600]")
     payload = run_detect_bench(args.preset, sizes, args.train_batch, args.infer_batch, args.threads,
@@ -313,3 +329,33 @@ def _report(payload: dict, format_table, as_json: bool) -> int:
     print("\n".join(format_table(payload)))
     notice(f"wrote {payload['json_path']}")
     return 0
+
+
+# ---------------------------------------------------------------------------- bench video
+
+def _register_video(subparsers) -> None:
+    import cnnlab.bench.video as video  # numpy only at import time
+
+    p = subparsers.add_parser("video", help="video frames/s: decode, inference, encode and end to end at 128 and 320",
+                              description=_description(video))
+    p.add_argument("--preset", default="detect-raccoon", help="detection preset whose detector is timed "
+                                                               "(default detect-raccoon)")
+    p.add_argument("--sizes", default=",".join(map(str, video.DEFAULT_SIZES)),
+                   help="square frame = detector input sides (default 128,320)")
+    p.add_argument("--frames", type=int, default=100, help="frames of the synthetic clip (default 100)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each stage's best counts (default 3)")
+    p.add_argument("--batch", type=int, default=8, help="frames per model call (default 8)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    _add_result_args(p)
+    p.set_defaults(func=run_video)
+
+
+def run_video(args) -> int:
+    from cnnlab.bench.video import format_table, run_video_bench
+
+    sizes = _detector_sizes(args.sizes)
+    _check_counts(("--frames", args.frames, 100_000), ("--batch", args.batch, 1024), ("--threads", args.threads, 256),
+                  ("--rounds", args.rounds, 100))
+    payload = run_video_bench(args.preset, sizes, args.frames, args.batch, args.threads, args.out_dir, say=notice,
+                              rounds=args.rounds)
+    return _report(payload, format_table, args.json)

@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     scenes.add_argument("--data-dir", help="folder holding the MNIST files (default: $CNNLAB_DATA, ./data)")
     scenes.add_argument("--json", action="store_true", help="print one JSON object")
     scenes.set_defaults(func=run_make_scenes)
+    from cnnlab.commands._video import add_make_video
+
+    add_make_video(inner)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 

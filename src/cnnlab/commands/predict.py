@@ -1,4 +1,4 @@
-"""``cnnlab predict RUN_DIR IMAGE...``: top-k classes with probabilities."""
+"""``cnnlab predict RUN_DIR IMAGE...``: top-k classes with probabilities; ``predict RUN_DIR VIDEO``: see ``_video``."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ def register(subparsers) -> None:
                     "files directly inside it (.png/.jpg/.jpeg/.bmp, one level, sorted by name).")
     p.add_argument("run_dir", help="a run directory written by `cnnlab train`, or a MODEL.onnx from `cnnlab export` "
                                     "(run with ONNX Runtime alone)")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP), or folders of them")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP), or folders of them; or one video")
     p.add_argument("-k", "--top-k", type=int, default=None,
                    help="classes to show per image, at least 1 (default 3; more than the run has shows all)")
     p.add_argument("--out", metavar="DIR",
-                   help="detection runs: draw each image with its boxes, labels and scores into DIR")
-    p.add_argument("--overwrite", action="store_true", help="replace --out DIR (only one cnnlab made)")
+                   help="detection runs: draw each image with its boxes, labels and scores into DIR; "
+                        "a video: the annotated video file (e.g. out.mp4)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out (only one cnnlab made)")
     p.add_argument("--score-threshold", type=float, metavar="S",
                    help="detection runs: list detections scoring at least S, in [0, 1] (default 0.25)")
     p.add_argument("--iou-threshold", type=float, metavar="T",
@@ -27,7 +28,10 @@ def register(subparsers) -> None:
                    help="detection runs: at most N boxes per image (default: the run's detect.max_detections)")
     p.add_argument("--native-size", action="store_true",
                    help="classify each image at its own size (networks that end in global pooling only)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (a video: JSON lines, see below)")
+    from cnnlab.commands._video import add_video_arguments
+
+    add_video_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -55,7 +59,11 @@ def _run_detection(args) -> int:
 
 
 def run(args) -> int:
+    from cnnlab.commands._video import is_video_request, run_video
     from cnnlab.errors import CnnlabError
+
+    if is_video_request(args):  # a video file, or a folder of frames with --video (cnnlab.video)
+        return run_video(args)
 
     if not str(args.run_dir).endswith(".onnx"):  # the ONNX path must not import torch: no detect import there
         from cnnlab.detect.runs import is_detection_run

@@ -125,7 +125,8 @@ def fit_image(img, size: int, policy: str, mode: str) -> np.ndarray:
     ``resize`` squashes to size x size; ``center_crop`` scales the short side
     to ``size`` and crops the centre; ``pad`` scales the long side to ``size``
     and pads the rest with black. Files and in-memory images (the Python API) share it,
-    so the same picture gives the same pixels whichever way it arrives.
+    so the same picture gives the same pixels whichever way it arrives; video frames come through
+    here too, so a frame is prepared exactly as the same frame saved to a file.
     """
     from PIL import Image
 

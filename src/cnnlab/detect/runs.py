@@ -144,6 +144,22 @@ def _load_image(path: str, channels: int, size: int):
         raise CnnlabError(f"cannot read image {path}: {' '.join(str(exc).split())[:200]}") from None
 
 
+def to_original(det: dict, scale: float, pad, orig_hw, classes: list[str]) -> tuple[torch.Tensor, dict, list[dict]]:
+    """One image's detections in letterboxed pixels -> (boxes (K, 4), det, items) in the original's pixels.
+
+    ``items`` are ``{"box", "label", "score"}`` dicts, rounded as ``predict`` prints them. A box
+    wholly in the letterbox padding clips to no area in the original image: not a detection.
+    """
+    from cnnlab.data.detection import unletterbox_boxes
+
+    boxes = unletterbox_boxes(det["boxes"], scale, pad, orig_hw)  # original pixels, clipped
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # (K,)
+    boxes, det = boxes[keep], {k: v[keep] for k, v in det.items()}
+    items = [{"box": [round(float(v), 2) for v in box], "label": classes[int(lab)], "score": round(float(sc), 4)}
+             for box, lab, sc in zip(boxes, det["labels"], det["scores"])]
+    return boxes, det, items
+
+
 @torch.no_grad()
 def predict_detection_files(run_dir, paths: list[str], out_dir=None, overwrite: bool = False,
                             score_threshold: float | None = PREDICT_SCORE, iou_threshold: float | None = None,
@@ -154,7 +170,6 @@ def predict_detection_files(run_dir, paths: list[str], out_dir=None, overwrite: 
     "label": name, "score": s}, ...]}, ...]``, best first. With ``out_dir`` (a new run-style
     folder), each image is also drawn there with its boxes, labels and scores.
     """
-    from cnnlab.data.detection import unletterbox_boxes
     from cnnlab.data.folder import expand_image_paths
     from cnnlab.detect.postprocess import postprocess
 
@@ -173,12 +188,7 @@ def predict_detection_files(run_dir, paths: list[str], out_dir=None, overwrite: 
         image, scale, pad, (h, w) = _load_image(path, c, s)
         x = run.normalize(image.unsqueeze(0).float() / 255.0)  # (1, C, S, S)
         det = postprocess(model(x), points, image_size=(s, s), **opts)[0]
-        boxes = unletterbox_boxes(det["boxes"], scale, pad, (h, w))  # original pixels, clipped
-        # A box wholly in the letterbox padding clips to no area in the original image: not a detection.
-        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # (K,)
-        boxes, det = boxes[keep], {k: v[keep] for k, v in det.items()}
-        items = [{"box": [round(float(v), 2) for v in box], "label": run.classes[int(lab)], "score": round(float(sc), 4)}
-                 for box, lab, sc in zip(boxes, det["labels"], det["scores"])]
+        boxes, det, items = to_original(det, scale, pad, (h, w), run.classes)
         results.append({"image": str(path), "width": w, "height": h, "detections": items})
         if out_dir is not None:
             drawn.append((path, boxes, det, c))

@@ -1,0 +1,242 @@
+"""Multi-object tracking by detection: a small ByteTrack-style tracker (SORT's Kalman + Hungarian, two passes).
+
+Each frame's detections (boxes, scores, classes) are linked to the tracks of earlier frames:
+
+0. **One box per object.** The detector's NMS is per class, so one object can come as two
+   boxes of two classes (a 7 that looks a bit like a 1). Before association a detection that
+   overlaps a better-scoring one by IoU >= ``dedupe_iou`` is dropped, whatever its class.
+1. **Predict.** Every track's box moves by its constant-velocity Kalman filter (state: centre
+   x, y, width, height and their velocities; noise proportional to the box size, so a big box
+   may move more pixels than a small one).
+2. **First association.** Detections scoring at least ``high_score`` are matched to all live
+   tracks by the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``) on the cost
+   ``1 - IoU(predicted box, detection)``; a pair with IoU below ``match_iou`` is never matched.
+3. **Second association (ByteTrack's idea).** Detections scoring in ``[low_score, high_score)``
+   -- often an object that is partly hidden or blurred -- are matched, with the same cost, to
+   the tracks seen in the previous frame that are still unmatched. A low-score detection never
+   starts a track, so clutter does not become tracks.
+4. **Birth.** An unmatched high-score detection starts a *tentative* track. It becomes
+   *confirmed* and gets the next id once it has been matched in ``min_hits`` frames in a row
+   (default 2: a one-frame false positive never gets an id); a tentative track missed once dies.
+5. **Death.** A confirmed track that is missed is kept for ``max_age`` processed frames,
+   coasting on its prediction, so an object hidden for a few frames keeps its id when it
+   reappears where its motion says; after ``max_age`` misses it is removed, and an object that
+   appears later is a new track with a new id.
+
+A track's class is the most frequent class among its matched detections (ties: the latest),
+so one misclassified frame does not change what is counted.
+
+>>> tracker = Tracker()
+>>> for x in (10, 14, 18):
+...     out = tracker.update(np.array([[x, 10, x + 20, 30.]]), np.array([0.9]), ["7"])
+>>> [(t.track_id, t.cls) for t in out]
+[(1, '7')]
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4) -> (N, M); boxes x1, y1, x2, y2.
+
+    >>> iou_matrix(np.array([[0, 0, 2, 2.]]), np.array([[1, 0, 3, 2.], [5, 5, 6, 6.]])).round(3).tolist()
+    [[0.333, 0.0]]
+    """
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])  # (N, M, 2)
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)  # (N, M)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def dedupe(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices of the detections kept by class-agnostic greedy NMS at ``iou``, best first.
+
+    >>> dedupe(np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30.]]), np.array([0.6, 0.9, 0.5]), 0.7).tolist()
+    [1, 2]
+    """
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    overlaps = iou_matrix(boxes, boxes)
+    for i in order:
+        if all(overlaps[i, j] < iou for j in keep):
+            keep.append(int(i))
+    return np.array(keep, dtype=int)
+
+
+def match(cost_iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """(row, column) pairs of the Hungarian assignment on ``1 - IoU``, keeping pairs with IoU >= ``min_iou``."""
+    from scipy.optimize import linear_sum_assignment
+
+    if cost_iou.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(1.0 - cost_iou)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if cost_iou[r, c] >= min_iou]
+
+
+class KalmanBox:
+    """Constant-velocity Kalman filter on (cx, cy, w, h); noise scales with the box's height (ByteTrack's choice).
+
+    >>> kf = KalmanBox(np.array([0, 0, 10, 10.]))
+    >>> for x in range(2, 22, 2):  # a box moving 2 px a frame, ten frames
+    ...     _ = kf.predict(); kf.update(np.array([x, 0, x + 10, 10.]))
+    >>> kf.predict().round(0).tolist()  # the next box continues the motion (the true one is at 22)
+    [22.0, 0.0, 32.0, 10.0]
+    """
+
+    POS_NOISE = 1 / 20  # standard deviation of position, per unit of box height
+    VEL_NOISE = 1 / 160  # standard deviation of velocity, per unit of box height
+
+    def __init__(self, box: np.ndarray) -> None:
+        self.x = np.zeros(8)
+        self.x[:4] = self._measure(box)
+        h = max(self.x[3], 1.0)
+        std = np.array([2 * self.POS_NOISE * h] * 4 + [10 * self.VEL_NOISE * h] * 4)
+        self.P = np.diag(std ** 2)
+        self.F = np.eye(8)
+        self.F[:4, 4:] = np.eye(4)  # x += v per frame
+        self.H = np.eye(4, 8)
+
+    @staticmethod
+    def _measure(box: np.ndarray) -> np.ndarray:
+        x1, y1, x2, y2 = box
+        return np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+
+    def box(self) -> np.ndarray:
+        cx, cy, w, h = self.x[:4]
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+    def predict(self) -> np.ndarray:
+        h = max(self.x[3], 1.0)
+        q = np.array([self.POS_NOISE * h] * 4 + [self.VEL_NOISE * h] * 4) ** 2
+        self.x = self.F @ self.x
+        self.x[2:4] = np.maximum(self.x[2:4], 1e-3)  # a box never shrinks below nothing
+        self.P = self.F @ self.P @ self.F.T + np.diag(q)
+        return self.box()
+
+    def update(self, box: np.ndarray) -> None:
+        h = max(self.x[3], 1.0)
+        r = np.diag(np.array([self.POS_NOISE * h] * 4) ** 2)
+        s = self.H @ self.P @ self.H.T + r  # (4, 4) innovation covariance
+        gain = self.P @ self.H.T @ np.linalg.inv(s)  # (8, 4)
+        self.x = self.x + gain @ (self._measure(box) - self.H @ self.x)
+        self.P = (np.eye(8) - gain @ self.H) @ self.P
+
+
+@dataclass
+class Track:
+    """One object followed over frames. ``track_id`` is 0 while tentative, then 1, 2, ... in order of confirmation."""
+
+    kf: KalmanBox
+    box: np.ndarray  # the latest matched (or, while missed, predicted) box
+    score: float
+    classes: Counter = field(default_factory=Counter)
+    last_class: str = ""
+    track_id: int = 0
+    hits: int = 1  # frames matched in a row
+    misses: int = 0  # processed frames since the last match
+    detection: int | None = None  # index of this frame's matched detection, None when missed
+
+    @property
+    def cls(self) -> str:
+        best = max(self.classes.values())
+        return self.last_class if self.classes[self.last_class] == best else self.classes.most_common(1)[0][0]
+
+    @property
+    def confirmed(self) -> bool:
+        return self.track_id > 0
+
+
+@dataclass
+class TrackerConfig:
+    high_score: float = 0.5  # detections at least this take part in the first association and may start tracks
+    low_score: float = 0.1  # detections in [low_score, high_score) only extend existing tracks
+    match_iou: float = 0.2  # a detection and a predicted box closer than this IoU are never matched
+    min_hits: int = 2  # frames in a row a new track must be matched to get an id
+    max_age: int = 30  # processed frames a confirmed track survives unmatched
+    dedupe_iou: float = 0.7  # a detection overlapping a better one this much is the same object
+
+    def check(self) -> "TrackerConfig":
+        if not 0 <= self.low_score <= self.high_score <= 1:
+            raise CnnlabError(f"tracker scores must satisfy 0 <= low_score ({self.low_score}) <= high_score "
+                              f"({self.high_score}) <= 1")
+        if not 0 < self.dedupe_iou <= 1:
+            raise CnnlabError(f"tracker dedupe_iou {self.dedupe_iou} is out of range; expected (0, 1]")
+        if not 0 < self.match_iou <= 1:
+            raise CnnlabError(f"tracker match_iou {self.match_iou} is out of range; expected (0, 1]")
+        if self.min_hits < 1 or self.max_age < 0:
+            raise CnnlabError(f"tracker min_hits {self.min_hits} must be >= 1 and max_age {self.max_age} >= 0")
+        return self
+
+
+class Tracker:
+    """Feed :meth:`update` each processed frame's detections in order; it returns the confirmed tracks matched now."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = (config or TrackerConfig()).check()
+        self.tracks: list[Track] = []
+        self.next_id = 1
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray, classes: list[str]) -> list[Track]:
+        """``boxes`` (D, 4) x1, y1, x2, y2; ``scores`` (D,); ``classes`` D names -> the confirmed tracks
+        matched to a detection in this frame (each with ``detection``, the index of its detection)."""
+        cfg = self.config
+        boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+        scores = np.asarray(scores, dtype=float).reshape(-1)
+        predicted = np.array([t.kf.predict() for t in self.tracks]).reshape(-1, 4)  # (T, 4)
+        for t in self.tracks:
+            t.detection = None
+        kept = np.zeros(len(scores), dtype=bool)
+        kept[dedupe(boxes, scores, cfg.dedupe_iou)] = True
+        high = np.flatnonzero(kept & (scores >= cfg.high_score))
+        low = np.flatnonzero(kept & (scores >= cfg.low_score) & (scores < cfg.high_score))
+
+        # First association: high-score detections against every live track.
+        pairs = match(iou_matrix(predicted, boxes[high]), cfg.match_iou)
+        matched_tracks = {r for r, _ in pairs}
+        matched = [(r, int(high[c])) for r, c in pairs]
+        # Second association: low-score detections against the tracks seen last frame and unmatched now.
+        rest = [i for i, t in enumerate(self.tracks) if i not in matched_tracks and t.misses == 0]
+        pairs = match(iou_matrix(predicted[rest], boxes[low]), cfg.match_iou)
+        matched += [(rest[r], int(low[c])) for r, c in pairs]
+
+        used = set()
+        for r, d in matched:
+            t = self.tracks[r]
+            t.kf.update(boxes[d])
+            t.box, t.score, t.detection = boxes[d].copy(), float(scores[d]), d
+            t.classes[classes[d]] += 1
+            t.last_class = classes[d]
+            t.hits, t.misses = t.hits + 1, 0
+            if not t.confirmed and t.hits >= cfg.min_hits:
+                t.track_id, self.next_id = self.next_id, self.next_id + 1
+            used.add(d)
+        survivors = []
+        for i, t in enumerate(self.tracks):
+            if t.detection is None:
+                t.misses += 1
+                t.hits = 0
+                t.box = predicted[i]
+                if not t.confirmed or t.misses > cfg.max_age:
+                    continue  # a tentative track missed once, or a confirmed one missed too long, dies
+            survivors.append(t)
+        for d in high:  # birth: unmatched high-score detections
+            if int(d) not in used:
+                t = Track(KalmanBox(boxes[d]), boxes[d].copy(), float(scores[d]), Counter({classes[d]: 1}),
+                          classes[d], detection=int(d))
+                if cfg.min_hits <= 1:
+                    t.track_id, self.next_id = self.next_id, self.next_id + 1
+                survivors.append(t)
+        self.tracks = survivors
+        return [t for t in self.tracks if t.confirmed and t.detection is not None]

@@ -1,0 +1,114 @@
+"""The tracker on hand-made box sequences: the documented id rules, one scenario each."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnlab.errors import CnnlabError
+from cnnlab.video.track import KalmanBox, Tracker, TrackerConfig, iou_matrix
+
+
+def box(x, y, w=20, h=20):
+    return [x, y, x + w, y + h]
+
+
+def run(tracker, frames):
+    """frames: per frame a list of (box, score, class) -> per frame {detection index: track id}."""
+    out = []
+    for dets in frames:
+        boxes = np.array([d[0] for d in dets], dtype=float).reshape(-1, 4)
+        scores = np.array([d[1] for d in dets], dtype=float)
+        tracks = tracker.update(boxes, scores, [d[2] for d in dets])
+        out.append({t.detection: t.track_id for t in tracks})
+    return out
+
+
+def test_iou_matrix_matches_hand_computed_values():
+    a = np.array([[0, 0, 10, 10.], [0, 0, 4, 4.]])
+    b = np.array([[5, 0, 15, 10.], [0, 0, 10, 10.], [20, 20, 30, 30.]])
+    expected = [[50 / 150, 1.0, 0.0], [0.0, 16 / 100, 0.0]]
+    np.testing.assert_allclose(iou_matrix(a, b), expected)
+    assert iou_matrix(a, np.zeros((0, 4))).shape == (2, 0)
+
+
+def test_a_steady_object_gets_id_1_from_its_second_frame_and_keeps_it():
+    ids = run(Tracker(), [[(box(10 + 3 * i, 10), 0.9, "a")] for i in range(10)])
+    assert ids[0] == {}  # tentative on its first frame (min_hits=2)
+    assert all(frame == {0: 1} for frame in ids[1:])
+
+
+def test_two_objects_crossing_keep_their_ids():
+    # A moves right, B moves left, 12 px apart vertically: their boxes overlap for several frames.
+    frames = []
+    for i in range(20):
+        a, b = box(5 + 5 * i, 20), box(100 - 5 * i, 32)
+        frames.append([(b, 0.9, "b"), (a, 0.9, "a")] if i % 2 else [(a, 0.9, "a"), (b, 0.9, "b")])
+    ids = run(Tracker(), frames)
+    id_a = ids[1][1]  # frame 1: A is the second detection
+    id_b = ids[1][0]
+    assert {id_a, id_b} == {1, 2}
+    for i, frame in enumerate(ids[1:], 1):
+        a_index, b_index = (1, 0) if i % 2 else (0, 1)
+        assert frame == {a_index: id_a, b_index: id_b}, f"frame {i}"
+
+
+def test_an_occlusion_of_a_few_frames_keeps_the_id():
+    frames = [[(box(10 + 4 * i, 40), 0.9, "a")] if not 6 <= i < 11 else [] for i in range(16)]
+    ids = run(Tracker(TrackerConfig(max_age=8)), frames)
+    assert ids[5] == {0: 1} and ids[6:11] == [{}] * 5
+    assert ids[11:] == [{0: 1}] * 5  # reappears where its velocity says: same id
+
+
+def test_an_object_leaving_and_a_new_one_entering_get_different_ids():
+    cfg = TrackerConfig(max_age=3)
+    leaving = [[(box(10 + 4 * i, 40), 0.9, "a")] for i in range(5)]
+    gap = [[] for _ in range(4)]  # more than max_age processed frames without it: removed
+    entering = [[(box(30, 40), 0.9, "a")] for _ in range(3)]  # where the old one would not be, and later
+    ids = run(Tracker(cfg), leaving + gap + entering)
+    assert ids[4] == {0: 1}
+    assert ids[-1] == {0: 2}
+    # while one object stays, a newcomer gets the next id and the first keeps its own
+    stay = [[(box(10, 10), 0.9, "a")] + ([(box(80, 80), 0.9, "b")] if i >= 3 else []) for i in range(6)]
+    ids = run(Tracker(), stay)
+    assert ids[5] == {0: 1, 1: 2}
+
+
+def test_low_score_detections_extend_tracks_but_never_start_one():
+    frames = [[(box(10 + 2 * i, 10), 0.9 if i < 4 or i >= 8 else 0.2, "a")] for i in range(12)]
+    ids = run(Tracker(), frames)
+    assert all(f == {0: 1} for f in ids[1:])  # the weak frames 4-7 stay on track 1 (second association)
+    lonely = run(Tracker(), [[(box(50, 50), 0.3, "a")] for _ in range(5)])
+    assert lonely == [{}] * 5  # a low-score object alone never becomes a track
+    ignored = run(Tracker(), [[(box(50, 50), 0.05, "a")] for _ in range(5)])  # below low_score
+    assert ignored == [{}] * 5
+
+
+def test_a_one_frame_false_positive_never_gets_an_id():
+    frames = [[(box(10, 10), 0.9, "a")] + ([(box(70, 70), 0.95, "b")] if i == 2 else []) for i in range(6)]
+    tracker = Tracker()
+    ids = run(tracker, frames)
+    assert ids[2] == {0: 1} and tracker.next_id == 2  # id 2 was never handed out
+
+
+def test_the_class_is_the_majority_of_the_matched_detections():
+    tracker = Tracker()
+    classes = ["7", "7", "1", "7", "1"]
+    for i, c in enumerate(classes):
+        tracks = tracker.update(np.array([box(10 + i, 10)], float), np.array([0.9]), [c])
+    assert tracks[0].cls == "7"
+
+
+def test_the_kalman_filter_follows_constant_velocity():
+    kf = KalmanBox(np.array(box(0, 0), float))
+    for i in range(1, 30):
+        kf.predict()
+        kf.update(np.array(box(3 * i, 2 * i), float))
+    np.testing.assert_allclose(kf.predict(), box(90, 60), atol=0.5)
+    np.testing.assert_allclose(kf.x[4:6], [3, 2], atol=0.1)
+
+
+def test_bad_tracker_settings_are_refused():
+    for cfg in (TrackerConfig(low_score=0.6, high_score=0.5), TrackerConfig(match_iou=0), TrackerConfig(min_hits=0)):
+        with pytest.raises(CnnlabError):
+            Tracker(cfg)
