@@ -133,7 +133,7 @@ def bad_cases(tmp_path, video):
         ([video, "--track", "--count-line", "0,0,500,0"], "outside the 64x64 frame"),
         ([video, "--track", "--count-region", "0,0,10,10"], "at least 3 points"),
         ([video, "--count-line", "0,0,10,10"], "add --track"),
-        ([video, "--out", other, "--overwrite"], "cnnlab did not write it"),
+        ([video, "--out", other, "--overwrite"], "carries no cnnlab mark"),
         ([video, "--out", tmp_path / "x.gif"], "extension .gif"),
         ([video, "--out", tmp_path / "x.txt"], "extension .txt"),
         ([video, "--start", "-1"], "--start -1"),
