@@ -110,6 +110,18 @@ class Run:
             raise CnnlabError(f"{', '.join(sorted(detect_options))} apply to detection runs only")
         return Predictions(_top_k(self._load(), images, k))
 
+    def predict_video(self, video: str | os.PathLike, k: int = 3, **options: Any):
+        """One record per processed frame of ``video`` (a file, or a folder of numbered frames), as
+        ``cnnlab predict RUN VIDEO --json`` prints them: a generator, so a notebook can stop early.
+
+        ``options``: ``every``, ``start``, ``duration``, ``batch``, ``track``, ``count_lines``,
+        ``count_regions``, ``fps``, and for detection runs ``score_threshold``, ``iou_threshold``,
+        ``max_detections`` (see :func:`cnnlab.video.pipeline.predict_video`). Needs ``cnnlab[video]``.
+        """
+        from cnnlab.video import predict_video
+
+        return predict_video(str(self.path), os.fspath(video), k=k, **options)
+
     def _predict_boxes(self, images: Any, **options: Any) -> list[dict]:
         import tempfile
 
