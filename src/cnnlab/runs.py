@@ -125,6 +125,7 @@ class LoadedRun:
     std: list[float] | None
     weights_file: Path
     summary: dict
+    pretrained_cfg: dict | None = None  # set for a pretrained name (efficientnet_lite0.in1k): its preprocessing
 
     @property
     def num_classes(self) -> int:
@@ -144,9 +145,14 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
     """Rebuild a run's model from its checkpoint (read with ``weights_only=True``).
 
     ``task`` is the kind of run the caller can use (``None``: any); another kind is a one-line error.
+    A pretrained name (``efficientnet_lite0.in1k``) where no such directory exists stands for a run
+    of those weights (:func:`cnnlab.transfer.pretrained.load_pretrained_run`).
     """
     from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.transfer.pretrained import is_pretrained_name, load_pretrained_run
 
+    if is_pretrained_name(run_dir):
+        return load_pretrained_run(str(run_dir), device, task)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CnnlabError(f"{run_dir} is a file, not a run directory" if run_dir.exists()

@@ -52,7 +52,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.models import checks
 from cnnlab.models.base import ImageClassifier
-from cnnlab.models.layers import ActArg, NormArg, layer_classes, make_divisible
+from cnnlab.models.layers import ActArg, NormArg, check_variant, layer_classes, make_divisible
 from cnnlab.models.registry import register_model
 
 # (expansion t, kernel k, first stride s, output channels c, repeats n) per stage, for w = d = 1
@@ -73,6 +73,7 @@ SCALING = {
     "efficientnet_lite1": (1.0, 1.1, 240, 0.2),
     "efficientnet_lite2": (1.1, 1.2, 260, 0.3),
 }
+SMALL_IMAGES = 64  # below this side the default variant is cifar (the published strides would end at 1x1)
 TF_BATCHNORM = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)  # TensorFlow's eps; its decay 0.99
 
 
@@ -183,6 +184,9 @@ def stage_plan(width: float, depth: float) -> list[tuple[int, int, int, int, int
 class EfficientNetLite(ImageClassifier):
     """stem (3x3/2) -> stage1..stage7 of MBConv blocks -> 1x1 conv to 1280 -> pool, dropout, fc.
 
+    ``variant=imagenet`` has the published strides; ``variant=cifar`` keeps the stem and stage2 at
+    stride 1, as the zoo's MobileNetV2 does, so 32x32 images end at 4x4 (same tensors, so ImageNet
+    weights load into both); the default is cifar below 64 px, else imagenet.
     ``features`` ends with the 1280-channel 1x1 conv (N, 1280, H/32, W/32); ``head`` is
     global average pooling, dropout and the classifier. ``drop_path`` is the stochastic-depth
     rate of the last block (block i of B drops with ``drop_path * i / B``; 0.2 in the
@@ -197,6 +201,7 @@ class EfficientNetLite(ImageClassifier):
         num_classes: int = 1000,
         in_channels: int = 3,
         image_size: Optional[int] = None,
+        variant: Optional[str] = None,
         dropout: Optional[float] = None,
         drop_path: float = 0.0,
         norm: NormArg = "batchnorm",
@@ -205,15 +210,20 @@ class EfficientNetLite(ImageClassifier):
         width, depth, size, default_dropout = SCALING[self.name]
         norm_layer, act_layer = layer_classes(TF_BATCHNORM if norm == "batchnorm" else norm, activation)
         super().__init__(in_channels, num_classes, image_size, size)
+        if variant is None:
+            variant = "cifar" if self.image_size < SMALL_IMAGES else "imagenet"
+        check_variant(variant, self.name)
+        cifar = variant == "cifar"
         dropout = default_dropout if dropout is None else dropout
         checks.fraction("dropout", dropout)
         checks.fraction("drop_path", drop_path)
         conv = partial(ConvBnAct, norm_layer=norm_layer, act_layer=act_layer)
 
-        layers: list[tuple[str, nn.Module]] = [("stem", conv(in_channels, STEM, 3, stride=2))]  # (N, 32, H/2, W/2)
+        layers: list[tuple[str, nn.Module]] = [("stem", conv(in_channels, STEM, 3, stride=1 if cifar else 2))]
         plan = stage_plan(width, depth)
         total, index, ch = sum(n for *_, n in plan), 0, STEM
         for i, (t, k, s, out_ch, n) in enumerate(plan, start=1):
+            s = 1 if cifar and i == 2 else s  # CIFAR: 32 -> 32 -> 16 -> 8 -> 4 rather than 32 -> ... -> 1
             blocks = []
             for j in range(n):
                 blocks.append(MBConv(ch, out_ch, k, s if j == 0 else 1, t, norm_layer, act_layer,

@@ -224,11 +224,12 @@ def pretrained_cfg(entry: Pretrained, path: Path, digest: str) -> dict:
     }
 
 
-def read_pretrained(name: str):
+def read_pretrained(name: str, target: dict | None = None):
     """A :class:`~cnnlab.transfer.weights.WeightsFile` with the weights under cnnlab names.
 
     Its ``meta`` carries ``mean``/``std`` (so fine-tuning keeps the weights' preprocessing) and the
     whole ``pretrained_cfg``. A file whose SHA-256 differs from the recorded one is refused.
+    ``target`` is the state dict to fit (default: the architecture's, built on the meta device).
     """
     import torch
 
@@ -247,8 +248,9 @@ def read_pretrained(name: str):
         raise CnnlabError(f"cannot read {path} as tensors ({type(exc).__name__}); reinstall {entry.package}") from None
     if not isinstance(state, dict):
         raise CnnlabError(f"{path} holds no state dict; reinstall {entry.package}")
-    with torch.device("meta"):
-        target = create_model(entry.arch, num_classes=1000).state_dict()
+    if target is None:  # the model's names and shapes, without allocating it
+        with torch.device("meta"):
+            target = create_model(entry.arch, num_classes=1000).state_dict()
     mapped = map_state(state, entry.arch, target)
     cfg = pretrained_cfg(entry, path, digest)
     return WeightsFile(mapped, entry.name, {"mean": cfg["mean"], "std": cfg["std"], "pretrained_cfg": cfg})
@@ -263,8 +265,8 @@ def create_pretrained(name: str, num_classes: int | None = None, **options: Any)
     from cnnlab.models import create_model
 
     entry = lookup(name)
-    weights = read_pretrained(name)
     model = create_model(entry.arch, num_classes=1000, **options)
+    weights = read_pretrained(name, model.state_dict())
     model.load_state_dict(weights.state, strict=True)
     model.pretrained_cfg = dict(weights.meta["pretrained_cfg"])
     if num_classes is not None and num_classes != 1000:
@@ -301,3 +303,29 @@ def decode_for_weights(path, cfg: dict):
         left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
         array = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
     return array.transpose(2, 0, 1)  # (3, S, S)
+
+
+def is_pretrained_name(target: Any) -> bool:
+    """True for ``ARCH.TAG`` naming a zoo architecture where no file or folder of that name exists."""
+    return isinstance(target, (str, Path)) and not Path(target).exists() and split_name(str(target)) is not None
+
+
+def load_pretrained_run(name: str, device: Any = "cpu", task: str | None = "classify"):
+    """A :class:`~cnnlab.runs.LoadedRun` for ``ARCH.TAG``: what every command that reads a run needs.
+
+    Its classes are ImageNet's 1,000 names, its normalisation the weights' own, its config the
+    architecture with ``model.weights=TAG`` and center-cropped images of the weights' size.
+    """
+    from cnnlab.config import config_from_dict
+    from cnnlab.runs import LoadedRun
+
+    if task not in (None, "classify"):
+        raise CnnlabError(f"{name} is an ImageNet classifier; this command needs a {task} run")
+    entry = lookup(name)
+    model = create_pretrained(name).to(device)
+    cfg = model.pretrained_cfg
+    config = config_from_dict({"model": {"name": entry.arch, "options": {"weights": entry.tag}},
+                               "data": {"name": "folder", "resize": "center_crop", "image_size": entry.image_size}})
+    return LoadedRun(Path(name), config, model, tuple(cfg["input_size"]), list(cfg["classes"]), cfg["mean"],
+                     cfg["std"], weights_path(entry), {"pretrained_cfg": {k: v for k, v in cfg.items()
+                                                                          if k != "classes"}}, pretrained_cfg=cfg)
