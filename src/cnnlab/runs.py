@@ -63,7 +63,10 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int,
     if "features_from" in transfer:
         from cnnlab.transfer.features import FeatureHead
 
-        return FeatureHead(input_size[0], num_classes, hidden=transfer.get("head_hidden") or 0)
+        from cnnlab.transfer.heads import check_hidden
+
+        hidden = transfer.get("head_hidden")
+        return FeatureHead(input_size[0], num_classes, hidden=0 if hidden is None else check_hidden(hidden))
     accepted = model_arguments(cfg.model.name)
     c, h, w = input_size
     for key, value in (("in_channels", c), ("num_classes", num_classes)):
@@ -74,6 +77,10 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int,
         options.setdefault("image_size", h)
     weights = transfer.get("weights") if pretrained else None
     model = create_model(cfg.model.name, weights=weights, **options)
+    if transfer.get("head_hidden") is not None:  # an extra dense layer before the classifier
+        from cnnlab.transfer.heads import add_hidden_layer
+
+        add_hidden_layer(model, transfer["head_hidden"])
     feature_shape(model, input_size, cfg.model.name)  # a size the model cannot take fails here, clearly
     if transfer.get("freeze") not in (None, "none") or "freeze_k" in transfer:
         from cnnlab.transfer.freeze import apply_freeze

@@ -303,11 +303,15 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     run = load_run(run_dir)
     if "features_from" in run.config.model.options:
         raise CnnlabError(f"{run_dir} is a head trained on cached features; export the backbone's run instead")
+    if run.pretrained_cfg is not None and out is None:  # a name, not a directory to write into
+        raise CnnlabError(f"{run_dir} is a pretrained model, not a run directory: give --out FILE")
     path = Path(out) if out is not None else Path(run_dir) / ("model.onnx" if fmt == "onnx" else "model.pt")
     if path.exists() and not overwrite and out is not None:
         raise CnnlabError(f"{path} exists; pass --overwrite to replace it")
     if path.is_dir():
         raise CnnlabError(f"--out {path} is a directory; give a file name")
-    images = test_images(run.config, parity_images) if parity_images else None
+    images = test_images(run.config, parity_images) if parity_images and run.pretrained_cfg is None else None
+    if parity_images and run.pretrained_cfg is not None:  # no dataset of its own: seeded uniform images
+        images = torch.rand(min(parity_images, 16), *run.input_size, generator=torch.Generator().manual_seed(0))
     return export_model(run.model, run.classes, run.input_size, run.config.data.resize, run.mean, run.std, fmt,
                         path, opset=opset, dynamic_batch=dynamic_batch, images01=images)

@@ -269,6 +269,8 @@ def create_pretrained(name: str, num_classes: int | None = None, **options: Any)
     weights = read_pretrained(name, model.state_dict())
     model.load_state_dict(weights.state, strict=True)
     model.pretrained_cfg = dict(weights.meta["pretrained_cfg"])
+    model.weights_meta = {"mean": list(entry.mean), "std": list(entry.std)}  # as load_weights_into records it
+    model.default_normalization = (entry.mean, entry.std)
     if num_classes is not None and num_classes != 1000:
         model.reset_head(num_classes)
         model.pretrained_cfg.update(num_classes=num_classes, classes=None)
