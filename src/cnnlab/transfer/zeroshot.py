@@ -53,14 +53,20 @@ def folder_classes(root: Path, name: str) -> tuple[Path, list[str], list[int]]:
     return folder, classes, [wnids.index(c) for c in classes]
 
 
-def decode_folder(folder: Path, classes: list[str], cfg: dict) -> tuple[list[Path], torch.Tensor, torch.Tensor]:
-    """(paths, uint8 images (N, 3, S, S), labels (N,)) decoded as the weights expect."""
+def decode_folder(folder: Path, classes: list[str], cfg: dict,
+                  limit: int | None = None) -> tuple[list[Path], torch.Tensor, torch.Tensor]:
+    """(paths, uint8 images (N, 3, S, S), labels (N,)) decoded as the weights expect.
+
+    ``limit`` keeps every n-th image of the sorted listing so that at most ``limit`` remain.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from cnnlab.data.folder import list_images
     from cnnlab.transfer.pretrained import decode_for_weights
 
     items = list_images(folder, classes)
+    if limit is not None and limit < len(items):
+        items = items[::-(-len(items) // limit)]
 
     def decode(item):
         try:
@@ -90,10 +96,7 @@ def evaluate_pretrained(name: str, root: str | Path, out: str | Path, *, overwri
     root = Path(root)
     folder, wnids, columns = folder_classes(root, name)  # checked before the weights load
     run = load_run(name)
-    paths, images, labels = decode_folder(folder, wnids, run.pretrained_cfg)
-    if limit is not None and limit < len(labels):
-        keep = torch.arange(0, len(labels), -(-len(labels) // limit))
-        paths, images, labels = [paths[i] for i in keep], images[keep], labels[keep]
+    paths, images, labels = decode_folder(folder, wnids, run.pretrained_cfg, limit)
     mean = torch.tensor(run.mean).view(1, 3, 1, 1)
     std = torch.tensor(run.std).view(1, 3, 1, 1)
     logits = torch.cat([run.model((images[s:s + CHUNK].float() / 255 - mean) / std)
