@@ -137,3 +137,36 @@ def test_head_hidden_bad_values_and_torchvision_statistics(tmp_path):
     assert weights_input("download", "tv:resnet18")[1] == list(IMAGENET_MEAN)
     assert weights_input(str(path), "convnet") == (None, None, None)  # not torchvision's: the data's own statistics
     assert weights_input("in1k", "efficientnet_lite1")[1] == list(TF_MEAN)
+
+
+def test_explain_by_name_on_files(tmp_path):
+    photo = val_photos(1)[8][0]  # a golf ball
+    out = tmp_path / "explain"
+    code, text, _ = cli("explain", "efficientnet_lite0.in1k", photo, "--methods", "saliency", "gradcam",
+                        "--out", out, "--json")
+    assert code == 0
+    report = json.loads(text)
+    assert (out / "explain.json").is_file() and "golf ball" in json.dumps(report)
+    code, _, err = cli("explain", "efficientnet_lite0.in1k", "--class", "tench", "--out", tmp_path / "e2")
+    assert code != 0 and "give image files" in err and not (tmp_path / "e2").exists()
+
+
+def test_features_by_name_then_a_linear_probe(imagenette_small, tmp_path):
+    """cnnlab features NAME caches the features (normalised as the weights expect); a probe trains on them."""
+    spec = tmp_path / "data.yaml"
+    spec.write_text(f"data:\n  name: folder\n  root: {imagenette_small}\n  image_size: 64\n"
+                    f"  cache_dir: {tmp_path / 'cache'}\n")
+    feats = tmp_path / "feats"
+    code, text, _ = cli("features", "efficientnet_lite0.in1k", "--data", spec, "--out", feats, "model.image_size=64",
+                        "--json")
+    assert code == 0
+    from cnnlab.transfer.pretrained import TF_MEAN, TF_STD
+
+    meta = json.loads(text)
+    assert meta["feature_dim"] == 1280 and meta["counts"] == {"train": 20, "test": 30}
+    assert meta["transform"]["mean"] == list(TF_MEAN) and meta["transform"]["std"] == list(TF_STD)
+    assert meta["transform"]["input_size"] == [3, 64, 64]
+    code, text, _ = cli("train", "imagenette-probe", f"model.features_from={feats}", "data.name=folder",
+                        f"data.root={imagenette_small}", f"data.cache_dir={tmp_path / 'cache'}", "data.image_size=64",
+                        "data.val=none", "train.epochs=3", "--out", tmp_path / "probe", "--json")
+    assert code == 0 and json.loads(text)["status"] == "completed"

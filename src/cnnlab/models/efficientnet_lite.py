@@ -239,20 +239,20 @@ class EfficientNetLite(ImageClassifier):
 
 @register_model("efficientnet_lite0")
 class EfficientNetLite0(EfficientNetLite):
-    """EfficientNet-Lite0: w = d = 1.0 at 224 px (4.65 M parameters with 1000 classes)."""
+    """EfficientNet-Lite0: w = d = 1.0 at 224 px, 4.65 M parameters (ImageNet weights: efficientnet_lite0.in1k)."""
 
     name = "efficientnet_lite0"
 
 
 @register_model("efficientnet_lite1")
 class EfficientNetLite1(EfficientNetLite):
-    """EfficientNet-Lite1: w = 1.0, d = 1.1 at 240 px."""
+    """EfficientNet-Lite1: w = 1.0, d = 1.1 at 240 px, 5.42 M parameters (weights: efficientnet_lite1.in1k)."""
 
     name = "efficientnet_lite1"
 
 
 @register_model("efficientnet_lite2")
 class EfficientNetLite2(EfficientNetLite):
-    """EfficientNet-Lite2: w = 1.1, d = 1.2 at 260 px."""
+    """EfficientNet-Lite2: w = 1.1, d = 1.2 at 260 px, 6.09 M parameters (weights: efficientnet_lite2.in1k)."""
 
     name = "efficientnet_lite2"
