@@ -21,8 +21,13 @@ from cnnlab.errors import CnnlabError
 CHUNK = 256  # images decoded and classified at a time, so a large folder does not fill memory
 
 
-def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str) -> torch.Tensor:
-    """Decode files to a (N, C, H, W) uint8 batch matching ``input_size``."""
+def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str,
+                pretrained_cfg: dict | None = None) -> torch.Tensor:
+    """Decode files to a (N, C, H, W) uint8 batch matching ``input_size``.
+
+    ``pretrained_cfg`` (a pretrained model's) decodes as its weights expect instead: its
+    interpolation and crop fraction (:func:`cnnlab.transfer.pretrained.decode_for_weights`).
+    """
     from PIL import Image
 
     from cnnlab.data.folder import decode_image
@@ -38,7 +43,12 @@ def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str)
             with warnings.catch_warnings():
                 # Pillow only warns between its pixel limit and twice it; refuse those too, in one line.
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                out.append(decode_image(Path(path), h, policy, "L" if c == 1 else "RGB"))
+                if pretrained_cfg is not None:
+                    from cnnlab.transfer.pretrained import decode_for_weights
+
+                    out.append(decode_for_weights(Path(path), pretrained_cfg))
+                else:
+                    out.append(decode_image(Path(path), h, policy, "L" if c == 1 else "RGB"))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise CnnlabError(f"cannot read image {path}: it is too large to decode safely ({exc})") from None
         except Exception as exc:  # Pillow raises many types for a broken file
@@ -73,7 +83,7 @@ def predict_files(run_dir: str, paths: list[str], k: int = 3, native_size: bool 
     results = []
     for start in range(0, len(paths), CHUNK):
         chunk = paths[start:start + CHUNK]
-        images = load_images(chunk, run.input_size, run.config.data.resize)
+        images = load_images(chunk, run.input_size, run.config.data.resize, run.pretrained_cfg)
         logits = run.model(run.normalize(images.float() / 255.0))
         top = logits.softmax(1).topk(min(k, run.num_classes), dim=1)
         results.extend(

@@ -62,7 +62,10 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int,
     if "features_from" in transfer:
         from cnnlab.transfer.features import FeatureHead
 
-        return FeatureHead(input_size[0], num_classes, hidden=transfer.get("head_hidden") or 0)
+        from cnnlab.transfer.heads import check_hidden
+
+        hidden = transfer.get("head_hidden")
+        return FeatureHead(input_size[0], num_classes, hidden=0 if hidden is None else check_hidden(hidden))
     accepted = model_arguments(cfg.model.name)
     c, h, w = input_size
     for key, value in (("in_channels", c), ("num_classes", num_classes)):
@@ -73,6 +76,10 @@ def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int,
         options.setdefault("image_size", h)
     weights = transfer.get("weights") if pretrained else None
     model = create_model(cfg.model.name, weights=weights, **options)
+    if transfer.get("head_hidden") is not None:  # an extra dense layer before the classifier
+        from cnnlab.transfer.heads import add_hidden_layer
+
+        add_hidden_layer(model, transfer["head_hidden"])
     feature_shape(model, input_size, cfg.model.name)  # a size the model cannot take fails here, clearly
     if transfer.get("freeze") not in (None, "none") or "freeze_k" in transfer:
         from cnnlab.transfer.freeze import apply_freeze
@@ -124,6 +131,7 @@ class LoadedRun:
     std: list[float] | None
     weights_file: Path
     summary: dict
+    pretrained_cfg: dict | None = None  # set for a pretrained name (efficientnet_lite0.in1k): its preprocessing
 
     @property
     def num_classes(self) -> int:
@@ -166,9 +174,14 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
     ``task`` is the kind of run the caller can use (``None``: any); another kind is a one-line error.
     A head trained on cached features (``model.features_from``) takes feature vectors, not images:
     refused (:func:`feature_head_error`) unless the caller says it can use one (``feature_head``).
+    A pretrained name (``efficientnet_lite0.in1k``) where no such directory exists stands for a run
+    of those weights (:func:`cnnlab.transfer.pretrained.load_pretrained_run`).
     """
     from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.transfer.pretrained import is_pretrained_name, load_pretrained_run
 
+    if is_pretrained_name(run_dir):
+        return load_pretrained_run(str(run_dir), device, task)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CnnlabError(f"{run_dir} is a file, not a run directory" if run_dir.exists()

@@ -469,8 +469,8 @@ def _positional_values(command: tuple[str, ...], dest: str) -> st.SearchStrategy
     if dest == "preset":
         return st.sampled_from(["tiny.yaml", "mnist-fast", "mnist-classic", "fashion-convnet", "folder-convnet"]
                                + list(preset_names()) + _preset_like())
-    if dest == "run_dir":
-        return st.sampled_from(["run", "run", "runlink"] + INPUT_PATHS)
+    if dest == "run_dir":  # pretrained names too: an unknown tag, an architecture without weights
+        return st.sampled_from(["run", "run", "runlink", "efficientnet_lite0.in9k", "resnet18.in1k"] + INPUT_PATHS)
     if dest == "images":
         return st.sampled_from(["img.png", "img.jpg", "images/square/000.png"] + VIDEO_INPUTS + INPUT_PATHS)
     if dest == "target":

@@ -32,8 +32,9 @@ def run(args) -> int:
     if args.json:
         print_json(rows)
         return 0
+    width = max(16, *(len(n) + 2 for n in rows))
     for name, row in rows.items():
-        print(f"{name:<16}{row['summary']}")
+        print(f"{name:<{width}}{row['summary']}")
         if args.name:
             for key, default in row["options"].items():
                 print(f"    {key} = {default!r}")

@@ -94,7 +94,14 @@ def build_target(target: str, overrides: list[str], input_size: tuple[int, int, 
     """A model name or run directory -> (model, input size, display name)."""
     from cnnlab.config import parse_overrides
     from cnnlab.models import create_model, list_models, model_arguments
+    from cnnlab.transfer.pretrained import is_pretrained_name
 
+    if is_pretrained_name(target):  # efficientnet_lite0.in1k: the architecture with its weights
+        if overrides:
+            raise CnnlabError(f"model options {short_repr(overrides)} cannot change {target}; profile the "
+                              f"architecture by name instead ({target.split('.')[0]})")
+        model = create_model(target)
+        return model, input_size or tuple(model.pretrained_cfg["input_size"]), target
     if Path(target).is_dir():
         if overrides:
             raise CnnlabError(f"model options {short_repr(overrides)} cannot change a trained run's model "

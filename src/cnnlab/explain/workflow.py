@@ -58,6 +58,10 @@ def holding_run(run_dir, target):
 
     from cnnlab.rundir import lock_run_dir
 
+    from cnnlab.transfer.pretrained import is_pretrained_name
+
+    if is_pretrained_name(run_dir):  # a model by name: no directory of its own to hold
+        return contextlib.nullcontext()
     run_dir, target = Path(run_dir), Path(target)
     if not (run_dir / "config.yaml").is_file():  # only ever a run directory (the caller loaded it)
         raise CnnlabError(f"{run_dir} is not a cnnlab run directory (no config.yaml)")
@@ -138,7 +142,7 @@ def load_image_files(run, paths: Sequence[str], say: Say = _stderr) -> torch.Ten
         if size != (w, h) or channels != c:
             say(f"notice: {path} is {size[0]}x{size[1]} with {channels} channel(s); converted to {w}x{h} with "
                 f"{c} channel(s) (data.resize={run.config.data.resize}) as the run's images are")
-    return load_images(list(paths), run.input_size, run.config.data.resize)
+    return load_images(list(paths), run.input_size, run.config.data.resize, getattr(run, "pretrained_cfg", None))
 
 
 def select_images(run, *, files: Sequence[str] = (), indices: Sequence[int] = (), cls: str | None = None,
@@ -271,7 +275,13 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
         if n > MAX_IMAGES:
             raise CnnlabError(f"{flag} asks for {n} figures; one run of explain draws at most {MAX_IMAGES} "
                               "(each is a figure with every method); explain fewer images at a time")
-    if not Path(run_dir).is_dir():
+    from cnnlab.transfer.pretrained import is_pretrained_name
+
+    pretrained = is_pretrained_name(run_dir)  # efficientnet_lite0.in1k: photos given as --files only
+    if pretrained and (not out or not files or indices or cls is not None or mistakes is not None):
+        raise CnnlabError(f"{run_dir} is a pretrained model, not a run: it has no test set or directory of its own; "
+                          "give image files (--files) and --out DIR")
+    if not pretrained and not Path(run_dir).is_dir():
         raise CnnlabError(f"run directory {run_dir} does not exist")
     out_dir = Path(out) if out else Path(run_dir) / "explain"
     # before any work: nothing is created if it is refused; never the run itself or a file explained
@@ -289,7 +299,8 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
         layer_name = layer or last_conv_layer(model, run.input_size)
         get_layer(model, layer_name)  # an unknown name lists the conv layers
     target_index = class_index(run, target, "--target") if target is not None else None
-    needs_data = bool(indices) or cls is not None or mistakes is not None or not files or "gradient_shap" in names
+    needs_data = not pretrained and (bool(indices) or cls is not None or mistakes is not None or not files
+                                     or "gradient_shap" in names)  # a pretrained model's SHAP baselines: black
     data = load_run_data(run, data_dir) if needs_data else None
     sel = select_images(run, files=files, indices=indices, cls=cls, count=count, mistakes=mistakes, data=data,
                         say=say)

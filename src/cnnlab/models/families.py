@@ -11,3 +11,4 @@ from cnnlab.models import mobilenet  # noqa: F401
 from cnnlab.models import vgg  # noqa: F401
 from cnnlab.models import inception  # noqa: F401
 from cnnlab.models import airbench  # noqa: F401
+from cnnlab.models import efficientnet_lite  # noqa: F401

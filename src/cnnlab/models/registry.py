@@ -65,6 +65,9 @@ MAX_MESSAGE = 300  # characters of an error line from building a model
 def create_model(name: str, weights: Any = None, **kwargs: Any):
     """Build the model ``name``; every keyword is checked against its signature.
 
+    ``ARCH.TAG`` (``efficientnet_lite0.in1k``) is the architecture with its published weights, in
+    eval mode with a ``pretrained_cfg`` (:mod:`cnnlab.transfer.pretrained`).
+
     ``weights`` (a torchvision ``.pth`` state dict, a ``.safetensors`` file, a cnnlab
     run directory, or ``"download"``) fills the new model through
     :func:`cnnlab.transfer.weights.load_weights_into`, which reports how the keys matched;
@@ -78,6 +81,13 @@ def create_model(name: str, weights: Any = None, **kwargs: Any):
     from inside torch -- comes out as one :class:`CnnlabError` line naming the
     model and the options given.
     """
+    if isinstance(name, str) and "." in name and ":" not in name:  # ARCH.TAG: published weights
+        from cnnlab.transfer.pretrained import create_pretrained, split_name
+
+        if split_name(name) is not None:
+            if weights is not None:
+                raise CnnlabError(f"'{name}' names its weights already; drop weights={short(weights)}")
+            return create_pretrained(name, **kwargs)
     constructor = get_model_constructor(name)
     valid = model_arguments(name)
     if weights is not None:

@@ -221,10 +221,11 @@ def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, cal
         data = data if data is not None else load_dataset(cfg.data)
         stats = None
         weights = cfg.model.options.get("weights")
-        if isinstance(weights, str) and weights != "download":  # pretrained: feed it what it learned on
+        if isinstance(weights, str):  # pretrained: feed it what it learned on (its size, its mean/std)
             from cnnlab.transfer.adapt import adapt_to_weights
 
-            data, stats = adapt_to_weights(data, weights, notice=None if quiet else _notice)
+            data, stats = adapt_to_weights(data, weights, notice=None if quiet else _notice,
+                                           model_name=cfg.model.name)
         splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last, stats=stats)
     batch_size = cfg.data.batch_size
     if batch_size > splits.counts["train"]:

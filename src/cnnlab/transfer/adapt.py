@@ -50,26 +50,54 @@ def adapt_images(x: torch.Tensor, size: tuple[int, int, int], chunk: int = 4096)
     return out
 
 
-def weights_input(source: str) -> tuple[Optional[tuple[int, int, int]], Optional[list], Optional[list]]:
-    """The (input size, mean, std) that a weights source records; Nones where it records nothing."""
-    from cnnlab.transfer.weights import read_weights
+def weights_input(source: str, model_name: str | None = None
+                  ) -> tuple[Optional[tuple[int, int, int]], Optional[list], Optional[list]]:
+    """The (input size, mean, std) that a weights source records; Nones where it records nothing.
 
-    meta = read_weights(source).meta
+    A published tag (``in1k``) gives its weights' mean/std and leaves the size to the data (fine-tuning
+    at 160 px from 224 px weights is normal). Weights that record nothing but are torchvision's
+    (``download``, or a file for a ``tv:NAME`` model or a zoo twin of one) were trained on ImageNet's
+    mean/std, so those are used, never the new dataset's own statistics.
+    """
+    from cnnlab.transfer.pretrained import TAGS
+
+    if model_name is not None and source in TAGS:
+        from cnnlab.transfer.pretrained import lookup
+
+        entry = lookup(f"{model_name}.{source}")
+        return None, list(entry.mean), list(entry.std)
+    meta: dict = {}
+    if source != "download":
+        from cnnlab.transfer.weights import read_weights
+
+        meta = read_weights(source).meta
     size = meta.get("input_size")
     size = tuple(int(v) for v in size) if isinstance(size, (list, tuple)) and len(size) == 3 else None
     mean, std = meta.get("mean"), meta.get("std")
     if mean is None or std is None:
         mean = std = None
+        if model_name is not None and not meta and _torchvision_weights(model_name):
+            from cnnlab.models.external import IMAGENET_MEAN, IMAGENET_STD
+
+            mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     return size, mean, std
 
 
-def adapt_to_weights(data, source: str, notice: Callable[[str], None] | None = None):
+def _torchvision_weights(model_name: str) -> bool:
+    """True where a file without a record can only be torchvision's ImageNet weights."""
+    from cnnlab.transfer.weights import TORCHVISION_TWINS
+
+    return model_name.startswith("tv:") or model_name in TORCHVISION_TWINS
+
+
+def adapt_to_weights(data, source: str, notice: Callable[[str], None] | None = None, model_name: str | None = None):
     """(data converted to the weights' input, the weights' (mean, std) or None) for ``model.weights``.
 
     ``data`` is an :class:`~cnnlab.data.datasets.ImageData`; the returned one is a copy whose
-    images have the weights' channels and size.
+    images have the weights' channels and size. ``model_name`` (the configured model) resolves a
+    tag such as ``in1k`` and tells torchvision's weights from others.
     """
-    size, mean, std = weights_input(source)
+    size, mean, std = weights_input(source, model_name)
     if size is not None and tuple(data.input_size) != size:
         if notice:
             notice(f"adapting {data.name} from {'x'.join(map(str, data.input_size))} to the weights' "

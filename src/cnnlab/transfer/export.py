@@ -304,12 +304,17 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     run = load_run(run_dir)
     if "features_from" in run.config.model.options:
         raise CnnlabError(f"{run_dir} is a head trained on cached features; export the backbone's run instead")
+    if run.pretrained_cfg is not None and out is None:  # a name, not a directory to write into
+        raise CnnlabError(f"{run_dir} is a pretrained model, not a run directory: give --out FILE")
     from cnnlab.rundir import check_out_file
 
     # The one output policy: a file with the format's extension; an existing one only with
     # --overwrite and only if it is an export cnnlab wrote (never the run's checkpoints or config).
+    inputs = [] if run.pretrained_cfg is not None else [run_dir]  # a pretrained name is no path
     path = check_out_file(Path(out) if out is not None else Path(run_dir) / f"model{SUFFIXES[fmt][0]}", overwrite,
-                          kind="export", suffixes=SUFFIXES[fmt], inputs=[run_dir])
-    images = test_images(run.config, parity_images) if parity_images else None
+                          kind="export", suffixes=SUFFIXES[fmt], inputs=inputs)
+    images = test_images(run.config, parity_images) if parity_images and run.pretrained_cfg is None else None
+    if parity_images and run.pretrained_cfg is not None:  # no dataset of its own: seeded uniform images
+        images = torch.rand(min(parity_images, 16), *run.input_size, generator=torch.Generator().manual_seed(0))
     return export_model(run.model, run.classes, run.input_size, run.config.data.resize, run.mean, run.std, fmt,
                         path, opset=opset, dynamic_batch=dynamic_batch, images01=images)

@@ -233,19 +233,27 @@ def load_weights_into(model: nn.Module, weights: Any, name: str,
                       say: Callable[[str], None] | None = None) -> MatchReport:
     """Fill ``model`` (built as ``name``) from ``weights``; print the match report through ``say`` (stderr)."""
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    from cnnlab.transfer.pretrained import TAGS, read_pretrained
+
     if isinstance(weights, WeightsFile):
         source = weights
+    elif isinstance(weights, str) and weights in TAGS:  # model.weights=in1k: the published weights of ``name``
+        source = read_pretrained(f"{name}.{weights}")
     elif weights == DOWNLOAD:
         source = download_weights(name, model)
     elif isinstance(weights, (str, os.PathLike)):
         source = read_weights(weights)
     else:
-        raise CnnlabError(f"model.weights must be a path or 'download', got {weights!r}")
+        raise CnnlabError(f"model.weights must be a path, 'download' or a tag ({', '.join(TAGS)}), got {weights!r}")
     load, report = match_state(model, source, name)
     state = model.state_dict()
     state.update(load)
     model.load_state_dict(state)
     model.weights_meta = source.meta  # a run's normalisation and classes, for callers that want them
+    if "pretrained_cfg" in source.meta:  # published weights: what they expect of an image
+        model.pretrained_cfg = dict(source.meta["pretrained_cfg"])
+        if report.reinitialised:
+            model.pretrained_cfg.update(num_classes=getattr(model, "num_classes", None), classes=None)
     say(str(report))
     return report
 
