@@ -124,8 +124,13 @@ def image_items(images: Any) -> list[tuple[str, Any]]:
     return _items(images)
 
 
-def decode_items(items: list[tuple[str, Any]], input_size: tuple[int, int, int], policy: str):
-    """(name, path or PIL image) items -> a (N, C, H, W) uint8 tensor fitted to ``input_size``."""
+def decode_items(items: list[tuple[str, Any]], input_size: tuple[int, int, int], policy: str,
+                 pretrained_cfg: dict | None = None):
+    """(name, path or PIL image) items -> a (N, C, H, W) uint8 tensor fitted to ``input_size``.
+
+    With a ``pretrained_cfg`` (a pretrained model's, or a run fine-tuned from one) images are prepared as
+    its weights expect (``cnnlab.transfer.pretrained.fit_for_weights``), as ``cnnlab predict`` does.
+    """
     import warnings
 
     import torch
@@ -137,13 +142,22 @@ def decode_items(items: list[tuple[str, Any]], input_size: tuple[int, int, int],
     if h != w:
         raise CnnlabError(f"the model's images are {h}x{w}; only square inputs are supported")
     mode = "L" if c == 1 else "RGB"
+    from functools import partial
+
+    if pretrained_cfg is not None:  # the weights' own interpolation and crop fraction
+        from cnnlab.transfer.pretrained import decode_for_weights, fit_for_weights
+
+        decode_file, fit = partial(decode_for_weights, cfg=pretrained_cfg), partial(fit_for_weights, cfg=pretrained_cfg)
+    else:
+        decode_file = partial(decode_image, size=h, policy=policy, mode=mode)
+        fit = partial(fit_image, size=h, policy=policy, mode=mode)
     arrays = []
     for name, item in items:
         if isinstance(item, Path):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    arrays.append(decode_image(item, h, policy, mode))
+                    arrays.append(decode_file(item))
             except CnnlabError:
                 raise
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -151,14 +165,14 @@ def decode_items(items: list[tuple[str, Any]], input_size: tuple[int, int, int],
             except Exception as exc:  # noqa: BLE001 -- Pillow raises many types for a broken file
                 raise CnnlabError(f"cannot read image {name}: {exc}") from None
         else:
-            arrays.append(fit_image(item, h, policy, mode))
+            arrays.append(fit(item))
     return torch.from_numpy(np.stack(arrays))  # (N, C, H, W) uint8
 
 
-def as_uint8_batch(images: Any, input_size: tuple[int, int, int], policy: str):
+def as_uint8_batch(images: Any, input_size: tuple[int, int, int], policy: str, pretrained_cfg: dict | None = None):
     """``images`` (any accepted form) -> ((N, C, H, W) uint8 tensor fitted to ``input_size``, names)."""
     items = image_items(images)
-    return decode_items(items, input_size, policy), [name for name, _ in items]
+    return decode_items(items, input_size, policy, pretrained_cfg), [name for name, _ in items]
 
 
 def items_as_files(images: Any, folder: Path) -> tuple[list[str], list[str]]:

@@ -30,13 +30,18 @@ class Run:
 
     def __init__(self, path: str | os.PathLike):
         from cnnlab.runs import load_run_config
+        from cnnlab.transfer.pretrained import is_pretrained_name
 
         self.path = Path(path)
+        self._loaded = None
+        self.pretrained = is_pretrained_name(str(path))  # efficientnet_lite0.in1k: weights, not a directory
+        if self.pretrained:
+            self.config = self._load().config
+            return
         if not self.path.is_dir():
             raise CnnlabError(f"{self.path} is a file, not a run directory; cnnlab.load reads run directories "
                               "and .onnx files" if self.path.exists() else f"run directory {self.path} does not exist")
         self.config = load_run_config(self.path)  # a folder that is not a run is a one-line error here
-        self._loaded = None
 
     # ------------------------------------------------------------------ files of the run
 
@@ -59,7 +64,8 @@ class Run:
         """The epoch lines of ``metrics.jsonl``: a ``pandas.DataFrame`` if pandas is installed, else a list of dicts."""
         from cnnlab.report.curves import read_metrics
 
-        _, epochs = read_metrics(self.path / "metrics.jsonl")
+        path = self.path / "metrics.jsonl"
+        _, epochs = read_metrics(path) if path.is_file() else ([], [])
         try:
             import pandas as pd
         except ImportError:
@@ -92,7 +98,7 @@ class Run:
         if self._loaded is None:
             from cnnlab.runs import load_run
 
-            self._loaded = load_run(self.path, task=None)
+            self._loaded = load_run(str(self.path) if self.pretrained else self.path, task=None)
         return self._loaded
 
     def predict(self, images: Any, k: int = 3, **detect_options: Any) -> Predictions:
@@ -141,8 +147,24 @@ class Run:
             item["image"] = name
         return results
 
-    def evaluate(self, data_dir: str | None = None, tta: str | None = None, top: int = 16) -> Metrics:
-        """Score the run's test split as ``cnnlab eval`` does (writes eval.json and its figures into the run)."""
+    def evaluate(self, data_dir: str | None = None, tta: str | None = None, top: int = 16, *,
+                 folder: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+                 overwrite: bool = False) -> Metrics:
+        """Score the run's test split as ``cnnlab eval`` does (writes eval.json and its figures into the run).
+
+        A pretrained model (``cnnlab.load("efficientnet_lite0.in1k")``) has no test split: it scores an image
+        ``folder`` whose class folders are ImageNet WordNet ids and writes its report into ``out``
+        (``cnnlab eval NAME --folder DIR --out DIR``).
+        """
+        if self.pretrained:
+            from cnnlab.transfer.zeroshot import evaluate_pretrained
+
+            if folder is None or out is None:
+                raise CnnlabError(f"{self.path} is a pretrained model, not a run: give folder= (class folders named "
+                                  "by ImageNet WordNet id) and out= for the report")
+            return Metrics(evaluate_pretrained(str(self.path), folder, out, overwrite=overwrite, top=top))
+        if folder is not None or out is not None:
+            raise CnnlabError("folder= and out= apply to pretrained models; a run is scored on its own test split")
         if self.task == "detect":
             from cnnlab.detect.runs import evaluate_detection_run
 
@@ -177,7 +199,8 @@ class Run:
             get_layer(run.model, options["layer"])  # an unknown name lists the conv layers
         from cnnlab.api.images import as_uint8_batch
 
-        images_uint8, names = as_uint8_batch(images, run.input_size, run.config.data.resize)
+        images_uint8, names = as_uint8_batch(images, run.input_size, run.config.data.resize,
+                                             getattr(run, "pretrained_cfg", None))
         preds = predict_logits(run, images_uint8).argmax(1)
         targets = preds if target is None else preds.new_full(preds.shape, class_index(run, target, "target"))
         maps = attribution.attribute(run.model, model_inputs(run, images_uint8), targets, **options)
@@ -249,7 +272,8 @@ def _top_k(run, images: Any, k: int) -> list[dict]:
     with torch.no_grad():
         for start in range(0, len(items), CHUNK):
             chunk = items[start:start + CHUNK]
-            images_uint8 = decode_items(chunk, run.input_size, run.config.data.resize)  # (n, C, H, W)
+            images_uint8 = decode_items(chunk, run.input_size, run.config.data.resize,
+                                        getattr(run, "pretrained_cfg", None))  # (n, C, H, W)
             logits = run.model(run.normalize(images_uint8.float() / 255.0))
             top = logits.softmax(1).topk(min(k, run.num_classes), dim=1)
             results.extend(

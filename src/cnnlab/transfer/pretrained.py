@@ -281,29 +281,35 @@ RESAMPLE = {"bicubic": 3, "bilinear": 2}  # Pillow's Image.BICUBIC / Image.BILIN
 
 
 def decode_for_weights(path, cfg: dict):
-    """One image file -> uint8 (3, S, S) as ``cfg`` (a ``pretrained_cfg``) says: RGB, short side resized
-    to ``S / crop_fraction`` with its interpolation, the central S x S kept.
+    """One image file -> uint8 (3, S, S) as ``cfg`` (a ``pretrained_cfg``) says (see :func:`fit_for_weights`)."""
+    from PIL import Image
+
+    from cnnlab.data.folder import _refuse_bomb
+
+    with Image.open(path) as img:
+        _refuse_bomb(img)
+        return fit_for_weights(img, cfg)
+
+
+def fit_for_weights(img, cfg: dict):
+    """A PIL image -> uint8 (3, S, S) as ``cfg`` says: RGB, short side resized to ``S / crop_fraction``
+    with its interpolation, the central S x S kept. Files and in-memory images (the Python API) share it.
 
     Greyscale, palette, 16-bit and alpha images become 8-bit RGB first (16-bit scaled by 1/257).
     """
     import numpy as np
     from PIL import Image
 
-    from cnnlab.data.folder import _refuse_bomb
-
     size = cfg["input_size"][1]
-    with Image.open(path) as img:
-        _refuse_bomb(img)
-        if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale: 0..65535 -> 0..255
-            img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
-        img = img.convert("RGB")
-        w, h = img.size
-        short = round(size / cfg["crop_fraction"])
-        scale = short / min(w, h)
-        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                         RESAMPLE[cfg["interpolation"]])
-        left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
-        array = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale: 0..65535 -> 0..255
+        img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
+    img = img.convert("RGB")
+    w, h = img.size
+    short = round(size / cfg["crop_fraction"])
+    scale = short / min(w, h)
+    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), RESAMPLE[cfg["interpolation"]])
+    left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
+    array = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
     return array.transpose(2, 0, 1)  # (3, S, S)
 
 
