@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.report.chromium import Browser, find_chromium
+from tests.report.chromium import Browser, require_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 # The page's images (loaded or not), its text, and anything it would fetch from outside the site (none).
@@ -36,13 +36,7 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def chromium():
-    path = find_chromium()
-    if path is None:
-        message = "headless Chromium is not installed (Debian: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; .ci/run installs it, and under CI this test must run")
-        pytest.skip(message)
-    return path
+    return require_chromium()
 
 
 @pytest.mark.parametrize("page, expect", [

@@ -233,13 +233,9 @@ def test_onnx_file_loads_and_predicts_like_the_run(copy_run, tmp_path):
 
 
 def test_repr_html_renders_in_chromium(mnist_run, tmp_path):
-    from tests.report.chromium import PAGE_CHECK, Browser, find_chromium
+    from tests.report.chromium import PAGE_CHECK, Browser, require_chromium
 
-    path = find_chromium()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("headless Chromium is not installed; .ci/run installs it, and under CI this test must run")
-        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium)")
+    path = require_chromium()
     run = cnnlab.load(mnist_run)
     png = _digit_png(mnist_run, tmp_path)
     page = tmp_path / "page.html"

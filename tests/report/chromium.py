@@ -186,3 +186,18 @@ PAGE_CHECK = """(() => {
       .filter(u => !u.startsWith('data:') && !u.startsWith('#')),
   };
 })()"""
+
+
+def require_chromium() -> str:
+    """The Chromium executable; a test without one is skipped, or fails under CI (where .ci/run installs it)."""
+    import os
+
+    import pytest
+
+    path = find_chromium()
+    if path is None:
+        message = "headless Chromium is not installed (Debian: apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; .ci/run installs it, and under CI this test must run")
+        pytest.skip(message)
+    return path

@@ -9,18 +9,12 @@ import re
 import pytest
 
 from cnnlab.cli import main
-from tests.report.chromium import PAGE_CHECK, Browser, find_chromium
+from tests.report.chromium import PAGE_CHECK, Browser, find_chromium, require_chromium
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    path = find_chromium()
-    if path is None:
-        message = "headless Chromium is not installed (Debian: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; .ci/run installs it, and under CI this test must run")
-        pytest.skip(message)
-    return path
+    return require_chromium()
 
 
 def check_page(chromium, url):
