@@ -1,4 +1,4 @@
-"""The README's Python API block says what profile_model returns, with numbers this test recomputes."""
+"""The manual's Python API block says what profile_model returns, with numbers this test recomputes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from cnnlab.models import create_model
 from cnnlab.profile import Profile, profile_model
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "manual" / "python-api.md"  # the README's manual page
 
 
 def test_the_readme_says_profile_model_returns_a_profile_with_these_totals():
