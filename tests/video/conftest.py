@@ -48,19 +48,21 @@ def write_video(path: Path, frames: list[np.ndarray], rate=25) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def det_run(tmp_path_factory) -> Path:
-    """A detection run on tiny VOC squares (seconds: boxes good enough to be real)."""
+    """A detection run on tiny VOC squares (seconds: boxes good enough to be real); trained once per worker."""
     from cnnlab.cli import main
     from tests.detect.scenes import squares, write_voc
 
-    root = tmp_path_factory.mktemp("voc")
+    base = tmp_path_factory.mktemp("det")  # a folder of its own: the run is made once, never twice in one place
+    root = base / "voc"
+    root.mkdir()
     data = squares(8, 64, seed=3)
     write_voc(root, data, "train")
     write_voc(root, data, "test")
-    (root.parent / "detect.yaml").write_text("task: detect\n")
-    run = root.parent / "det-run"
-    rc = main(["train", str(root.parent / "detect.yaml"), "--quiet", "data.name=voc", "data.image_size=64",
+    (base / "detect.yaml").write_text("task: detect\n")
+    run = base / "det-run"
+    rc = main(["train", str(base / "detect.yaml"), "--quiet", "data.name=voc", "data.image_size=64",
                "data.classes=[filled,hollow]", f"data.root={root}", "data.val=test", "data.batch_size=8",
                "data.eval_batch_size=8", "model.name=convnet", "model.blocks=4", "model.filters=8",
                "detect.strides=[8,16]", "detect.channels=32", "optim.name=adam", "optim.lr=0.005",
