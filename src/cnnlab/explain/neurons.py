@@ -97,7 +97,8 @@ def neurons_figure(model: nn.Module, layer: str, x: torch.Tensor, images_uint8: 
     rows = 2 if count > 1 and count % 2 == 0 else 1
     cols = count // rows
     plt = pyplot()
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(cols * 1.5 + 0.2, rows * 3.1 + 0.5), squeeze=False)
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(max(cols * 1.5 + 0.2, 4.6), rows * 3.1 + 0.5),
+                             squeeze=False)  # at least as wide as the title
     for ax in axes.flat:
         ax.axis("off")
     for k in range(count):
@@ -108,8 +109,8 @@ def neurons_figure(model: nn.Module, layer: str, x: torch.Tensor, images_uint8: 
         where_from = image_name or f"test #{shown}"
         axes[2 * r, c].set_title(f"ch {channels[k]}: {where_from}\nmax {float(best[k]):.2f}", fontsize=7)
         draw_map(axes[2 * r + 1, c], images_uint8[img], maps[k], signed=False, mode="heat map")
-    fig.suptitle(f"{layer}: {caption} (top), guided backprop of its peak activation (bottom)", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))  # room for the title
+    fig.suptitle(f"{layer}: {caption} (top),\nguided backprop of its peak activation (bottom)", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))  # room for the title
     save(fig, path)
     return {"figure": str(path), "layer": layer, "channels": [
         {"channel": channels[k], "index": (indices[int(where[k, 0])] if indices is not None else int(where[k, 0])),
