@@ -220,6 +220,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "preview": ("a data preview", "cnnlab data preview"),
     "lr-find": ("a learning-rate range test", "cnnlab lr-find"),
     "video": ("an annotated video", "cnnlab predict VIDEO --out"),
+    "make-video": ("a composed test video", "cnnlab data make-video"),
+    "eval": ("a pretrained model's evaluation", "cnnlab eval NAME --folder DIR --out"),
     "counts": ("a counts file", "cnnlab predict VIDEO --count-line/--count-region"),
 }
 # Outputs made of training runs: a run inside one of these belongs to it and is not replaced alone.
@@ -316,7 +318,7 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool, *, kind: str | None 
         if found != kind:
             fix = "delete it yourself or choose another" if found is None else "choose another"
             raise CnnlabError(f"refusing to overwrite {path}: it is {describe_kind(found)}, not "
-                              f"{KINDS[kind][0] if kind in KINDS else repr(kind)}; {fix} {flag}")
+                              f"{KINDS[kind][0] if kind in KINDS else f'an output of kind {kind!r}'}; {fix} {flag}")
         owner = _owner(path, kinds=COMPOSITE_KINDS) if kind == "train" else None
         if owner is not None:
             raise CnnlabError(f"refusing to overwrite {path}: it is part of {describe_kind(output_kind(owner))} "

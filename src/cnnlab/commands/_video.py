@@ -192,7 +192,7 @@ def run_make_video(args) -> int:
     from cnnlab.video.mnist import VideoParams, write_video_dataset
 
     params = VideoParams(args.size, args.frames, args.fps, args.objects, args.seed).check()
-    check_out_dir(args.out, args.overwrite)
+    check_out_dir(args.out, args.overwrite, kind="make-video")
     _, _, test_x, test_y = load_idx_dataset("mnist", args.data_dir)
     with open_run_dir(args.out, overwrite=args.overwrite, kind="make-video") as out:
         manifest = write_video_dataset(out, test_x, test_y, params)

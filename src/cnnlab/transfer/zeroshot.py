@@ -92,8 +92,8 @@ def evaluate_pretrained(name: str, root: str | Path, out: str | Path, *, overwri
     from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.runs import load_run
 
-    check_out_dir(out, overwrite)  # refused before any work: nothing is created
     root = Path(root)
+    check_out_dir(out, overwrite, kind="eval", inputs=[root])  # refused before any work: nothing is created
     folder, wnids, columns = folder_classes(root, name)  # checked before the weights load
     run = load_run(name)
     paths, images, labels = decode_folder(folder, wnids, run.pretrained_cfg, limit)
@@ -111,7 +111,7 @@ def evaluate_pretrained(name: str, root: str | Path, out: str | Path, *, overwri
     per_class = (matrix.diag().float() / matrix.sum(1).clamp_min(1).float()).tolist()
     losses = F.cross_entropy(local, labels, reduction="none")
     worst = losses.argsort(descending=True)[:top]
-    with open_run_dir(out, overwrite=overwrite, kind="eval") as out_dir:
+    with open_run_dir(out, overwrite=overwrite, kind="eval", inputs=[root]) as out_dir:
         confusion_png = draw_confusion(matrix, names, out_dir / "confusion.png")
         top_png = draw_top_losses(images[worst], labels[worst], preds[worst], local.softmax(1)[worst], losses[worst],
                                   names, out_dir / "top_losses.png")

@@ -65,7 +65,7 @@ def run_boosting(cfg, out: str | Path, k: int, *, overwrite: bool = False, quiet
                  source: str = "") -> dict:
     """Train up to ``k`` SAMME members into ``out/members/``; write ``ensemble.json`` (= ``summary.json``)."""
     from cnnlab.data.datasets import load_dataset
-    from cnnlab.data.splits import stratified_subset
+    from cnnlab.data.splits import limit_train
     from cnnlab.rundir import check_out_dir
     from cnnlab.runs import config_inputs
 
@@ -77,25 +77,20 @@ def run_boosting(cfg, out: str | Path, k: int, *, overwrite: bool = False, quiet
     if classes < 2:
         raise CnnlabError(f"{data.name} has {classes} class; boosting needs at least 2")
     x, y = data.train_x, data.train_y
-    if cfg.data.limit_train and cfg.data.limit_train < len(y):
-        keep = torch.from_numpy(stratified_subset(y.numpy(), cfg.data.limit_train, cfg.train.seed))
-        x, y = x[keep], y[keep]
-    existed = out.exists()
-    try:
-        return _boost(cfg, out, k, data, x, y, overwrite, quiet, source, time.perf_counter())
-    except CnnlabError:
-        if not existed:  # nothing half-written: the directory this call made goes again
-            import shutil
-
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    keep = limit_train(y.numpy(), cfg.data.limit_train, cfg.train.seed)  # the same subset train/cv/bagging use
+    if keep is not None:
+        x, y = x[torch.from_numpy(keep)], y[torch.from_numpy(keep)]
+    # Nothing half-written: a directory this call creates goes again if boosting fails (open_run_dir removes
+    # only the marked directory it made, never a path someone else created meanwhile).
+    return _boost(cfg, out, k, data, x, y, overwrite, quiet, source, time.perf_counter(),
+                  remove_on_error=not out.exists())
 
 
-def _boost(cfg, out, k, data, x, y, overwrite, quiet, source, start) -> dict:
+def _boost(cfg, out, k, data, x, y, overwrite, quiet, source, start, remove_on_error: bool) -> dict:
     from cnnlab.config import config_to_dict, config_with_overrides
     from cnnlab.data.datasets import ImageData
     from cnnlab.rundir import open_run_dir
-    from cnnlab.runs import load_run
+    from cnnlab.runs import config_inputs, load_run
     from cnnlab.train.run import train
     from cnnlab.tune.ensemble import predict_probabilities
 
@@ -103,7 +98,8 @@ def _boost(cfg, out, k, data, x, y, overwrite, quiet, source, start) -> dict:
     weights = torch.full((len(y),), 1.0 / len(y), dtype=torch.float64)
     chance = 1.0 - 1.0 / classes
     members, alphas, rounds, stop = [], [], [], None
-    with open_run_dir(out, overwrite=overwrite, kind="ensemble"):
+    with open_run_dir(out, overwrite=overwrite, kind="ensemble", inputs=config_inputs(cfg, source),
+                      remove_on_error=remove_on_error):
         for i in range(k):
             seed = cfg.train.seed + i
             idx = torch.from_numpy(weighted_resample(weights, seed))
