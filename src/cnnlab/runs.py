@@ -17,8 +17,7 @@ import torch
 
 from cnnlab.config import Config, check_yaml_size, config_from_dict
 from cnnlab.errors import CnnlabError
-from cnnlab.models import create_model, model_arguments
-from cnnlab.models.shapes import feature_shape
+from cnnlab.tasks import task_class
 
 WEIGHT_FILES = ("final.pt", "best.pt", "last.pt")  # preference order: the tested weights first
 CONFIG_FILE = "config.yaml"  # every run has one; runs made before the marker existed have only this
@@ -41,51 +40,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-# Transfer options (cnnlab.transfer): taken out before the constructor sees the options.
-TRANSFER_OPTIONS = ("weights", "freeze", "freeze_k", "features_from", "head_hidden")
-
-
 def build_model(cfg: Config, input_size: tuple[int, int, int], num_classes: int,
                 pretrained: bool = True) -> torch.nn.Module:
-    """The configured model for images of ``input_size`` (C, H, W) and ``num_classes`` classes.
+    """The model of ``cfg`` for images of ``input_size`` (C, H, W) and ``num_classes`` classes, as its task builds it.
 
-    ``model.weights`` fills it from a file or run (skipped with ``pretrained=False``, as when
-    a run's own checkpoint follows), then ``model.freeze``/``model.freeze_k`` freeze stages;
-    ``model.features_from`` makes the model a head over cached features of ``input_size[0]``.
+    ``pretrained=False`` skips ``model.weights`` (a run's own checkpoint follows). See
+    :meth:`cnnlab.tasks.base.Task.make_model` (classification: the classifier with its transfer
+    options; detection: the detector over the backbone's features).
     """
-    if cfg.task == "detect":  # a detector over the model's features (cnnlab.detect)
-        from cnnlab.detect.model import build_detector
-
-        return build_detector(cfg, input_size, num_classes, pretrained)
-    options = dict(cfg.model.options)
-    transfer = {key: options.pop(key) for key in TRANSFER_OPTIONS if key in options}
-    if "features_from" in transfer:
-        from cnnlab.transfer.features import FeatureHead
-
-        from cnnlab.transfer.heads import check_hidden
-
-        hidden = transfer.get("head_hidden")
-        return FeatureHead(input_size[0], num_classes, hidden=0 if hidden is None else check_hidden(hidden))
-    accepted = model_arguments(cfg.model.name)
-    c, h, w = input_size
-    for key, value in (("in_channels", c), ("num_classes", num_classes)):
-        if key in options and options[key] != value:
-            raise CnnlabError(f"model.{key}={options[key]} but the data has {value}; remove model.{key}")
-        options[key] = value
-    if "image_size" in accepted:
-        options.setdefault("image_size", h)
-    weights = transfer.get("weights") if pretrained else None
-    model = create_model(cfg.model.name, weights=weights, **options)
-    if transfer.get("head_hidden") is not None:  # an extra dense layer before the classifier
-        from cnnlab.transfer.heads import add_hidden_layer
-
-        add_hidden_layer(model, transfer["head_hidden"])
-    feature_shape(model, input_size, cfg.model.name)  # a size the model cannot take fails here, clearly
-    if transfer.get("freeze") not in (None, "none") or "freeze_k" in transfer:
-        from cnnlab.transfer.freeze import apply_freeze
-
-        apply_freeze(model, transfer.get("freeze", "all_but_last_k"), transfer.get("freeze_k"))
-    return model
+    return task_class(cfg.task)().make_model(cfg, input_size, num_classes, pretrained)
 
 
 def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from tests.test_boundaries import modules, offenders
 
 READ_SIDE = ("detect/runs.py", "detect/evaluate.py", "detect/postprocess.py", "detect/model.py", "detect/loss.py",
              "detect/targets.py", "detect/metrics.py", "detect/draw.py", "detect/batches.py")
-TRAINER = ("cnnlab.train.trainer", "cnnlab.train.run", "cnnlab.train.callbacks", "cnnlab.detect.train")
+TRAINER = ("cnnlab.train.trainer", "cnnlab.train.run", "cnnlab.train.callbacks")
 
 
 def test_eval_and_predict_of_detection_runs_do_not_import_the_trainer():

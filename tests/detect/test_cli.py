@@ -175,21 +175,6 @@ def test_profile_counts_a_detection_run(trained, capsys):
     assert out["macs"] > 0 and out["output_shape"][1] == 8 * 8 + 4 * 4  # points at strides 8 and 16 of 64x64
 
 
-def test_detection_under_torchrun_is_refused_in_one_line(tmp_path, monkeypatch):
-    # detection metrics are not reduced over ranks: a torchrun launch must stop before any rank writes
-    from cnnlab.config import load_config
-    from cnnlab.errors import CnnlabError
-    from cnnlab.train.run import train
-
-    monkeypatch.setenv("RANK", "0")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("LOCAL_RANK", "0")
-    with pytest.raises(CnnlabError, match="task=detect does not train under torchrun") as info:
-        train(load_config("detect-raccoon"), out_dir=tmp_path / "run")
-    assert getattr(info.value, "every_rank", False) and "\n" not in str(info.value)
-    assert not (tmp_path / "run").exists()
-
-
 @pytest.mark.parametrize("override", ["train.ema=0.99", "train.lookahead=0.5", "train.tta=flip",
                                       "train.whitening=init", "train.compile=true", "train.gpu_fast=true"])
 def test_classification_speed_options_are_refused_for_detection(tmp_path, override):

@@ -3,7 +3,7 @@ and writes each rank's state-dict hash to ``<hash_dir>/rank<R>.txt`` at the end 
 callbacks, not library hooks). With ``--die-rank R``, rank R kills itself (SIGKILL) at the first step
 of epoch 2, after rank 0 has saved epoch 1's ``last.pt``: a rank that dies mid-run.
 
-    python -m torch.distributed.run --nproc_per_node=2 tests/train/ddp_hash_worker.py OUT HASH_DIR key=value...
+    python -m torch.distributed.run --nproc_per_node=2 tests/train/ddp_hash_worker.py [--preset NAME] OUT HASH_DIR key=value...
 """
 
 import hashlib
@@ -49,9 +49,12 @@ class DieInEpochTwo(Callback):
 if __name__ == "__main__":
     args = sys.argv[1:]
     callbacks = []
+    preset = "mnist-fast"
+    if args[0] == "--preset":  # e.g. detect-mnist-scenes: the same checks for a detector
+        preset, args = args[1], args[2:]
     if args[0] == "--die-rank":
         callbacks.append(DieInEpochTwo(int(args[1])))
         args = args[2:]
     out, hash_dir, *overrides = args
     callbacks.append(HashAtEnd(Path(hash_dir)))
-    train(load_config("mnist-fast", overrides), out, callbacks=callbacks, quiet=True)
+    train(load_config(preset, overrides), out, callbacks=callbacks, quiet=True)

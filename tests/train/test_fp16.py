@@ -70,6 +70,9 @@ def test_fp16_step_matches_autocast_and_gradscaler_by_hand(monkeypatch):
 
     trainer = Trainer.__new__(Trainer)  # only the parts one step uses
     trainer.cfg, trainer.model, trainer.train_model, trainer.device = cfg, model, model, torch.device("cpu")
+    from cnnlab.tasks import get_task
+
+    trainer.task, trainer.callbacks, trainer.world_size = get_task("classify"), [], 1
     trainer.optimizer = build_optimizer(model, cfg.optim)
     trainer.scaler = precision.make_scaler("fp16", trainer.device)
     from cnnlab.train.optim import penalty_weights

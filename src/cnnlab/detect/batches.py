@@ -8,6 +8,7 @@ Randomness is a pure function of ``(seed, epoch, batch)``, so ``--resume`` is ex
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -85,3 +86,51 @@ class DetectionBatches:
 
     def __iter__(self):
         return self.epoch(0)
+
+    def subset(self, start: int, stop: int) -> "DetectionBatches":
+        """The images ``[start, stop)`` in the same batches and settings (one rank's share of an evaluation)."""
+        part = copy.copy(self)
+        part.data = self.data.subset(list(range(start, stop)))
+        part._gen = torch.Generator(device=self.data.images.device)
+        return part
+
+    def sharded(self, rank: int, world_size: int, seed: int) -> "ShardedDetectionBatches":
+        """Rank ``rank``'s slice of every global batch (see :class:`ShardedDetectionBatches`)."""
+        return ShardedDetectionBatches(self, rank, world_size, seed)
+
+
+class ShardedDetectionBatches(DetectionBatches):
+    """One rank's part of a training split under torchrun, as :class:`cnnlab.train.distributed.ShardedBatches`.
+
+    The epoch's order is the one a single process draws (the run's seed); global batch ``k`` is
+    ``order[k*B:(k+1)*B]`` and rank ``r`` takes the ``r``-th slice of ``B / world`` images of it;
+    augmentation draws from the rank's ``seed``. ``len()`` is the number of global batches.
+    """
+
+    def __init__(self, full: DetectionBatches, rank: int, world_size: int, seed: int) -> None:
+        from cnnlab.errors import CnnlabError
+        from cnnlab.train.distributed import per_rank_batch  # why lazy: only torchrun runs shard
+
+        self.__dict__.update(full.__dict__)
+        self._gen = torch.Generator(device=full.data.images.device)
+        self.global_batch, self.rank, self.world_size = full.batch_size, rank, world_size
+        self.order_seed, self.seed = full.seed, seed
+        per_rank = per_rank_batch(full.batch_size, world_size)  # refuses a batch the ranks cannot share
+        if len(full.data) < full.batch_size:
+            raise CnnlabError(f"{len(full.data)} training images are fewer than one global batch of "
+                              f"{full.batch_size}; lower data.batch_size or use fewer ranks")
+        self.batch_size = per_rank
+
+    def __len__(self) -> int:
+        return len(self.data) // self.global_batch  # every rank takes a full share of every step
+
+    def order(self, epoch: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(_mix(self.order_seed, epoch, 0x5EED))
+        return torch.randperm(len(self.data), generator=gen)
+
+    def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, BoxTargets]]:
+        order = self.order(epoch)
+        local = self.global_batch // self.world_size
+        for b in range(start_batch, len(self)):
+            start = b * self.global_batch + self.rank * local
+            yield self.prepare(order[start:start + local], epoch, b)

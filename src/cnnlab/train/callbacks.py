@@ -2,8 +2,16 @@
 
 Subclass :class:`Callback` and override what you need. A callback may stop
 training by setting ``trainer.stop_reason`` in ``on_epoch_end`` (early
-stopping, a sweep pruning a trial). Callbacks with state implement
-``state_dict``/``load_state_dict`` so ``--resume`` restores them.
+stopping, a sweep pruning a trial), change a batch before the step
+(``on_train_batch_start`` returns the new ``(x, y)``: mixup, cutmix) or the
+loss before backward (``on_before_backward`` returns the new loss). Callbacks
+with state implement ``state_dict``/``load_state_dict``; ``last.pt`` keeps
+each one's state under its :attr:`Callback.state_key`, so ``--resume`` gives
+every callback its own state even when the list of callbacks changed.
+
+Callbacks built from the config (EMA, Lookahead, gradual unfreezing, mixup,
+...) are registered with :func:`register_callback`; :func:`config_callbacks`
+builds the ones a config asks for, in registration order.
 """
 
 from __future__ import annotations
@@ -11,16 +19,28 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cnnlab.config import EarlyStopConfig
+from cnnlab.errors import CnnlabError
 from cnnlab.train.monitor import Monitor
 
 
 class Callback:
     """Base class: every hook is optional."""
 
+    @property
+    def state_key(self) -> str:
+        """The key of this callback's state in ``last.pt`` (the class name; override to keep two apart)."""
+        return type(self).__qualname__
+
     def on_train_start(self, trainer) -> None: ...
+
+    def on_train_batch_start(self, trainer, batch: tuple) -> tuple | None:
+        """Before a training step; return a changed ``(x, y)`` to train on it instead (None: unchanged)."""
+
+    def on_before_backward(self, trainer, loss):
+        """After the loss (with any L1/L2 penalty) is computed; return a changed loss (None: unchanged)."""
 
     def on_step_end(self, trainer, metrics: dict[str, Any] | None) -> None:
         """After every optimizer step; ``metrics`` is given on logging steps only."""
@@ -29,10 +49,94 @@ class Callback:
 
     def on_train_end(self, trainer) -> None: ...
 
+    def on_save_checkpoint(self, trainer, checkpoint: dict[str, Any]) -> None:
+        """Just before ``last.pt`` is written; ``checkpoint`` may be read (and added to, under your own key)."""
+
+    def on_load_checkpoint(self, trainer, checkpoint: dict[str, Any]) -> None:
+        """Just after a resumed run loaded ``last.pt`` (after :meth:`load_state_dict`)."""
+
+    def on_summary(self, summary: dict[str, Any]) -> None:
+        """With the run's final summary (experiment trackers log it)."""
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def callback_states(callbacks: list[Callback]) -> dict[str, dict[str, Any]]:
+    """``{state_key: state}`` of the callbacks that keep state; two callbacks with one key are a bug, refused."""
+    states: dict[str, dict[str, Any]] = {}
+    for cb in callbacks:
+        state = cb.state_dict()
+        if not state:
+            continue
+        if cb.state_key in states:
+            raise CnnlabError(f"two callbacks keep their state under {cb.state_key!r}; give one of them "
+                              "another state_key")
+        states[cb.state_key] = state
+    return states
+
+
+def restore_callback_states(callbacks: list[Callback], saved: Any, notice: Callable[[str], None]) -> None:
+    """Hand each callback the state saved under its key; a callback added since starts fresh.
+
+    ``saved`` from checkpoints written before state keys (a list, by position) is matched by
+    position as it was written, when the callbacks are still the same in number.
+    """
+    if isinstance(saved, list):  # checkpoints before state_key
+        if len(saved) != len(callbacks):
+            notice("last.pt keeps its callbacks' state by position and the callbacks changed since: "
+                   "they start fresh")
+            return
+        for cb, state in zip(callbacks, saved):
+            cb.load_state_dict(state)
+        return
+    if not isinstance(saved, dict):
+        raise ValueError("the callbacks' state is neither a mapping nor a list")
+    for cb in callbacks:
+        if cb.state_key in saved:
+            cb.load_state_dict(saved[cb.state_key])
+    unused = sorted(set(saved) - {cb.state_key for cb in callbacks})
+    if unused:
+        notice(f"resuming without {', '.join(unused)} (in last.pt, not in this run): its state is dropped")
+
+
+# ----------------------------------------------------------------------------- built from the config
+
+_BUILDERS: dict[str, Callable] = {}
+
+
+def register_callback(name: str) -> Callable:
+    """``@register_callback("ema")`` on ``builder(cfg, task) -> Callback | None`` (None: not asked for)."""
+
+    def add(builder: Callable) -> Callable:
+        if name in _BUILDERS:
+            raise CnnlabError(f"a callback named {name!r} is already registered")
+        _BUILDERS[name] = builder
+        return builder
+
+    return add
+
+
+def registered_callbacks() -> list[str]:
+    """The names of the config-built callbacks, in the order they run."""
+    _load_builtin()
+    return list(_BUILDERS)
+
+
+def config_callbacks(cfg, task) -> list[Callback]:
+    """The callbacks ``cfg`` asks for (early stopping, gradual unfreezing, Lookahead, EMA, mixup, ...)."""
+    _load_builtin()
+    built = (builder(cfg, task) for builder in _BUILDERS.values())
+    return [cb for cb in built if cb is not None]
+
+
+def _load_builtin() -> None:
+    # The built-in callbacks register themselves on import; their order here is the order they run:
+    # Lookahead before the EMA (the average follows the synchronised weights), the EMA before the
+    # caller's callbacks (a probe at the last epoch sees the EMA), batch mixers last.
+    import cnnlab.train.builtin_callbacks  # noqa: F401  (registration)
 
 
 class EarlyStopping(Callback):
@@ -43,9 +147,11 @@ class EarlyStopping(Callback):
     The trainer restores the best weights at the end when ``restore_best``.
     """
 
-    def __init__(self, cfg: EarlyStopConfig) -> None:
+    def __init__(self, cfg: EarlyStopConfig, monitor: Monitor | None = None) -> None:
         self.cfg = cfg
-        self.monitor = Monitor.from_name(cfg.monitor, cfg.min_delta)
+        # The direction comes from the task when given (detection: higher mAP is better).
+        self.monitor = Monitor.from_name(cfg.monitor, cfg.min_delta) if monitor is None else \
+            Monitor(monitor.name, monitor.mode, cfg.min_delta)
         self.best: float | None = None  # best value of the monitored metric, in its own units
         self.bad_epochs = 0
 
@@ -126,10 +232,8 @@ class ProgressPrinter(Callback):
         if metrics.get("train_accuracy") is not None:
             train += f" acc {metrics['train_accuracy']:.4f}"
         parts = [f"epoch {metrics['epoch']}/{trainer.cfg.train.epochs}", train]
-        if metrics.get("val_accuracy") is not None:
-            parts.append(f"val loss {metrics['val_loss']:.4f} acc {metrics['val_accuracy']:.4f}")
-        if metrics.get("val_map50") is not None:  # detection
-            parts.append(f"val loss {metrics['val_loss']:.4f} mAP@0.5 {metrics['val_map50']:.4f} "
-                         f"mAP@[.5:.95] {metrics['val_map']:.4f}")
+        shown = trainer.task.describe_validation(metrics)  # "val loss 0.1234 acc 0.9876" (the task's metrics)
+        if shown:
+            parts.append(shown)
         parts.append(f"lr {metrics['lr']:.2e}  {metrics['seconds']:.1f}s")
         trainer.notice("  ".join(parts))

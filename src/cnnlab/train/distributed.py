@@ -46,9 +46,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import signal
-import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -58,7 +55,9 @@ from torch import nn
 
 from cnnlab.data.loader import DeviceBatches, _mix
 from cnnlab.errors import CnnlabError
+from cnnlab.train.checkpoint import rng_state, set_rng_state
 from cnnlab.train.evaluate import EvalResult, evaluate
+from cnnlab.train.strategy import Strategy
 
 BACKENDS = ("auto", "gloo", "nccl")
 
@@ -288,20 +287,19 @@ def unpack_sums(packed: torch.Tensor) -> dict[str, torch.Tensor]:
 # ----------------------------------------------------------------------------- the process group
 
 
-@dataclass
-class DistContext:
-    """This process's place in a joined process group."""
+class DDPStrategy(Strategy):
+    """One rank of a joined process group: the :class:`~cnnlab.train.strategy.Strategy` of a torchrun job."""
 
-    rank: int
-    world_size: int
-    local_rank: int
-    backend: str
-    device: torch.device
+    resume_command = "torchrun ... -m cnnlab train --resume"
 
-    @property
-    def lead(self) -> bool:
-        return self.rank == 0
+    def __init__(self, rank: int, world_size: int, local_rank: int, backend: str, device: torch.device) -> None:
+        self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
+        self.backend, self.device = backend, device
 
+    def __repr__(self) -> str:
+        return f"DDPStrategy(rank={self.rank}, world_size={self.world_size}, backend={self.backend})"
+
+    # -- collectives
     def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over ranks (in place on the device the backend wants; the result is returned)."""
         import torch.distributed as dist
@@ -309,6 +307,11 @@ class DistContext:
         moved = tensor.to(self.device) if self.backend == "nccl" else tensor.cpu()
         dist.all_reduce(moved)
         return moved.to(tensor.device)
+
+    reduce_sum = all_reduce
+
+    def any_rank(self, flag: bool) -> bool:
+        return bool(self.all_reduce(torch.tensor(float(flag), dtype=torch.float64)).item() > 0)
 
     def broadcast_object(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (small picklable values: a path, a flag)."""
@@ -318,12 +321,16 @@ class DistContext:
         dist.broadcast_object_list(box, src=0, device=self.device if self.backend == "nccl" else None)
         return box[0]
 
+    broadcast = broadcast_object
+
     def all_gather_object(self, value: Any) -> list[Any]:
         import torch.distributed as dist
 
         out: list[Any] = [None] * self.world_size
         dist.all_gather_object(out, value)
         return out
+
+    gather = all_gather_object
 
     def average_buffers(self, model: nn.Module) -> None:
         """Average floating-point buffers (batch-norm running statistics) over ranks, in place."""
@@ -335,13 +342,71 @@ class DistContext:
                 dist.all_reduce(moved)
                 buf.copy_(moved.div_(self.world_size))
 
+    end_of_epoch = average_buffers  # before validation and checkpoints: every rank holds the same weights
+
+    # -- data
     def evaluate(self, model: nn.Module, batches: DeviceBatches, precision: str = "fp32", **options) -> EvalResult:
         """Loss and accuracy over the whole split: each rank evaluates its share, the sums are added."""
         sums = shard_sums(model, eval_shard(batches, self.rank, self.world_size), precision, **options)
         return metrics_from_sums(self.all_reduce(sums))
 
-    def shard_train(self, batches: DeviceBatches, seed: int) -> ShardedBatches:
+    def shard_train(self, batches, seed: int):
+        if hasattr(batches, "sharded"):  # a batch class that shards itself (detection)
+            return batches.sharded(self.rank, self.world_size, rank_seed(seed, self.rank))
         return ShardedBatches(batches, self.rank, self.world_size, rank_seed(seed, self.rank))
+
+    def eval_shard(self, batches):
+        if hasattr(batches, "subset"):
+            return batches.subset(*shard_range(len(batches.data), self.rank, self.world_size))
+        return eval_shard(batches, self.rank, self.world_size)
+
+    # -- the model
+    def prepare_model(self, model: nn.Module, cfg) -> nn.Module:
+        if cfg.train.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if self.rank:  # dropout draws per rank; the weights came from the run's seed on every rank
+            torch.manual_seed(rank_seed(cfg.train.seed, self.rank))
+        return model
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        import inspect
+
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Buffers are averaged at each epoch's end instead of broadcast before every step
+        # (torch >= 2.14 names that forward_sync_buffers; older ones broadcast_buffers).
+        no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(
+            DistributedDataParallel.__init__).parameters else "broadcast_buffers"
+        return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                       **{no_sync: False})
+
+    # -- the loop
+    def sync_step(self, loss: torch.Tensor, local_interrupt: bool, host_read: bool) -> tuple[torch.Tensor, bool]:
+        # One small collective a step: the mean loss of the global batch (so every rank sees the
+        # same non-finite loss) and whether any rank was asked to stop (Ctrl-C).
+        both = self.all_reduce(torch.stack([loss.double(), torch.tensor(
+            float(local_interrupt), dtype=torch.float64, device=loss.device)]))
+        interrupted = bool(both[1].item() > 0) if host_read else False  # a host read: every step on the CPU only
+        return (both[0] / self.world_size).to(loss.dtype), interrupted
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"rank_rng": self.all_gather_object(rng_state()), "world_size": self.world_size}
+
+    def after_resume(self, trainer, state: dict[str, Any]) -> None:
+        if not self.lead:
+            trainer._sums = trainer._zero_sums()  # last.pt holds the sums of all ranks: rank 0 carries them
+        rngs = state.get("rank_rng")
+        if isinstance(rngs, list) and len(rngs) == self.world_size:
+            set_rng_state(rngs[self.rank])
+        else:  # another world size (or a plain run) saved it: fresh per-rank streams
+            if self.rank:
+                torch.manual_seed(rank_seed(trainer.cfg.train.seed, self.rank) + trainer.step)
+            trainer.notice(f"last.pt was saved by {state.get('world_size', 1)} rank(s), this run has "
+                           f"{self.world_size}: training continues, but not bit-exactly (dropout and "
+                           "augmentation draws differ)")
+
+
+DistContext = DDPStrategy  # the name used before strategies
 
 
 def same_on_every_rank(exc: CnnlabError) -> CnnlabError:
@@ -384,7 +449,7 @@ def check_options(cfg, device: torch.device, env: LaunchEnv) -> str:
 
 
 @contextlib.contextmanager
-def process_group(cfg, env: LaunchEnv | None) -> Iterator[DistContext | None]:
+def process_group(cfg, env: LaunchEnv | None) -> Iterator[DDPStrategy | None]:
     """Join the torchrun job for the block (None for a plain run); leaves it on exit.
 
     Refusals (batch not divisible, a backend the machine lacks, SyncBatchNorm on a CPU) come
@@ -415,7 +480,7 @@ def process_group(cfg, env: LaunchEnv | None) -> Iterator[DistContext | None]:
         raise CnnlabError(f"a process group of {dist.get_world_size()} ranks is already joined, but "
                           f"WORLD_SIZE={env.world_size}")
     try:
-        yield DistContext(env.rank, env.world_size, env.local_rank, dist.get_backend(), device)
+        yield DDPStrategy(env.rank, env.world_size, env.local_rank, dist.get_backend(), device)
         if owned:
             # Leave together: a rank tearing gloo down while another still writes the run's files
             # can abort ("terminate called without an active exception").
@@ -446,7 +511,7 @@ def is_comm_failure(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def comm_failures_as_errors(ctx: DistContext | None, run_dir: Path) -> Iterator[None]:
+def comm_failures_as_errors(ctx: DDPStrategy | None, run_dir: Path) -> Iterator[None]:
     """A lost rank or a timed-out collective becomes one line naming the way back (``--resume``)."""
     try:
         yield
@@ -458,129 +523,3 @@ def comm_failures_as_errors(ctx: DistContext | None, run_dir: Path) -> Iterator[
                             f"`torchrun ... -m cnnlab train --resume {run_dir}`")
         error.this_rank_only = True  # each rank says what it saw
         raise error from None
-
-
-# ----------------------------------------------------------------------------- the trainer
-
-
-def make_trainer(ctx: DistContext, *args, **kwargs):
-    """A :class:`DistributedTrainer` (the class is built on first use: the trainer imports stay lazy)."""
-    return _trainer_class()(ctx, *args, **kwargs)
-
-
-_TRAINER_CLASS = None
-
-
-def _trainer_class():
-    global _TRAINER_CLASS  # noqa: PLW0603 - a cache of a class, not a setting
-    if _TRAINER_CLASS is None:
-        from cnnlab.train.trainer import Trainer
-
-        class DistributedTrainer(Trainer):
-            """The :class:`~cnnlab.train.trainer.Trainer` of one rank (see the module docstring)."""
-
-            def __init__(self, ctx: DistContext, cfg, model, train_batches, *args, **kwargs) -> None:
-                from torch.nn.parallel import DistributedDataParallel
-
-                self.ctx = ctx
-                super().__init__(cfg, model, train_batches, *args, **kwargs)
-                self.world_size = ctx.world_size
-                self.writes_run_dir = ctx.lead
-                # Buffers are averaged at each epoch's end instead of broadcast before every step
-                # (torch >= 2.14 names that forward_sync_buffers; older ones broadcast_buffers).
-                import inspect
-
-                no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(
-                    DistributedDataParallel.__init__).parameters else "broadcast_buffers"
-                self.train_model = DistributedDataParallel(
-                    model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None, **{no_sync: False})
-                self._local_interrupt = False
-
-            # -- metrics over all ranks
-            def _reduced_sums(self) -> dict[str, torch.Tensor]:
-                return {k: v.to(self.device) for k, v in unpack_sums(self.ctx.all_reduce(pack_sums(self._sums))).items()}
-
-            def _evaluate(self, batches):
-                return self.ctx.evaluate(self.model, batches, self.cfg.train.precision)
-
-            def _train_step(self, x, y, want_grad_norm):
-                loss, grad_norm, lr = super()._train_step(x, y, want_grad_norm)
-                # One small collective a step: the mean loss of the global batch (so every rank
-                # sees the same non-finite loss) and whether any rank was asked to stop (Ctrl-C).
-                both = self.ctx.all_reduce(torch.stack([loss.double(), torch.tensor(
-                    float(self._local_interrupt), dtype=torch.float64, device=loss.device)]))
-                if self.device.type == "cpu" or want_grad_norm:  # a host read: every step on the CPU only
-                    self._interrupted = bool(both[1].item() > 0)
-                return (both[0] / self.world_size).to(loss.dtype), grad_norm, lr
-
-            def _end_epoch(self, seconds):
-                self.ctx.average_buffers(self.model)  # before validation and checkpoints
-                super()._end_epoch(seconds)
-
-            # -- rank 0 writes; every rank's RNG state goes into last.pt
-            def _save_best(self):
-                if self.ctx.lead:
-                    super()._save_best()
-
-            def _save_last(self):
-                from cnnlab.train.checkpoint import rng_state
-
-                local = self._sums
-                reduced = self._reduced_sums()  # every rank saves at the same point: a collective is safe
-                rngs = self.ctx.all_gather_object(rng_state())
-                if self.ctx.lead:
-                    self._sums = reduced
-                    self.extra_checkpoint["rank_rng"] = rngs
-                    self.extra_checkpoint["world_size"] = self.world_size
-                    try:
-                        super()._save_last()
-                    finally:
-                        self._sums = local
-                        del self.extra_checkpoint["rank_rng"], self.extra_checkpoint["world_size"]
-                self.saved_epoch = self.epoch
-
-            def resume_from(self, path):
-                from cnnlab.train.checkpoint import load_checkpoint, set_rng_state
-
-                super().resume_from(path)
-                if not self.ctx.lead:
-                    self._sums = self._zero_sums()  # last.pt holds the sums of all ranks: rank 0 carries them
-                state = load_checkpoint(path, map_location="cpu")
-                rngs = state.get("rank_rng")
-                if isinstance(rngs, list) and len(rngs) == self.world_size:
-                    set_rng_state(rngs[self.ctx.rank])
-                else:  # another world size (or a plain run) saved it: fresh per-rank streams
-                    if self.ctx.rank:
-                        torch.manual_seed(rank_seed(self.cfg.train.seed, self.ctx.rank) + self.step)
-                    self.notice(f"last.pt was saved by {state.get('world_size', 1)} rank(s), this run has "
-                                f"{self.world_size}: training continues, but not bit-exactly (dropout and "
-                                "augmentation draws differ)")
-
-            def notice(self, message: str) -> None:
-                # A distributed run is continued under torchrun too.
-                super().notice(message.replace("`cnnlab train --resume", "`torchrun ... -m cnnlab train --resume"))
-
-            # -- Ctrl-C: ranks agree (through the step's collective) before stopping
-            def _install_interrupt_handler(self):
-                if threading.current_thread() is not threading.main_thread():
-                    return lambda: None
-                previous = signal.getsignal(signal.SIGINT)
-
-                def handler(signum, frame):
-                    if self._local_interrupt:
-                        raise KeyboardInterrupt
-                    self._local_interrupt = True
-                    self.notice("Ctrl-C: saving a resumable checkpoint after this step (press again to abort)")
-
-                signal.signal(signal.SIGINT, handler)
-                return lambda: signal.signal(signal.SIGINT, previous)
-
-        _TRAINER_CLASS = DistributedTrainer
-    return _TRAINER_CLASS
-
-
-def notice_lead(message: str) -> None:
-    """Print ``message`` on stderr on rank 0 (and in plain runs) only."""
-    if is_lead_process():
-        print(message, file=sys.stderr, flush=True)
-

@@ -96,5 +96,7 @@ class WeightEMA(Callback):
         raw = state.get("raw")
         self.raw = None if raw is None else [r.clone() for r in raw]
 
-    def to_device(self, device) -> None:
-        self.shadow = [s.to(device) for s in self.shadow]
+    @property
+    def tested_weights(self) -> str | None:
+        """What the test scores when the average was swapped in (``"ema"``), else None."""
+        return "ema" if self.applied else None

@@ -62,5 +62,3 @@ class Lookahead(Callback):
         self.slow = [s.clone() for s in state["slow"]]
         self.steps = state["steps"]
 
-    def to_device(self, device) -> None:
-        self.slow = [s.to(device) for s in self.slow]

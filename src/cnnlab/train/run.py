@@ -1,4 +1,11 @@
-"""One training run end to end: run directory, data, model, loop, test, summary.
+"""One training run end to end, for every task: run directory, data, model, loop, test, summary.
+
+:func:`train` checks the request (output folder, resume, torchrun), then
+:func:`run_training` runs it in phases -- set up torch, load the data, build the model,
+open the run directory, make the callbacks and the Trainer, fit, test and summarise. What
+a phase does that depends on the task (labels or boxes, accuracy or mAP) is asked of the
+:class:`~cnnlab.tasks.base.Task`; what depends on the number of processes, of the
+:class:`~cnnlab.train.strategy.Strategy`.
 
 >>> from cnnlab.config import load_config
 >>> summary = train(load_config("mnist-fast"), out_dir="runs/demo")  # doctest: +SKIP
@@ -20,12 +27,17 @@ import torch
 
 from cnnlab import __version__
 from cnnlab.config import Config, config_from_dict, config_to_dict, dump_config
+from cnnlab.config.scope import check_scope
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json_atomic, write_text_atomic
 from cnnlab.rundir import check_out_dir, check_resumable, lock_run_dir, open_run_dir
-from cnnlab.runs import CONFIG_FILE, build_model, read_run_config, resolve_device
-from cnnlab.train.callbacks import Callback, EarlyStopping, MetricsLogger, ProgressPrinter
-from cnnlab.train.evaluate import evaluate
+from cnnlab.runs import CONFIG_FILE, read_run_config, resolve_device
+from cnnlab.tasks import Task, TaskData, get_task
+from cnnlab.train.callbacks import Callback, MetricsLogger, ProgressPrinter, config_callbacks
+from cnnlab.train.checkpoint import save_checkpoint
+from cnnlab.train.distributed import (comm_failures_as_errors, launch_env, process_group, same_on_every_rank)
+from cnnlab.train.fastpath import effective_config
+from cnnlab.train.strategy import SingleProcess, Strategy
 from cnnlab.train.trainer import Trainer
 
 HISTORY_FILE = "config_history.yaml"  # earlier configs of a run that --resume changed
@@ -134,18 +146,18 @@ def train(
     (the old one in ``config_history.yaml``). A finished run is returned as it is, with a notice.
     Global torch state the run changes (threads, cuDNN flags) is restored on return.
     ``inputs`` are paths the run reads (its config file): ``out_dir`` may never be or hold one.
+    Under ``torchrun`` this process becomes one rank of the job (see cnnlab.train.distributed).
     """
-    from cnnlab.train.distributed import launch_env, process_group
-
     launch = launch_env()  # None unless started by torchrun (RANK, WORLD_SIZE, ... set)
-    if launch is not None and cfg.task == "detect":
-        from cnnlab.train.distributed import same_on_every_rank
-
-        raise same_on_every_rank(CnnlabError("task=detect does not train under torchrun yet (its loss and mAP "
-                                             "are not reduced over ranks); run `cnnlab train` in one process"))
     lead = launch is None or launch.rank == 0  # only the lead process checks, creates and writes the run
+    task = get_task(cfg.task)
+    try:  # what does not apply to the task, before any work (the same on every rank)
+        check_scope(cfg)
+        task.check(cfg)
+    except CnnlabError as exc:
+        raise exc if launch is None else same_on_every_rank(exc)
     if "features_from" in cfg.model.options:  # the config records the head that trains, not the preset's network
-        from cnnlab.transfer.features import head_config
+        from cnnlab.transfer.features import head_config  # why lazy: transfer sits above the trainer
 
         cfg = head_config(cfg, notice=_notice if lead and not quiet else None)
     if cfg.train.loggers:  # a missing tracker package is an error before any work
@@ -170,19 +182,15 @@ def train(
         if lead:
             check_out_dir(run_dir, overwrite, kind="train", inputs=inputs)
         stored = None
-    with restored_torch_state(), process_group(cfg, launch) as dist:
-        if dist is not None:
-            run_dir = Path(dist.broadcast_object(str(run_dir)))  # rank 0's name (the default is a timestamp)
-        if cfg.task == "detect":  # the same Trainer with the detection loss and mAP (cnnlab.detect)
-            from cnnlab.detect.train import train_detection
-
-            return train_detection(cfg, run_dir, overwrite, stored, list(callbacks), quiet)
+    with restored_torch_state(), process_group(cfg, launch) as ddp:
+        strategy: Strategy = ddp if ddp is not None else SingleProcess(resolve_device(cfg.train.device))
+        if ddp is not None:
+            run_dir = Path(ddp.broadcast_object(str(run_dir)))  # rank 0's name (the default is a timestamp)
         try:
-            return _train(cfg, run_dir, overwrite, stored, list(callbacks), data, quiet or not lead, dist)
+            return run_training(cfg, task, strategy, run_dir, overwrite=overwrite, stored=stored,
+                                callbacks=list(callbacks), data=data, quiet=quiet or not strategy.lead)
         except CnnlabError as exc:
-            if dist is not None and not getattr(exc, "this_rank_only", False):
-                from cnnlab.train.distributed import same_on_every_rank
-
+            if ddp is not None and not getattr(exc, "this_rank_only", False):
                 raise same_on_every_rank(exc)  # the same config and data fail alike everywhere: rank 0 says it
             raise
 
@@ -191,214 +199,185 @@ def _notice(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _train(cfg: Config, run_dir: Path, overwrite: bool, stored: dict | None, callbacks: list[Callback], data,
-           quiet: bool, dist=None) -> dict[str, Any]:
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.data.pipeline import make_splits
+def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, overwrite: bool = False,
+                 stored: dict | None = None, callbacks: list[Callback] = (), data=None,
+                 quiet: bool = False) -> dict[str, Any]:
+    """The run itself, for any task and strategy (``train`` checked the output folder and joined the group).
 
-    resume = stored is not None
+    ``stored`` is the resumed run's stored config (None for a new run).
+    """
     wall_start = time.perf_counter()
-    phases: dict[str, float] = {}
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    device = dist.device if dist is not None else resolve_device(cfg.train.device)
-    lead = dist is None or dist.lead
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not cfg.train.deterministic
-        torch.backends.cudnn.deterministic = cfg.train.deterministic
-    torch.manual_seed(cfg.train.seed)
-    from cnnlab.train.fastpath import effective_config
-
+    notice = None if quiet else _notice
     user_cfg = cfg  # config.yaml records what was asked; cfg from here on is what runs (GPU options, per-1024 lr)
-    cfg = effective_config(cfg, device, cfg.data.batch_size, notice=(lambda m: None) if quiet else _notice)
-
+    cfg = _set_up_torch(cfg, strategy.device, notice)
+    phases: dict[str, float] = {}
     t0 = time.perf_counter()
-    if "features_from" in cfg.model.options:  # a head trained on cached backbone features (cnnlab.transfer)
-        from cnnlab.transfer.features import feature_splits
-
-        data, splits = feature_splits(cfg, device, data, notice=None if quiet else _notice)
-    else:
-        data = data if data is not None else load_dataset(cfg.data)
-        stats = None
-        weights = cfg.model.options.get("weights")
-        if isinstance(weights, str):  # pretrained: feed it what it learned on (its size, its mean/std)
-            from cnnlab.transfer.adapt import adapt_to_weights
-
-            data, stats = adapt_to_weights(data, weights, notice=None if quiet else _notice,
-                                           model_name=cfg.model.name)
-        splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last, stats=stats)
-    batch_size = cfg.data.batch_size
-    if batch_size > splits.counts["train"]:
-        # A batch larger than the data is one batch of all of it (under torchrun: of as many as the ranks
-        # share evenly), in one process and under torchrun alike; say so rather than report fictional speed.
-        n, world = splits.counts["train"], dist.world_size if dist is not None else 1
-        batch_size = splits.train.batch_size = n - n % world
-        if batch_size == 0:
-            raise CnnlabError(f"{n} training image(s) are fewer than the {world} ranks: each rank needs at least "
-                              "one per step; use fewer ranks or more images (data.limit_train)")
-        if lead:
-            print(f"notice: data.batch_size={cfg.data.batch_size} is larger than the {n} training images; using "
-                  f"batches of {batch_size}" + (f" ({batch_size // world} per rank)" if world > 1 else ""),
-                  file=sys.stderr, flush=True)
-    phases["data"] = time.perf_counter() - t0
-    lr_found = None
-    if cfg.schedule.max_lr == "find":  # the range test on a copy of the model; the RNG is left as it was
-        from cnnlab.train.lr_find import apply_found_lr, range_test
-
-        lr_found = range_test(cfg, splits, data, device, notice=None if quiet else _notice)
-        apply_found_lr(cfg, lr_found["suggested_lr"])
-        phases["lr_find"] = lr_found["seconds"]
-    t0 = time.perf_counter()
-    if dist is not None:  # this rank's slice of every global batch (refused if data.batch_size does not divide)
-        splits.train = dist.shard_train(splits.train, cfg.train.seed)
-    phases["data"] += time.perf_counter() - t0
-    if cfg.train.early_stopping.patience is not None and splits.val is None:
+    loaded = task.load(cfg, strategy.device, data, notice)
+    batch_size = _fit_batch_size(cfg, loaded, strategy, notice)
+    loaded.train = strategy.shard_train(loaded.train, cfg.train.seed)  # this rank's slice of every global batch
+    phases["data"] = time.perf_counter() - t0 - sum(loaded.phases.values())
+    phases.update(loaded.phases)
+    if cfg.train.early_stopping.patience is not None and loaded.val is None:
         raise CnnlabError("train.early_stopping needs validation data; set data.val=split or data.val=test")
-
     t0 = time.perf_counter()
-    model = build_model(cfg, data.input_size, data.num_classes).to(device)
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    whitening = None
-    if cfg.train.whitening != "none":  # first conv from the training images' patch statistics
-        from cnnlab.train.whitening import apply_whitening
-
-        src = splits.train
-        whitening = apply_whitening(model, src.images, src.mean, src.std, cfg.train.whitening,
-                                    cfg.train.whitening_eps, cfg.train.seed)
-    if dist is not None:
-        if cfg.train.sync_bn:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        if dist.rank:  # dropout draws per rank; the weights above came from the run's seed on every rank
-            from cnnlab.train.distributed import rank_seed
-
-            torch.manual_seed(rank_seed(cfg.train.seed, dist.rank))
+    model = strategy.prepare_model(task.build_model(cfg, loaded), cfg)
     phases["build"] = time.perf_counter() - t0
-    # Only now, with data and model known to work, is the run directory created (or locked), by rank 0 alone.
-    if not lead:
+    # Only now, with data and model known to work, is the run directory created (or locked), by the lead alone.
+    if not strategy.lead:
         holder = contextlib.nullcontext(run_dir)
     else:
-        holder = lock_run_dir(run_dir) if resume else open_run_dir(run_dir, overwrite=overwrite, kind="train")
+        holder = lock_run_dir(run_dir) if stored is not None else \
+            open_run_dir(run_dir, overwrite=overwrite, kind="train")
     with holder, contextlib.ExitStack() as cleanup:
-        if not resume and lead:
+        if stored is None and strategy.lead:
             write_text_atomic(run_dir / CONFIG_FILE, dump_config(user_cfg))
+        meta = _checkpoint_meta(cfg, user_cfg, task, loaded)
+        all_callbacks = _make_callbacks(cfg, user_cfg, task, strategy, run_dir, callbacks, cleanup, quiet)
+        trainer = Trainer(cfg, model, loaded.train, loaded.val, run_dir, all_callbacks, meta, quiet,
+                          task=task, strategy=strategy)
+        if not isinstance(strategy, SingleProcess):  # a lost rank becomes one line naming --resume
+            cleanup.enter_context(comm_failures_as_errors(strategy, run_dir))
+        if stored is not None:
+            _resume(trainer, run_dir, stored, user_cfg, strategy)
         params = sum(p.numel() for p in model.parameters())
-        meta = {"model_name": cfg.model.name, "model_options": dict(cfg.model.options),
-                "input_size": list(data.input_size), "num_classes": data.num_classes, "classes": data.classes,
-                "mean": splits.mean, "std": splits.std, "config": config_to_dict(user_cfg)}
-
-        all_callbacks: list[Callback] = [MetricsLogger(run_dir / "metrics.jsonl"), ProgressPrinter(not quiet)] \
-            if lead else []
-        if cfg.train.early_stopping.patience is not None:
-            all_callbacks.append(EarlyStopping(cfg.train.early_stopping))
-        if cfg.train.unfreeze_every is not None:
-            from cnnlab.transfer.freeze import GradualUnfreeze
-
-            all_callbacks.append(GradualUnfreeze(cfg.train.unfreeze_every))
-        ema = None
-        if cfg.train.lookahead is not None:  # before the EMA: the average follows the synchronised weights
-            from cnnlab.train.lookahead import Lookahead
-
-            all_callbacks.append(Lookahead(cfg.train.lookahead, cfg.train.lookahead_k))
-        if cfg.train.ema is not None:  # before the caller's callbacks: a probe at the last epoch sees the EMA
-            from cnnlab.train.ema import WeightEMA
-
-            ema = WeightEMA(cfg.train.ema, cfg.train.ema_every)
-            all_callbacks.append(ema)
-        all_callbacks += callbacks
-        if cfg.train.loggers and lead:
-            from cnnlab.train.trackers import make_trackers
-
-            trackers = make_trackers(cfg.train.loggers, run_dir, config_to_dict(user_cfg), cfg.name)
-            cleanup.callback(lambda: [t.finish("failed") for t in trackers])  # no-op for those already finished
-            all_callbacks += trackers
-        if dist is None:
-            trainer = Trainer(cfg, model, splits.train, splits.val, run_dir, all_callbacks, meta, quiet)
-        else:
-            from cnnlab.train.distributed import comm_failures_as_errors, make_trainer
-
-            trainer = make_trainer(dist, cfg, model, splits.train, splits.val, run_dir, all_callbacks, meta, quiet)
-            cleanup.enter_context(comm_failures_as_errors(dist, run_dir))
-        if resume:
-            trainer.resume_from(run_dir / "last.pt")
-            changes = record_config_change(run_dir, stored, user_cfg) if lead else {}
-            changed = "".join(f"; {k}: {a} -> {b}" for k, (a, b) in changes.items())
-            trainer.notice(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}{changed}")
         if not quiet:
-            trainer.notice(f"training {cfg.model.name} ({params:,} parameters) on {data.name} "
-                           f"[{splits.counts['train']} train / {splits.counts['val']} val / "
-                           f"{splits.counts['test']} test] on {device} -> {run_dir}"
-                           + (f" [{dist.world_size} ranks, {dist.backend}, {batch_size // dist.world_size} "
-                              "images per rank a step]" if dist is not None else ""))
-        compile_seconds = None
-        if cfg.train.compile:  # compiled and warmed up here, so train_seconds holds no compile time
-            from cnnlab.train.fastpath import compile_model
-
-            x, y = next(splits.train.epoch(0))
-            probe = splits.val if splits.val is not None else splits.test
-            eval_x = next(iter(probe))[0] if probe is not None else None
-            compile_seconds = compile_model(model, x, y, eval_x, cfg.train.precision, cfg.train.label_smoothing,
-                                            notice=lambda m: None if quiet else _notice(m))
-            phases["compile"] = compile_seconds or 0.0
+            trainer.notice(_start_line(cfg, task, loaded, params, strategy, batch_size, run_dir))
+        before = getattr(task, "before_fit", None)
+        extra_phases = before(trainer, loaded, notice) if before is not None else {}
+        phases.update({k: v or 0.0 for k, v in extra_phases.items()})
         t0 = time.perf_counter()
         trainer.fit()
         phases["loop"] = time.perf_counter() - t0
-
-        summary: dict[str, Any] = {
-            "status": trainer.stop_reason, "run_dir": str(run_dir), "name": cfg.name,
-            "dataset": data.name, "model": cfg.model.name, "params": params,
-            "epochs": trainer.epoch, "steps": trainer.step, "batch_size": batch_size,
-            "best_val_accuracy": None, "best_val": trainer.best_val, "best_epoch": trainer.best_epoch,
-            "monitor": cfg.train.early_stopping.monitor,
-            "train_seconds": round(trainer.train_seconds, 3), "train_images": trainer.images_seen,
-            "images_per_second": round(trainer.images_seen / max(trainer.train_seconds, 1e-9), 1),
-            "device": str(device), "seed": cfg.train.seed, "versions": versions(),
-            "world_size": 1 if dist is None else dist.world_size,
-            "dist_backend": None if dist is None else dist.backend,
-            "input_size": list(data.input_size), "num_classes": data.num_classes,
-            "split_sizes": splits.counts, "skipped_images": len(data.skipped),
-            "skipped_files": data.skipped[:50], "mean": splits.mean, "std": splits.std,
-            "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
-            "effective": {"precision": cfg.train.precision, "channels_last": cfg.train.channels_last,
-                          "compile": compile_seconds is not None, "lr": cfg.optim.lr, "tta": cfg.train.tta,
-                          "ema": cfg.train.ema, "lookahead": cfg.train.lookahead, "whitening": whitening},
-        }
-        accs = [h["val_accuracy"] for h in trainer.history if h.get("val_accuracy") is not None]
-        summary["best_val_accuracy"] = max(accs) if accs else None
-        if lr_found is not None:
-            summary["lr_find"] = {k: lr_found[k] for k in ("suggested_lr", "min_loss_lr", "steepest_lr", "steps",
-                                                           "stop", "seconds")}
-        if trainer.stop_reason == "nonfinite_loss":
-            summary.update(test_accuracy=None, nonfinite_step=trainer.nonfinite_step)
-        elif trainer.stop_reason == "interrupted":
-            summary.update(test_accuracy=None)
-        else:
-            tested = trainer.restore_best_for_test() or ("ema" if ema is not None and ema.applied else "last")
-            t0 = time.perf_counter()
-            if dist is None:
-                result = evaluate(model, splits.test, cfg.train.precision, tta=cfg.train.tta)
-            else:  # each rank tests its share (TTA is per image, so shards need nothing more); sums added over ranks
-                result = dist.evaluate(model, splits.test, cfg.train.precision, tta=cfg.train.tta)
-            phases["test"] = time.perf_counter() - t0
-            summary.update(test_accuracy=result.accuracy, test_loss=result.loss, tested_weights=tested)
-            from cnnlab.train.checkpoint import save_checkpoint
-
-            if lead:
-                save_checkpoint(run_dir / "final.pt", {"kind": "weights", "model": model.state_dict(),
-                                                       "epoch": trainer.epoch, **meta})
+        summary = _summarise(cfg, task, strategy, trainer, loaded, params, batch_size, run_dir, extra_phases)
+        _test(cfg, task, trainer, loaded, summary, phases, meta, all_callbacks)
         phases.update(train_steps=trainer.train_seconds, validate=trainer.val_seconds,
                       checkpoints=trainer.checkpoint_seconds)
-        if cfg.train.plots and trainer.step > 0 and lead:
+        if cfg.train.plots and trainer.step > 0 and strategy.lead:
             t0 = time.perf_counter()
-            from cnnlab.report.curves import plot_curves
+            from cnnlab.report.curves import plot_curves  # why lazy: matplotlib
 
             plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
             phases["plots"] = time.perf_counter() - t0
         phases["wall"] = time.perf_counter() - wall_start
         summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}
-        if lead:
+        if strategy.lead:
             write_json_atomic(run_dir / "summary.json", summary)
         for cb in all_callbacks:
-            if hasattr(cb, "on_summary"):  # experiment trackers get the final summary
-                cb.on_summary(summary)
+            cb.on_summary(summary)
     return summary
+
+
+# ----------------------------------------------------------------------------- the phases
+
+
+def _set_up_torch(cfg: Config, device: torch.device, notice) -> Config:
+    """Threads, cuDNN flags and the run's seed; returns the config as it runs on ``device``."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not cfg.train.deterministic
+        torch.backends.cudnn.deterministic = cfg.train.deterministic
+    torch.manual_seed(cfg.train.seed)
+    return effective_config(cfg, device, cfg.data.batch_size, notice=notice or (lambda m: None))
+
+
+def _fit_batch_size(cfg: Config, loaded: TaskData, strategy: Strategy, notice) -> int:
+    """The global batch: data.batch_size, or all the training images (shared evenly) when they are fewer."""
+    batch_size, n, world = cfg.data.batch_size, loaded.counts["train"], strategy.world_size
+    if batch_size <= n:
+        return batch_size
+    # A batch larger than the data is one batch of all of it (under torchrun: of as many as the ranks
+    # share evenly), in one process and under torchrun alike; say so rather than report fictional speed.
+    batch_size = loaded.train.batch_size = n - n % world
+    if batch_size == 0:
+        raise CnnlabError(f"{n} training image(s) are fewer than the {world} ranks: each rank needs at least "
+                          "one per step; use fewer ranks or more images (data.limit_train)")
+    if strategy.lead:  # said even to a quiet caller: the run is not what was asked
+        _notice(f"notice: data.batch_size={cfg.data.batch_size} is larger than the {n} training images; using "
+               f"batches of {batch_size}" + (f" ({batch_size // world} per rank)" if world > 1 else ""))
+    return batch_size
+
+
+def _checkpoint_meta(cfg: Config, user_cfg: Config, task: Task, loaded: TaskData) -> dict[str, Any]:
+    """What every checkpoint carries so that it alone rebuilds the model and its input pipeline."""
+    return {"task": task.name, "model_name": cfg.model.name, "model_options": dict(cfg.model.options),
+            "input_size": list(loaded.input_size), "num_classes": loaded.num_classes, "classes": loaded.classes,
+            "mean": loaded.mean, "std": loaded.std, "config": config_to_dict(user_cfg)}
+
+
+def _make_callbacks(cfg: Config, user_cfg: Config, task: Task, strategy: Strategy, run_dir: Path,
+                    callbacks: list[Callback], cleanup: contextlib.ExitStack, quiet: bool) -> list[Callback]:
+    """The lead's logger and progress bar, the config's callbacks, the caller's, then experiment trackers."""
+    out: list[Callback] = [MetricsLogger(run_dir / "metrics.jsonl"), ProgressPrinter(not quiet)] \
+        if strategy.lead else []
+    out += config_callbacks(cfg, task)
+    out += callbacks
+    if cfg.train.loggers and strategy.lead:
+        from cnnlab.train.trackers import make_trackers  # why lazy: tensorboard / mlflow / wandb
+
+        trackers = make_trackers(cfg.train.loggers, run_dir, config_to_dict(user_cfg), cfg.name)
+        cleanup.callback(lambda: [t.finish("failed") for t in trackers])  # no-op for those already finished
+        out += trackers
+    return out
+
+
+def _resume(trainer: Trainer, run_dir: Path, stored: dict, user_cfg: Config, strategy: Strategy) -> None:
+    trainer.resume_from(run_dir / "last.pt")
+    changes = record_config_change(run_dir, stored, user_cfg) if strategy.lead else {}
+    changed = "".join(f"; {k}: {a} -> {b}" for k, (a, b) in changes.items())
+    trainer.notice(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step}{changed}")
+
+
+def _start_line(cfg: Config, task: Task, loaded: TaskData, params: int, strategy: Strategy, batch_size: int,
+                run_dir: Path) -> str:
+    c = loaded.counts
+    classes = f", {loaded.num_classes} classes" if task.name != "classify" else ""
+    ranks = (f" [{strategy.world_size} ranks, {strategy.backend}, {batch_size // strategy.world_size} "
+             "images per rank a step]") if strategy.world_size > 1 else ""
+    return (f"{task.describe_start(cfg, loaded, params)} [{c['train']} train / {c['val']} val / {c['test']} test"
+            f"{classes}] on {strategy.device} -> {run_dir}{ranks}")
+
+
+def _summarise(cfg: Config, task: Task, strategy: Strategy, trainer: Trainer, loaded: TaskData, params: int,
+               batch_size: int, run_dir: Path, extra_phases: dict) -> dict[str, Any]:
+    compile_seconds = extra_phases.get("compile")
+    callback_effects = {"ema": cfg.train.ema, "lookahead": cfg.train.lookahead}
+    summary: dict[str, Any] = {
+        "status": trainer.stop_reason, "run_dir": str(run_dir), "name": cfg.name, "task": task.name,
+        "dataset": loaded.dataset, "model": cfg.model.name, "params": params,
+        "epochs": trainer.epoch, "steps": trainer.step, "batch_size": batch_size,
+        "best_val": trainer.best_val, "best_epoch": trainer.best_epoch,
+        "monitor": cfg.train.early_stopping.monitor,
+        "train_seconds": round(trainer.train_seconds, 3), "train_images": trainer.images_seen,
+        "images_per_second": round(trainer.images_seen / max(trainer.train_seconds, 1e-9), 1),
+        "device": str(strategy.device), "seed": cfg.train.seed, "versions": versions(),
+        "world_size": strategy.world_size, "dist_backend": strategy.backend,
+        "input_size": list(loaded.input_size), "num_classes": loaded.num_classes,
+        "split_sizes": loaded.counts, "mean": loaded.mean, "std": loaded.std,
+        "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
+        "effective": {"precision": cfg.train.precision, "channels_last": cfg.train.channels_last,
+                      "compile": compile_seconds is not None, "lr": cfg.optim.lr, **callback_effects,
+                      **(task.effective(cfg) if hasattr(task, "effective") else {})},
+    }
+    summary.update(loaded.summary)
+    summary.update(task.summary(trainer, loaded))
+    return summary
+
+
+def _test(cfg: Config, task: Task, trainer: Trainer, loaded: TaskData, summary: dict, phases: dict, meta: dict,
+          callbacks: list[Callback]) -> None:
+    """The test of the weights the run ends with (the best ones when early stopping restores them), final.pt."""
+    if trainer.stop_reason == "nonfinite_loss":
+        summary.update(task.untested(), nonfinite_step=trainer.nonfinite_step)
+        return
+    if trainer.stop_reason == "interrupted":
+        summary.update(task.untested())
+        return
+    swapped = next((cb.tested_weights for cb in callbacks if getattr(cb, "tested_weights", None)), None)
+    tested = trainer.restore_best_for_test() or swapped or "last"
+    result = task.test(trainer, loaded)
+    phases["test"] = result.pop("_seconds")
+    summary.update(result, tested_weights=tested)
+    if trainer.strategy.lead:
+        save_checkpoint(trainer.run_dir / "final.pt", {"kind": "weights", "model": trainer.model.state_dict(),
+                                                       "epoch": trainer.epoch, **meta})

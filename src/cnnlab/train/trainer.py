@@ -10,6 +10,12 @@ optimizer and schedule state, the epoch and batch reached, the global RNG
 state (dropout), the callbacks' state and the running epoch sums. The data
 order and augmentation are pure functions of (seed, epoch, batch), so a
 resumed run sees the same batches as an uninterrupted one.
+
+What differs between runs is passed in, never subclassed: the :class:`~cnnlab.tasks.Task`
+decides a step's loss and the validation metrics (classification: cross-entropy and
+accuracy; detection: the box loss and mAP), the :class:`~cnnlab.train.strategy.Strategy`
+how many processes share the work, and callbacks may change a batch
+(``on_train_batch_start``) or the loss (``on_before_backward``).
 """
 
 from __future__ import annotations
@@ -24,40 +30,45 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.config import Config
-from cnnlab.data.loader import DeviceBatches
 from cnnlab.errors import CnnlabError
-from cnnlab.train.callbacks import Callback
+from cnnlab.tasks import Task, get_task
+from cnnlab.train.callbacks import Callback, callback_states, restore_callback_states
 from cnnlab.train.checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
-from cnnlab.train.evaluate import evaluate
 from cnnlab.train.monitor import Monitor
 from cnnlab.train.optim import build_optimizer, penalty, penalty_weights
-from cnnlab.train.precision import autocast, make_scaler
+from cnnlab.train.precision import make_scaler
 from cnnlab.train.schedule import LRSchedule
+from cnnlab.train.strategy import SingleProcess, Strategy
 
 
 class Trainer:
     """Runs ``cfg.train.epochs`` epochs of ``train_batches`` through ``model``.
 
     ``extra_checkpoint`` is merged into every checkpoint (class names, data
-    statistics, input size) so a checkpoint alone can rebuild the model.
+    statistics, input size) so a checkpoint alone can rebuild the model. ``task``
+    defaults to ``cfg.task``'s, ``strategy`` to one process on the model's device.
     """
 
     def __init__(
         self,
         cfg: Config,
         model: nn.Module,
-        train_batches: DeviceBatches,
-        val_batches: DeviceBatches | None,
+        train_batches,
+        val_batches,
         run_dir: Path,
         callbacks: list[Callback] = (),
         extra_checkpoint: dict[str, Any] | None = None,
         quiet: bool = False,
+        *,
+        task: Task | None = None,
+        strategy: Strategy | None = None,
     ) -> None:
         self.cfg, self.model = cfg, model
+        self.task = task if task is not None else get_task(cfg.task)
+        self.strategy = strategy if strategy is not None else SingleProcess(next(model.parameters()).device)
         self.train_batches, self.val_batches = train_batches, val_batches
         self.run_dir = run_dir
         self.callbacks = list(callbacks)
@@ -87,12 +98,13 @@ class Trainer:
         self.checkpoint_seconds = 0.0
         self.history: list[dict[str, Any]] = []
         self._sums = self._zero_sums()
-        self._interrupted = False
-        # Distributed runs (cnnlab.train.distributed) change these three: the step runs the
-        # DistributedDataParallel wrapper, images are counted over all ranks, and only rank 0 writes.
-        self.train_model: nn.Module = model
-        self.world_size = 1
-        self.writes_run_dir = True
+        self._interrupted = False  # every rank agreed to stop after this step
+        self._local_interrupt = False  # Ctrl-C reached this process
+        # The step runs the strategy's wrapper (DDP), images are counted over all ranks, the lead writes.
+        self.train_model: nn.Module = self.strategy.wrap(model)
+        self.world_size = self.strategy.world_size
+        self.writes_run_dir = self.strategy.lead
+        self.task.setup(self)
 
     # ------------------------------------------------------------------ helpers
 
@@ -100,13 +112,17 @@ class Trainer:
         if not self.quiet:
             print(message, file=sys.stderr, flush=True)
 
+    def resume_hint(self) -> str:
+        """The command that continues this run (under torchrun, a torchrun command)."""
+        return f"`{self.strategy.resume_command} {self.run_dir}`"
+
     def _zero_sums(self) -> dict[str, torch.Tensor]:
         zero = lambda dtype: torch.zeros((), device=self.device, dtype=dtype)  # noqa: E731
         return {"loss": zero(torch.float64), "correct": zero(torch.int64), "count": zero(torch.int64)}
 
     def _monitor(self) -> Monitor:
         """The metric that picks the best checkpoint (and feeds the plateau schedule): any improvement counts."""
-        return Monitor.from_name(self.cfg.train.early_stopping.monitor)
+        return self.task.monitor(self.cfg.train.early_stopping.monitor)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -119,9 +135,17 @@ class Trainer:
         lr = self.schedule.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # optim.layer_decay: earlier stages learn slower
-        loss, correct = self._step_loss(x, y)
+        for cb in self.callbacks:  # mixup, cutmix: a callback may hand back a changed batch
+            changed = cb.on_train_batch_start(self, (x, y))
+            if changed is not None:
+                x, y = changed
+        loss, correct = self.task.training_loss(self, x, y)
         reg = penalty(self.penalty_weights, self.cfg.optim.l1, self.cfg.optim.l2)
         total = loss if reg is None else loss + reg
+        for cb in self.callbacks:  # a callback may hand back a changed loss
+            changed = cb.on_before_backward(self, total)
+            if changed is not None:
+                total = changed
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
             total.backward()
@@ -146,20 +170,11 @@ class Trainer:
             if correct is not None:
                 self._sums["correct"] += correct
             self._sums["count"] += len(y)
-        return loss.detach(), grad_norm, lr
-
-    def _step_loss(self, x: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The batch's training loss and its count of correct predictions (None for a task without accuracy).
-
-        The one part of a step a task changes (detection: its box, objectness and class loss);
-        learning rate, regularisation, clipping and the optimizer step stay in ``_train_step``.
-        """
-        with autocast(self.device.type, self.cfg.train.precision):
-            logits = self.train_model(x)  # (B, classes)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.train.label_smoothing)
-        with torch.no_grad():
-            correct = (logits.argmax(1) == y).sum()
-        return loss, correct
+        loss = loss.detach()
+        if self.world_size > 1:  # every rank logs the global batch's loss and stops together
+            loss, self._interrupted = self.strategy.sync_step(
+                loss, self._local_interrupt, host_read=self.device.type == "cpu" or want_grad_norm)
+        return loss, grad_norm, lr
 
     # ------------------------------------------------------------------ the loop
 
@@ -210,36 +225,41 @@ class Trainer:
             self.train_seconds += time.perf_counter() - step_clock
             for cb in self.callbacks:
                 cb.on_step_end(self, metrics)
-            if self._interrupted:
+            if self._interrupted or (self.world_size == 1 and self._local_interrupt):
                 self._save_last()
                 self.stop_reason = "interrupted"
-                self.notice(f"interrupted at step {self.step}; resume with `cnnlab train --resume {self.run_dir}`")
+                self.notice(f"interrupted at step {self.step}; resume with {self.resume_hint()}")
                 return
             step_clock = time.perf_counter()
         self._end_epoch(time.perf_counter() - epoch_start)
 
-    def _running_accuracy(self) -> float:
-        """Training accuracy so far this epoch (the sums are already on the device)."""
+    def _running_accuracy(self) -> float | None:
+        """Training accuracy so far this epoch (None for a task that counts no correct predictions)."""
+        if not self.task.counts_correct:
+            return None
         sums = self._reduced_sums()
         count = int(sums["count"].item())
         return float(sums["correct"].item()) / max(count, 1)
 
     def _reduced_sums(self) -> dict[str, torch.Tensor]:
         """The epoch's running sums (over all ranks in a distributed run)."""
-        return self._sums
-
-    def _evaluate(self, batches: DeviceBatches):
-        """Loss and accuracy of the model over ``batches`` (over all ranks' shares in a distributed run)."""
-        return evaluate(self.model, batches, self.cfg.train.precision)
+        if self.world_size == 1:
+            return self._sums
+        packed = torch.stack([self._sums["loss"].double(), self._sums["correct"].double(),
+                              self._sums["count"].double()])
+        total = self.strategy.reduce_sum(packed)  # counts stay exact in float64 below 2**53
+        return {"loss": total[0].clone().to(self.device), "correct": total[1].round().long().to(self.device),
+                "count": total[2].round().long().to(self.device)}
 
     def _epoch_accuracy(self, count: int) -> float | None:
-        """Training accuracy of the epoch (a task without accuracy, such as detection, returns None)."""
+        """Training accuracy of the epoch (None for a task that counts no correct predictions)."""
+        if not self.task.counts_correct:
+            return None
         return self._reduced_sums()["correct"].item() / count
 
     def validate(self) -> dict[str, Any]:
-        """Validation metrics of the model as it is now; a detection trainer adds mAP instead of accuracy."""
-        result = self._evaluate(self.val_batches)
-        return {"val_loss": result.loss, "val_accuracy": result.accuracy}
+        """Validation metrics of the model as it is now, as the task measures them (over all ranks)."""
+        return self.task.validate(self, self.val_batches)
 
     def _stop_nonfinite(self, value: float) -> None:
         self.nonfinite_step = self.step + 1
@@ -253,6 +273,7 @@ class Trainer:
                     f"training stopped; {kept}")
 
     def _end_epoch(self, seconds: float) -> None:
+        self.strategy.end_of_epoch(self.model)  # before validation and checkpoints (DDP: batch-norm statistics)
         self._sync()
         sums = self._reduced_sums()
         count = max(int(sums["count"].item()), 1)
@@ -260,7 +281,7 @@ class Trainer:
             "epoch": self.epoch + 1, "step": self.step,
             "train_loss": sums["loss"].item() / count,
             "train_accuracy": self._epoch_accuracy(count),
-            "val_loss": None, "val_accuracy": None,
+            **dict.fromkeys(self.task.validation_keys),
             "lr": self.schedule.lr_at(max(self.step - 1, 0)),
             "seconds": seconds,
         }
@@ -289,6 +310,8 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def _save_best(self) -> None:
+        if not self.strategy.lead:
+            return
         t0 = time.perf_counter()
         save_checkpoint(self.run_dir / "best.pt", {
             "kind": "weights", "model": self.model.state_dict(), "epoch": self.epoch,
@@ -308,26 +331,37 @@ class Trainer:
         return f"best (epoch {self.best_epoch})"
 
     def _save_last(self) -> None:
+        """``last.pt``: the lead writes it; every rank takes part in the collectives its content needs."""
+        sums = self._reduced_sums()  # every rank saves at the same point: a collective is safe here
+        extras = self.strategy.checkpoint_extras()
+        if self.strategy.lead:
+            self._write_last(sums, extras)
+        self.saved_epoch = self.epoch
+
+    def _write_last(self, sums: dict[str, torch.Tensor], extras: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         metrics_file = self.run_dir / "metrics.jsonl"
-        save_checkpoint(self.run_dir / "last.pt", {
+        checkpoint = {
             "kind": "resumable",
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
-            "sums": {k: v.cpu() for k, v in self._sums.items()},
+            "sums": {k: v.cpu() for k, v in sums.items()},
             "rng": rng_state(),
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "callbacks": callback_states(self.callbacks),
             "best_val": self.best_val, "best_epoch": self.best_epoch,
             "train_seconds": self.train_seconds, "val_seconds": self.val_seconds,
             "images_seen": self.images_seen,
             "history": self.history,
             "metrics_bytes": metrics_file.stat().st_size if metrics_file.exists() else 0,
             **self.extra_checkpoint,
-        })
-        self.saved_epoch = self.epoch
+            **extras,
+        }
+        for cb in self.callbacks:
+            cb.on_save_checkpoint(self, checkpoint)
+        save_checkpoint(self.run_dir / "last.pt", checkpoint)
         self.checkpoint_seconds += time.perf_counter() - t0
 
     def resume_from(self, path: Path) -> None:
@@ -349,8 +383,9 @@ class Trainer:
             self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
             self._sums = {k: v.to(self.device) for k, v in state["sums"].items()}
             set_rng_state(state["rng"])
-            for cb, cb_state in zip(self.callbacks, state["callbacks"]):
-                cb.load_state_dict(cb_state)
+            restore_callback_states(self.callbacks, state["callbacks"], self.notice)
+            for cb in self.callbacks:
+                cb.on_load_checkpoint(self, state)
             self.best_val, self.best_epoch = state["best_val"], state["best_epoch"]
             self.train_seconds, self.val_seconds = state["train_seconds"], state["val_seconds"]
             self.history = list(state["history"])
@@ -369,6 +404,7 @@ class Trainer:
         if self.writes_run_dir and metrics_file.exists():  # drop lines written after this checkpoint
             with open(metrics_file, "r+") as fh:
                 fh.truncate(state["metrics_bytes"])
+        self.strategy.after_resume(self, state)
 
     # ------------------------------------------------------------------ Ctrl-C
 
@@ -379,9 +415,9 @@ class Trainer:
         previous = signal.getsignal(signal.SIGINT)
 
         def handler(signum, frame):
-            if self._interrupted:
+            if self._local_interrupt:
                 raise KeyboardInterrupt
-            self._interrupted = True
+            self._local_interrupt = True
             self.notice("Ctrl-C: saving a resumable checkpoint after this step (press again to abort)")
 
         signal.signal(signal.SIGINT, handler)

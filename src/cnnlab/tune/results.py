@@ -63,6 +63,9 @@ def trial_rows(study, sweep_dir: Path | None = None) -> tuple[list[dict], list[s
                      **{f"param:{k}": v for k, v in t.params.items()},
                      "epochs": ua.get("epochs") if ua.get("epochs") is not None else len(t.intermediate_values),
                      "test_accuracy": ua.get("test_accuracy"), "train_seconds": ua.get("train_seconds"),
+                     # the task's headline test metric (test_map50 for a detector)
+                     "test_metric": ua.get("test_metric", "test_accuracy"),
+                     "test_value": ua.get(ua.get("test_metric", "test_accuracy")),
                      "seconds": ua.get("seconds", wall), "started": _iso(t.datetime_start),
                      "completed": _iso(t.datetime_complete), "worker": ua.get("worker"), "host": ua.get("host"),
                      "run_dir": run_dir, "error": ua.get("error"), "retry_of": ua.get("retry_of")})
@@ -86,13 +89,16 @@ def write_trials_csv(path: Path, rows: list[dict], params: list[str]) -> None:
 
 def format_table(rows: list[dict], params: list[str], metric: str) -> str:
     """The ``--status`` table: one line per trial."""
-    headers = ["#", "state", metric, *params, "epochs", "test acc", "seconds"]
+    test_metrics = {r.get("test_metric", "test_accuracy") for r in rows} or {"test_accuracy"}
+    shown = "test acc" if test_metrics == {"test_accuracy"} else " / ".join(sorted(test_metrics)).replace("_", " ")
+    headers = ["#", "state", metric, *params, "epochs", shown, "seconds"]
     lines = []
     for r in rows:
+        test = r.get("test_value", r["test_accuracy"])
         value = r["value"]
         cells = [str(r["number"]), r["state"], "" if value is None else f"{value:.4f}",
                  *[_short(r.get(f"param:{k}")) for k in params], "" if r["epochs"] is None else str(r["epochs"]),
-                 "" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
+                 "" if test is None else f"{test:.4f}",
                  "" if r["seconds"] is None else f"{r['seconds']:.1f}"]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(headers)]

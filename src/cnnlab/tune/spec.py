@@ -50,6 +50,7 @@ import yaml
 from cnnlab.config import _read_source, config_with_overrides  # noqa: PLC2701 (one reader for presets)
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.rundir import check_name
+from cnnlab.tasks import get_task
 
 SPEC_KEYS = ("name", "description", "base", "overrides", "objective", "sampler", "pruner", "trials", "timeout",
              "space")
@@ -57,7 +58,7 @@ SAMPLERS = {"grid": (), "random": ("seed",), "tpe": ("seed", "startup_trials")}
 PRUNERS = {"none": (), "median": ("startup_trials", "warmup_epochs"),
            "halving": ("min_epochs", "reduction_factor"), "hyperband": ("min_epochs", "reduction_factor")}
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize", "train_accuracy": "maximize",
-           "train_loss": "minimize"}
+           "train_loss": "minimize"}  # classification's; a spec reads its base task's (Task.objective_metrics)
 MAX_GRID = 100_000  # more points than any sweep here would run; refuse before enumerating them
 
 
@@ -269,11 +270,14 @@ def spec_from_dict(raw: dict, default_name: str = "sweep", folder: Path | None =
         raise CnnlabError(f"sweep overrides: {exc}") from None
 
     objective = _options(_mapping(raw.get("objective"), "'objective'"), ("metric", "direction"), "objective")
-    metric = objective.get("metric", "val_accuracy")
-    if metric not in METRICS:
-        raise CnnlabError(f"objective metric '{metric}' is not one the trainer reports each epoch; "
-                          f"{did_you_mean(str(metric), METRICS)}")
-    direction = objective.get("direction", METRICS[metric])
+    task = get_task(base_cfg.task)  # the objective is one of the base task's metrics (mAP for a detector)
+    metrics = task.objective_metrics()
+    metric = objective.get("metric", task.headline.val_metric)
+    if metric not in metrics:
+        raise CnnlabError(f"objective metric '{metric}' is not one the trainer reports each epoch for "
+                          f"task={base_cfg.task}; {did_you_mean(str(metric), metrics)} "
+                          f"(one of {', '.join(sorted(metrics))})")
+    direction = objective.get("direction", metrics[metric])
     if direction not in ("maximize", "minimize"):
         raise CnnlabError(f"objective direction must be maximize or minimize, got {direction!r}")
     if metric.startswith("val_") and (base_cfg.data.val == "none" or base_cfg.data.final_fit):

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab.tasks import get_task
 from cnnlab.errors import CnnlabError, short_repr
 from cnnlab.fileio import write_json_atomic
 from cnnlab.train.callbacks import Callback
@@ -294,10 +295,8 @@ def run_trial(study, trial, spec: SweepSpec, job: WorkerJob, data_cache: dict) -
             cfg.data.data_dir = job.data_dir
         key = _data_key(cfg)
         if key not in data_cache:
-            from cnnlab.data.datasets import load_dataset
-
             data_cache.clear()  # one dataset in memory per worker
-            data_cache[key] = load_dataset(cfg.data)
+            data_cache[key] = get_task(cfg.task).load_source(cfg)
         summary = train(cfg, Path(job.sweep_dir) / rel, callbacks=[callback], data=data_cache[key], quiet=True)
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
@@ -310,8 +309,11 @@ def run_trial(study, trial, spec: SweepSpec, job: WorkerJob, data_cache: dict) -
         study.tell(trial, state=TrialState.FAIL)
         _report(job, trial.number, "fail", None, spec, {}, time.perf_counter() - t0, error)
         return "fail"
-    for key in ("test_accuracy", "best_val_accuracy", "train_seconds", "epochs", "status", "params"):
+    headline = get_task(cfg.task).headline
+    for key in ("test_accuracy", "best_val_accuracy", "train_seconds", "epochs", "status", "params",
+                headline.test_metric):
         trial.set_user_attr(key, summary.get(key))
+    trial.set_user_attr("test_metric", headline.test_metric)
     seconds = time.perf_counter() - t0
     trial.set_user_attr("seconds", round(seconds, 3))
     status = summary["status"]
@@ -567,12 +569,11 @@ def refuse_hopeless_space(spec: SweepSpec, data_cache: dict, data_dir: str | Non
 
 def _preload(spec: SweepSpec, data_dir: str | None) -> dict:
     """Load the base config's dataset before anything is created: a missing dataset fails here."""
-    from cnnlab.data.datasets import load_dataset
-
     cfg = spec.config_for({})
     if data_dir:
         cfg.data.data_dir = data_dir
-    return {_data_key(cfg): load_dataset(cfg.data)}
+    source = get_task(cfg.task).load_source(cfg)
+    return {} if source is None else {_data_key(cfg): source}
 
 
 def _run_and_report(spec, out: Path, url: str, study_name: str, n_trials: int, workers: int, timeout, quiet: bool,

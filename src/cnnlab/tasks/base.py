@@ -1,0 +1,133 @@
+"""The :class:`Task` interface: everything a training run does that depends on what it learns.
+
+The run (:func:`cnnlab.train.run.run_training`) calls, in order: :meth:`Task.check` (refusals
+beyond the config's own, before any work), :meth:`Task.load` (the data as train/val/test
+batches on the device), :meth:`Task.build_model`, then the Trainer calls
+:meth:`Task.setup`, :meth:`Task.training_loss` every step and :meth:`Task.validate` every
+epoch, and the run ends with :meth:`Task.test`. The :attr:`Task.headline` says which metric
+a sweep, an ablation or a cross-validation reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from cnnlab.errors import CnnlabError
+
+Notice = Callable[[str], None] | None
+
+
+@dataclass(frozen=True)
+class Headline:
+    """What a run of a task is judged by.
+
+    ``val_metric`` is monitored by default (best checkpoint, early stopping, a sweep's
+    objective), ``test_metric`` is the summary's headline number, ``direction`` is
+    ``"max"`` or ``"min"`` for both.
+    """
+
+    val_metric: str
+    test_metric: str
+    direction: str = "max"
+
+
+@dataclass
+class TaskData:
+    """What :meth:`Task.load` returns: the batches of each split and what describes the inputs."""
+
+    train: Any
+    val: Any
+    test: Any
+    input_size: tuple[int, int, int]
+    num_classes: int
+    classes: list[str]
+    mean: list[float] | None
+    std: list[float] | None
+    counts: dict[str, int]
+    dataset: str
+    source: Any = None  # the loaded dataset object (classification: ImageData; tests and the lr range test use it)
+    summary: dict[str, Any] = field(default_factory=dict)  # task-specific summary fields known after loading
+    phases: dict[str, float] = field(default_factory=dict)  # extra timed phases (the lr range test)
+
+
+class Task:
+    """Base class; see the module docstring for when each method runs."""
+
+    name = "task"
+    headline = Headline("val_loss", "test_loss", "min")
+    metrics: dict[str, str] = {"val_loss": "min"}  # validation metric -> "min" | "max": what may be monitored
+    validation_keys: tuple[str, ...] = ("val_loss",)  # epoch-record keys validation fills (None without val data)
+    counts_correct = False  # whether training_loss returns a count of correct predictions (a training accuracy)
+
+    def check(self, cfg) -> None:
+        """Refuse what this task cannot do with ``cfg`` (beyond the config's scope check), before any work."""
+        monitor = cfg.train.early_stopping.monitor
+        if monitor not in self.metrics:
+            raise CnnlabError(f"train.early_stopping.monitor={monitor} is not a metric of task={self.name}; "
+                              f"use one of {', '.join(sorted(self.metrics))}")
+
+    def monitor(self, name: str):
+        """The :class:`~cnnlab.train.monitor.Monitor` of validation metric ``name`` in this task's direction."""
+        from cnnlab.train.monitor import Monitor
+
+        if name not in self.metrics:
+            return Monitor.from_name(name)
+        return Monitor(name, self.metrics[name])
+
+    def load_source(self, cfg):
+        """The dataset of ``cfg`` decoded once, for many runs to share (sweeps, ablations); None: each run loads."""
+        return None
+
+    def objective_metrics(self) -> dict[str, str]:
+        """What a sweep may optimise: ``{metric: "maximize" | "minimize"}`` (validation and training metrics)."""
+        out = {k: "maximize" if mode == "max" else "minimize" for k, mode in self.metrics.items()}
+        out["train_loss"] = "minimize"
+        if self.counts_correct:
+            out["train_accuracy"] = "maximize"
+        return out
+
+    def load(self, cfg, device, data, notice: Notice) -> TaskData:
+        """The data of ``cfg`` as train/val/test batches on ``device``; ``data`` is a shared :meth:`load_source`."""
+        raise NotImplementedError
+
+    def make_model(self, cfg, input_size: tuple[int, int, int], num_classes: int, pretrained: bool = True):
+        """The model for inputs of ``input_size`` and ``num_classes`` classes (also how a run is read back)."""
+        raise NotImplementedError
+
+    def build_model(self, cfg, data: TaskData):
+        """The model a run trains, on the data's device (with what the data decides: channels-last, whitening)."""
+        raise NotImplementedError
+
+    def setup(self, trainer) -> None:
+        """Called once by the Trainer with its model on the device (a task may cache what its loss needs)."""
+
+    def training_loss(self, trainer, x, y):
+        """``(loss, correct)`` of a training batch; ``correct`` is None when ``counts_correct`` is False."""
+        raise NotImplementedError
+
+    def validate(self, trainer, batches) -> dict[str, Any]:
+        """The validation metrics (over every rank's share) of the model as it is now."""
+        raise NotImplementedError
+
+    def test(self, trainer, data: TaskData) -> dict[str, Any]:
+        """The summary's test fields (the headline test metric among them)."""
+        raise NotImplementedError
+
+    def untested(self) -> dict[str, Any]:
+        """The test fields of a run that ended before its test (interrupted, non-finite loss)."""
+        return {self.headline.test_metric: None}
+
+    def summary(self, trainer, data: TaskData) -> dict[str, Any]:
+        """Task-specific summary fields known at the end of training (best validation values)."""
+        return {}
+
+    def describe_validation(self, metrics: dict[str, Any]) -> str:
+        """The validation part of an epoch's progress line ('' without validation)."""
+        if metrics.get("val_loss") is None:
+            return ""
+        return f"val loss {metrics['val_loss']:.4f}"
+
+    def describe_start(self, cfg, data: TaskData, params: int) -> str:
+        """The start of the 'training ...' line."""
+        return f"training {cfg.model.name} ({params:,} parameters) on {data.dataset}"
