@@ -8,12 +8,14 @@ changes), so a stale entry is never found. A damaged entry is decoded again; an 
 be written (a read-only home) is a warning, not an error. Entries are written atomically.
 
 >>> import tempfile
->>> folder = Path(tempfile.mkdtemp())
+>>> tmp = tempfile.TemporaryDirectory()
+>>> folder = Path(tmp.name)
 >>> build = lambda: {"x": np.arange(3)}
 >>> cached_arrays(cache_file(folder, "demo", "k1"), build, encode=dict, decode=lambda z: z["x"].tolist())
 {'x': array([0, 1, 2])}
 >>> cached_arrays(cache_file(folder, "demo", "k1"), build, encode=dict, decode=lambda z: z["x"].tolist())
 [0, 1, 2]
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from cnnlab.errors import CnnlabError
 LAYOUT = "annotations/instances_{train,test}.json"
 
 
-def coco_file(root: Path, split: str) -> Path:
+def _coco_file(root: Path, split: str) -> Path:
     """``annotations/instances_<split>.json`` (or ``<split>.json``, or one ``instances_<split>*.json``
     such as COCO's own ``instances_train2017.json``); for the test split ``val`` is accepted too."""
     folder = root / "annotations"
@@ -116,8 +116,8 @@ def read_coco(root: Path, classes: list[str] | None, problems: Problems) -> tupl
     """A COCO folder -> ({"train": [...], "test": [...]}, classes); both splits must share categories."""
     need_dir(root, "annotations/instances_{train,test}.json", "COCO")
     classes = check_class_option(classes)
-    train, train_classes = read_coco_split(coco_file(root, "train"), root, "train", classes, problems)
-    test, test_classes = read_coco_split(coco_file(root, "test"), root, "test", train_classes, problems)
+    train, train_classes = read_coco_split(_coco_file(root, "train"), root, "train", classes, problems)
+    test, test_classes = read_coco_split(_coco_file(root, "test"), root, "test", train_classes, problems)
     return {"train": train, "test": test}, train_classes
 
 

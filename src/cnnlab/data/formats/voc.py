@@ -92,7 +92,7 @@ def read_voc_annotation(xml_path: Path, image_dir: Path, image_id: str) -> tuple
     return ann, names
 
 
-def split_file(root: Path, split: str) -> Path:
+def _split_file(root: Path, split: str) -> Path:
     main = root / "ImageSets" / "Main"
     for name in ((split,) if split == "train" else TEST_SPLITS):
         if (main / f"{name}.txt").is_file():
@@ -111,7 +111,7 @@ def read_voc(root: Path, classes: list[str] | None, problems: Problems) -> tuple
         classes = read_class_list(root / "classes.txt")
     raw: dict[str, list[tuple[Annotation, list[str]]]] = {}
     for split in ("train", "test"):
-        listing = split_file(root, split)
+        listing = _split_file(root, split)
         ids = [line.split()[0] for line in read_lines(listing, "split file") if line]
         if not ids:
             raise CnnlabError(f"split file {listing} lists no image ids; write one id a line")

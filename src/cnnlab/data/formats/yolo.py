@@ -19,7 +19,7 @@ from cnnlab.errors import CnnlabError
 LAYOUT = "images/{train,test}/, labels/{train,test}/, classes.txt"
 
 
-def yolo_classes(root: Path, classes: list[str] | None) -> list[str]:
+def _yolo_classes(root: Path, classes: list[str] | None) -> list[str]:
     classes = check_class_option(classes)
     if classes is not None:
         return classes
@@ -32,7 +32,7 @@ def yolo_classes(root: Path, classes: list[str] | None) -> list[str]:
 def read_yolo(root: Path, classes: list[str] | None, problems: Problems) -> tuple[dict[str, list[Annotation]], list[str]]:
     """A YOLO folder -> ({"train": [...], "test": [...]}, classes)."""
     need_dir(root, "images/{train,test}/ and labels/{train,test}/", "YOLO")
-    classes = yolo_classes(root, classes)
+    classes = _yolo_classes(root, classes)
     out = {}
     for split in ("train", "test"):
         names = (split,) if split == "train" else TEST_SPLITS
