@@ -3,10 +3,12 @@ each format file reading its fixture through the registry, and the shared decode
 
 import doctest
 import importlib
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from cnnlab.config import DataConfig, load_config, preset_names
 from cnnlab.data import folder as folders
@@ -94,6 +96,25 @@ def test_every_preset_names_a_registered_dataset_of_its_task(preset):
     cfg = load_config(preset)
     spec = get_dataset(cfg.data.name)
     assert spec.task == cfg.task, f"{preset}: data.name={cfg.data.name} is a {spec.task} dataset"
+
+
+def _data_names(node):
+    """Every value given to ``data.name`` anywhere in a parsed YAML tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "data.name":
+                yield from (value if isinstance(value, list) else [value])
+            yield from _data_names(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _data_names(item)
+
+
+@pytest.mark.parametrize("sweep", sorted((resources.files("cnnlab") / "presets" / "sweeps").iterdir(),
+                                         key=lambda p: p.name), ids=lambda p: p.name)
+def test_every_dataset_a_sweep_preset_names_is_registered(sweep):
+    for name in _data_names(yaml.safe_load(sweep.read_text())):
+        assert get_dataset(name).name == name
 
 
 @pytest.mark.parametrize("fmt, write", [("voc", write_voc), ("coco", write_coco), ("yolo", write_yolo)])
