@@ -62,9 +62,9 @@ def register(subparsers) -> None:
 
 
 def _is_detection(cfg) -> bool:
-    from cnnlab.data.locate import DETECTION_NAMES, canonical_name
+    from cnnlab.data.registry import get_dataset
 
-    return canonical_name(cfg.name) in DETECTION_NAMES
+    return get_dataset(cfg.name).task == "detect"
 
 
 def _data_config(name: str, overrides: list[str], data_dir: str | None):

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.config import AugmentConfig
+from cnnlab.data import augment_more
+from cnnlab.errors import CnnlabError
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> torch.Tensor:
@@ -63,7 +65,7 @@ def alternate_flip_mask(index: torch.Tensor, epoch: int, seed: int = 0) -> torch
     return ((bit + epoch) % 2).bool()
 
 
-def _base_grid(h: int, w: int, device, dtype) -> torch.Tensor:
+def base_grid(h: int, w: int, device, dtype) -> torch.Tensor:
     """(H*W, 3) homogeneous pixel-centre coordinates in [-1, 1] (``align_corners=False``)."""
     ys = (torch.arange(h, device=device, dtype=dtype) * 2 + 1) / h - 1
     xs = (torch.arange(w, device=device, dtype=dtype) * 2 + 1) / w - 1
@@ -84,7 +86,7 @@ def affine_warp(x: torch.Tensor, angle, zoom, shear, tx, ty) -> torch.Tensor:
     # theta maps output coords to input coords: (rotation @ shear) / scale, plus the shift.
     theta = torch.stack([cos * inv_scale, (cos * tan - sin) * inv_scale, tx,
                          sin * inv_scale, (sin * tan + cos) * inv_scale, ty], 1).view(n, 2, 3)
-    grid = _base_grid(h, w, x.device, x.dtype) @ theta.to(x.dtype).transpose(1, 2)  # (N, H*W, 2)
+    grid = base_grid(h, w, x.device, x.dtype) @ theta.to(x.dtype).transpose(1, 2)  # (N, H*W, 2)
     return F.grid_sample(x, grid.view(n, h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -146,9 +148,7 @@ class BatchAugment:
         """The augmentation of a training split: PCA lighting's basis from its uint8 images, when enabled."""
         if not cfg.pca_lighting:
             return cls(cfg)
-        from cnnlab.data.augment_more import colour_basis
-
-        return cls(cfg, colour_basis(train_images))
+        return cls(cfg, augment_more.colour_basis(train_images))
 
     @property
     def active(self) -> bool:
@@ -164,9 +164,7 @@ class BatchAugment:
         if c.crop_padding:
             x = random_crop(x, c.crop_padding, c.crop_mode, gen)
         if c.random_resized_crop:
-            from cnnlab.data.augment_more import random_resized_crop
-
-            x = random_resized_crop(x, c.random_resized_crop, c.resized_crop_ratio, gen)
+            x = augment_more.random_resized_crop(x, c.random_resized_crop, c.resized_crop_ratio, gen)
         if c.hflip and c.flip_mode == "alternate" and index is not None:
             flip = alternate_flip_mask(index.to(x.device), epoch, seed)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -188,14 +186,10 @@ class BatchAugment:
 
 def _texts_colour(x: torch.Tensor, c: AugmentConfig, lighting, gen: torch.Generator) -> torch.Tensor:
     """Hue jitter, then PCA lighting (:mod:`cnnlab.data.augment_more`)."""
-    from cnnlab.data import augment_more
-
     if c.hue:
         x = augment_more.random_hue(x, c.hue, gen)
     if c.pca_lighting:
         if lighting is None:
-            from cnnlab.errors import CnnlabError
-
             raise CnnlabError("data.augment.pca_lighting needs the training set's colour basis; build the "
                               "augmentation with BatchAugment.for_images(cfg, training_images)")
         x = augment_more.pca_lighting(x, c.pca_lighting, lighting, gen)

@@ -17,7 +17,8 @@ import torch
 from cnnlab.config import DataConfig
 from cnnlab.data import folder as folders
 from cnnlab.data.cifar import load_cifar
-from cnnlab.data.locate import DETECTION_NAMES, LAYOUTS, canonical_name, find_dataset_dir, load_idx_dataset
+from cnnlab.data.locate import find_dataset_dir, load_idx_dataset
+from cnnlab.data.registry import get_dataset, register_dataset
 from cnnlab.data.splits import stratified_split
 from cnnlab.errors import CnnlabError
 
@@ -49,27 +50,51 @@ class ImageData:
 
 
 def load_dataset(cfg: DataConfig) -> ImageData:
-    """Read the dataset named by ``cfg.name`` (searching the data roots) into memory."""
-    name = canonical_name(cfg.name)
-    if name in DETECTION_NAMES:
-        raise CnnlabError(f"'{name}' is an object-detection dataset (boxes, not one class per image); "
+    """Read the dataset named by ``cfg.name`` (searching the data roots) into memory.
+
+    The reader is the one registered under that name (:mod:`cnnlab.data.registry`).
+    """
+    spec = get_dataset(cfg.name)
+    if spec.task != "classify":
+        raise CnnlabError(f"'{spec.name}' is an object-detection dataset (boxes, not one class per image); "
                           "set task=detect (or use a detect-* preset), or choose a classification dataset")
-    if name == "folder":
-        if not cfg.root:
-            raise CnnlabError("data.name=folder needs data.root=PATH, a folder with one sub-folder per class")
-        return _load_folder_dataset(Path(cfg.root), cfg, "folder")
+    return spec.load(cfg, spec.name)
+
+
+@register_dataset("folder", task="classify")
+def load_folder(cfg: DataConfig, name: str) -> ImageData:
+    """``data.name=folder``: the image folder at ``data.root`` (one sub-folder per class)."""
+    if not cfg.root:
+        raise CnnlabError("data.name=folder needs data.root=PATH, a folder with one sub-folder per class")
+    return _load_folder_dataset(Path(cfg.root), cfg, name)
+
+
+@register_dataset("mnist", task="classify")
+@register_dataset("fashion-mnist", task="classify", aliases=("fashion_mnist", "fashion"))
+def load_idx(cfg: DataConfig, name: str) -> ImageData:
+    """MNIST and Fashion-MNIST from their IDX files, found under the data roots (or downloaded)."""
     location = find_dataset_dir(name, cfg.data_dir, download=cfg.download)  # unless offline or download=false
-    kind = LAYOUTS[name].kind
-    if kind == "idx":
-        train_x, train_y, test_x, test_y = load_idx_dataset(name, location)
-        classes = FASHION_CLASSES if name == "fashion-mnist" else [str(i) for i in range(10)]
-        return ImageData(name, torch.from_numpy(train_x).unsqueeze(1), torch.from_numpy(train_y),
-                         torch.from_numpy(test_x).unsqueeze(1), torch.from_numpy(test_y), classes, str(location))
-    if kind == "cifar":
-        train_x, train_y, test_x, test_y, classes = load_cifar(location, 10 if name == "cifar10" else 100)
-        return ImageData(name, torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(test_x),
-                         torch.from_numpy(test_y), classes, str(location))
-    return _load_folder_dataset(location, cfg, name)
+    train_x, train_y, test_x, test_y = load_idx_dataset(name, location)
+    classes = FASHION_CLASSES if name == "fashion-mnist" else [str(i) for i in range(10)]
+    return ImageData(name, torch.from_numpy(train_x).unsqueeze(1), torch.from_numpy(train_y),
+                     torch.from_numpy(test_x).unsqueeze(1), torch.from_numpy(test_y), classes, str(location))
+
+
+@register_dataset("cifar10", task="classify", aliases=("cifar-10",))
+@register_dataset("cifar100", task="classify", aliases=("cifar-100",))
+def load_cifar_dataset(cfg: DataConfig, name: str) -> ImageData:
+    """CIFAR-10 and CIFAR-100 from their python batches, found under the data roots (or downloaded)."""
+    location = find_dataset_dir(name, cfg.data_dir, download=cfg.download)
+    train_x, train_y, test_x, test_y, classes = load_cifar(location, 10 if name == "cifar10" else 100)
+    return ImageData(name, torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(test_x),
+                     torch.from_numpy(test_y), classes, str(location))
+
+
+@register_dataset("cifar10-jpeg", task="classify", aliases=("cifar10_jpeg",))
+@register_dataset("imagenette-160", task="classify", aliases=("imagenette",))
+def load_standard_folder(cfg: DataConfig, name: str) -> ImageData:
+    """The standard datasets kept as image folders (train/ and test/ or val/), found under the data roots."""
+    return _load_folder_dataset(find_dataset_dir(name, cfg.data_dir, download=cfg.download), cfg, name)
 
 
 def _load_folder_dataset(root: Path, cfg: DataConfig, name: str) -> ImageData:

@@ -19,6 +19,7 @@ with :func:`unletterbox_boxes`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,12 +30,17 @@ import numpy as np
 import torch
 
 from cnnlab.config import Config, DataConfig
-from cnnlab.data import boxes as readers
+from cnnlab.data import folder as folders
+from cnnlab.data.annotations import Annotation, Problems, check_boxes, load_json
+from cnnlab.data.cache import cache_file, cached_arrays
+from cnnlab.data.registry import dataset_names, get_dataset
 from cnnlab.data.stats import channel_stats
 from cnnlab.errors import CnnlabError
 
 DEFAULT_IMAGE_SIZE = 256  # letterbox side for photographs when data.image_size is unset
-FIXED_CLASSES = {"raccoon": ["raccoon"], "mnist-scenes": [str(d) for d in range(10)]}
+# The detection datasets with a class list of their own (raccoon, mnist-scenes), as registered.
+FIXED_CLASSES = {name: list(get_dataset(name).classes) for name in dataset_names("detect")
+                 if get_dataset(name).classes}
 
 
 @dataclass
@@ -161,33 +167,18 @@ def unletterbox_boxes(boxes: torch.Tensor, scale: float, pad: tuple[float, float
 # ----------------------------------------------------------------------------- reading and decoding
 
 
-def read_annotations(cfg: DataConfig) -> tuple[dict[str, list[readers.Annotation]], list[str], str, readers.Problems]:
-    """(annotations per split, classes, source folder, problems so far) for a detection ``data`` config."""
-    from cnnlab.data.locate import canonical_name, find_dataset_dir
+def read_annotations(cfg: DataConfig) -> tuple[dict[str, list[Annotation]], list[str], str, Problems]:
+    """(annotations per split, classes, source folder, problems so far) for a detection ``data`` config.
 
-    name = canonical_name(cfg.name)
-    problems = readers.Problems(strict=cfg.strict)
-    if name == "raccoon":
-        root = find_dataset_dir("raccoon", cfg.data_dir, download=False)
-        anns, classes = readers.read_voc(root, cfg.classes or FIXED_CLASSES["raccoon"], problems)
-    elif name == "mnist-scenes":
-        from cnnlab.data.scenes import scenes_root
-
-        root = scenes_root(cfg)
-        reader = readers.read_coco if (root / "annotations").is_dir() else readers.read_voc
-        anns, classes = reader(root, cfg.classes or FIXED_CLASSES["mnist-scenes"], problems)
-    elif name in ("voc", "coco", "yolo"):
-        if not cfg.root:
-            raise CnnlabError(f"data.name={name} needs data.root=PATH, the dataset folder "
-                              f"({'Annotations/, JPEGImages/, ImageSets/Main/' if name == 'voc' else ''}"
-                              f"{'annotations/instances_{train,test}.json' if name == 'coco' else ''}"
-                              f"{'images/{train,test}/, labels/{train,test}/, classes.txt' if name == 'yolo' else ''})")
-        root = Path(cfg.root)
-        reader = {"voc": readers.read_voc, "coco": readers.read_coco, "yolo": readers.read_yolo}[name]
-        anns, classes = reader(root, cfg.classes, problems)
-    else:
-        raise CnnlabError(f"'{name}' is not a detection dataset; task=detect reads raccoon, mnist-scenes, "
-                          "voc, coco or yolo (data.name)")
+    The reader is the one registered under ``data.name`` (:mod:`cnnlab.data.registry`).
+    """
+    spec = get_dataset(cfg.name)
+    if spec.task != "detect":
+        names = dataset_names("detect")
+        raise CnnlabError(f"'{spec.name}' is not a detection dataset; task=detect reads "
+                          f"{', '.join(names[:-1])} or {names[-1]} (data.name)")
+    problems = Problems(strict=cfg.strict)
+    anns, classes, root = spec.load(cfg, problems)
     if not classes:
         raise CnnlabError(f"{root}: no class names found (no objects in any annotation); give data.classes=[...]")
     return anns, classes, str(root), problems
@@ -197,37 +188,31 @@ def _decode(path: Path, mode: str, size: int):
     """(letterboxed uint8 (C, size, size) array, scale, pad, (orig_h, orig_w)) of one file."""
     from PIL import Image
 
-    from cnnlab.data.folder import _refuse_bomb, convert_mode
-
     with Image.open(path) as img:
-        _refuse_bomb(img)
-        img = convert_mode(img, mode)
+        folders.refuse_bomb(img)
+        img = folders.convert_mode(img, mode)
         out, scale, pad = letterbox_pil(img, size)
         return out, scale, pad, (img.size[1], img.size[0])
 
 
-def probe_channels(anns: list[readers.Annotation]) -> int:
+def probe_channels(anns: list[Annotation]) -> int:
     """1 when every sampled image is greyscale, else 3 (as for image folders)."""
     from PIL import Image
 
-    from cnnlab.data.folder import WIDE_GREY_MODES, _quiet_bomb_warnings
-
-    with _quiet_bomb_warnings():
+    with folders.quiet_bomb_warnings():
         for ann in anns[:: max(1, len(anns) // 64)]:
             try:
                 with Image.open(ann.image) as img:
-                    if img.mode not in ("L", "1", "LA", "F", *WIDE_GREY_MODES):
+                    if img.mode not in ("L", "1", "LA", "F", *folders.WIDE_GREY_MODES):
                         return 3
             except Exception:  # noqa: BLE001 - a broken file is counted when decoded
                 continue
     return 1
 
 
-def build_split(anns: list[readers.Annotation], size: int, channels: int, problems: readers.Problems,
+def build_split(anns: list[Annotation], size: int, channels: int, problems: Problems,
                 split: str) -> DetectionData:
     """Decode, check boxes against the real image size, letterbox: a CPU :class:`DetectionData`."""
-    from cnnlab.data.folder import _quiet_bomb_warnings, check_memory
-
     mode = "L" if channels == 1 else "RGB"
     present = []
     for ann in anns:
@@ -235,7 +220,7 @@ def build_split(anns: list[readers.Annotation], size: int, channels: int, proble
             present.append(ann)
         else:
             problems.add("missing_images", ann.source, f"names image {ann.image}, which does not exist")
-    check_memory(len(present), channels, size)
+    folders.check_memory(len(present), channels, size)
     images = torch.zeros(len(present), channels, size, size, dtype=torch.uint8)
     results: list = [None] * len(present)
 
@@ -245,7 +230,7 @@ def build_split(anns: list[readers.Annotation], size: int, channels: int, proble
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for a broken file
             results[i] = exc
 
-    with _quiet_bomb_warnings(), ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+    with folders.quiet_bomb_warnings(), ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
         list(pool.map(work, range(len(present))))
     boxes, labels, scales, pads, sizes, paths, ok = [], [], [], [], [], [], []
     for i, (ann, decoded) in enumerate(zip(present, results)):
@@ -254,7 +239,7 @@ def build_split(anns: list[readers.Annotation], size: int, channels: int, proble
             problems.add("unreadable_images", str(ann.image), f"cannot decode: {reason}")
             continue
         array, scale, pad, (h, w) = decoded
-        box, lab = readers.check_boxes(ann, h, w, problems)
+        box, lab = check_boxes(ann, h, w, problems)
         images[len(ok)] = torch.from_numpy(array)
         ok.append(i)
         boxes.append(torch.from_numpy(box * scale + np.array([pad[0], pad[1], pad[0], pad[1]])).float())
@@ -278,7 +263,7 @@ def default_image_size(cfg: DataConfig, root: Path | None = None) -> int:
     if cfg.name == "mnist-scenes":
         manifest = (root / "scenes.json") if root is not None else None
         if manifest is not None and manifest.is_file():
-            size = readers.load_json(manifest, "scenes manifest").get("params", {}).get("size")
+            size = load_json(manifest, "scenes manifest").get("params", {}).get("size")
             if isinstance(size, int) and 1 <= size <= 4096:
                 return size
         return cfg.scenes.size
@@ -288,11 +273,9 @@ def default_image_size(cfg: DataConfig, root: Path | None = None) -> int:
 CACHE_FORMAT = 1  # bump when decoding or letterboxing changes, so old caches are not reused
 
 
-def split_key(anns: list[readers.Annotation], size: int, channels: int, classes: list[str]) -> str | None:
+def split_key(anns: list[Annotation], size: int, channels: int, classes: list[str]) -> str | None:
     """Hash of everything a decoded split depends on: each image's path, size and mtime, its parsed
     boxes and labels, and the options. None when an image is missing (that split is never cached)."""
-    import hashlib
-
     digest = hashlib.sha256(f"detection-cache={CACHE_FORMAT} size={size} channels={channels} "
                             f"classes={classes!r}\n".encode())
     for ann in anns:
@@ -306,46 +289,36 @@ def split_key(anns: list[readers.Annotation], size: int, channels: int, classes:
     return digest.hexdigest()[:24]
 
 
-def cached_split(anns: list[readers.Annotation], size: int, channels: int, classes: list[str],
-                 problems: readers.Problems, split: str, cache_dir: Path) -> DetectionData:
-    """:func:`build_split` through a decoded-image cache (as for image folders, :mod:`cnnlab.data.folder`).
+def cached_split(anns: list[Annotation], size: int, channels: int, classes: list[str],
+                 problems: Problems, split: str, cache_dir: Path) -> DetectionData:
+    """:func:`build_split` through the decoded-image cache (:mod:`cnnlab.data.cache`), as for image folders.
 
     The letterboxed images and their boxes are saved as one ``.npz`` under
     ``cache_dir/detection/<key>.npz``; any change to an image file or to an annotation changes
     the key. A split that had any counted problem is not cached, so its warnings (or, when
     strict, its error) come back on every load. A damaged or unwritable cache is just rebuilt.
     """
-    import sys
-
-    from cnnlab.fileio import atomic_path
-
-    key = split_key(anns, size, channels, classes)
-    path = cache_dir / "detection" / f"{key}.npz"
-    if key is not None and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                per_image = z["per_image"].tolist()
-                boxes = torch.from_numpy(z["boxes"]).split(per_image)
-                labels = torch.from_numpy(z["labels"]).split(per_image)
-                return DetectionData(torch.from_numpy(z["images"]), list(boxes), list(labels),
-                                     torch.from_numpy(z["scale"]), torch.from_numpy(z["pad"]),
-                                     torch.from_numpy(z["orig_size"]), [str(p) for p in z["paths"]])
-        except (OSError, ValueError, KeyError, EOFError, RuntimeError):
-            pass  # a damaged cache is rebuilt below
     before = dict(problems.counts)
-    data = build_split(anns, size, channels, problems, split)
-    if key is None or problems.counts != before:
-        return data
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, images=data.images.numpy(), per_image=np.array([len(b) for b in data.boxes], dtype=np.int64),
-                     boxes=torch.cat(data.boxes).reshape(-1, 4).numpy(), labels=torch.cat(data.labels).numpy(),
-                     scale=data.scale.numpy(), pad=data.pad.numpy(), orig_size=data.orig_size.numpy(),
-                     paths=np.array(data.paths, dtype=str))
-    except OSError as exc:  # a read-only home is not fatal: we just decode again next time
-        print(f"cnnlab: warning: could not write the decoded-image cache {path}: {exc}", file=sys.stderr)
-    return data
+    return cached_arrays(cache_file(cache_dir, "detection", split_key(anns, size, channels, classes)),
+                         lambda: build_split(anns, size, channels, problems, split),
+                         encode=_split_arrays, decode=_split_from_arrays,
+                         store=lambda data: problems.counts == before)
+
+
+def _split_arrays(data: DetectionData) -> dict[str, np.ndarray]:
+    """The arrays of the cache file: ragged boxes and labels concatenated, with a count per image."""
+    return {"images": data.images.numpy(), "per_image": np.array([len(b) for b in data.boxes], dtype=np.int64),
+            "boxes": torch.cat(data.boxes).reshape(-1, 4).numpy(), "labels": torch.cat(data.labels).numpy(),
+            "scale": data.scale.numpy(), "pad": data.pad.numpy(), "orig_size": data.orig_size.numpy(),
+            "paths": np.array(data.paths, dtype=str)}
+
+
+def _split_from_arrays(z) -> DetectionData:
+    per_image = z["per_image"].tolist()
+    boxes = torch.from_numpy(z["boxes"]).split(per_image)
+    labels = torch.from_numpy(z["labels"]).split(per_image)
+    return DetectionData(torch.from_numpy(z["images"]), list(boxes), list(labels), torch.from_numpy(z["scale"]),
+                         torch.from_numpy(z["pad"]), torch.from_numpy(z["orig_size"]), [str(p) for p in z["paths"]])
 
 
 def read_detection_dataset(cfg: DataConfig) -> tuple[DetectionData, DetectionData, list[str], dict[str, int], str]:
@@ -353,9 +326,7 @@ def read_detection_dataset(cfg: DataConfig) -> tuple[DetectionData, DetectionDat
     anns, classes, source, problems = read_annotations(cfg)
     size = default_image_size(cfg, Path(source))
     channels = cfg.channels or probe_channels(anns["train"])
-    from cnnlab.data.folder import default_cache_dir
-
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else folders.default_cache_dir()
     train = cached_split(anns["train"], size, channels, classes, problems, "train", cache_dir)
     test = cached_split(anns["test"], size, channels, classes, problems, "test", cache_dir)
     problems.warn(Path(source).name or source)

@@ -6,7 +6,7 @@ Layouts accepted under a root:
 - ``root/train/<class>/...`` plus ``root/test/<class>/...`` (or ``val/``).
 
 Decoding thousands of JPEGs takes seconds to minutes, so the decoded arrays
-are saved under the cache directory, keyed by a hash of the folder's listing
+are saved in the decoded-image cache (:mod:`cnnlab.data.cache`), keyed by a hash of the folder's listing
 (relative paths, sizes, modification times) and the decode options. Adding,
 removing or touching any image changes the key and so invalidates the cache.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.cache import cache_file, cached_arrays
 from cnnlab.errors import CnnlabError
-from cnnlab.fileio import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 CACHE_FORMAT = 3  # bump when the decoding changes, so old caches are not reused
@@ -115,7 +115,7 @@ def decode_image(path: Path, size: int, policy: str, mode: str) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as img:
-        _refuse_bomb(img)
+        refuse_bomb(img)
         return fit_image(img, size, policy, mode)
 
 
@@ -150,7 +150,7 @@ def fit_image(img, size: int, policy: str, mode: str) -> np.ndarray:
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
 
 
-def _refuse_bomb(img) -> None:
+def refuse_bomb(img) -> None:
     """Raise before decoding an image whose header claims more pixels than Pillow's safety limit.
 
     Pillow itself raises ``DecompressionBombError`` only above twice the limit
@@ -165,9 +165,12 @@ def _refuse_bomb(img) -> None:
             f"image claims {img.size[0]}x{img.size[1]} pixels, over the {limit}-pixel safety limit")
 
 
+_refuse_bomb = refuse_bomb  # the old private name, still imported by native_size and transfer.pretrained
+
+
 @contextlib.contextmanager
-def _quiet_bomb_warnings():
-    """Silence Pillow's DecompressionBombWarning inside (:func:`_refuse_bomb` turns it into a skip)."""
+def quiet_bomb_warnings():
+    """Silence Pillow's DecompressionBombWarning inside (:func:`refuse_bomb` turns it into a skip)."""
     import warnings
 
     from PIL import Image
@@ -182,11 +185,11 @@ def probe(items: list[tuple[Path, int]]) -> tuple[int, bool]:
     from PIL import Image
 
     side, grey = None, True
-    with _quiet_bomb_warnings():
+    with quiet_bomb_warnings():
         for path, _ in items[:: max(1, len(items) // 64)]:  # sample up to ~64 files
             try:
                 with Image.open(path) as img:
-                    _refuse_bomb(img)
+                    refuse_bomb(img)
                     side = side or min(img.size)
                     grey = grey and img.mode in ("L", "1", "LA", "F", *WIDE_GREY_MODES)
             except Exception:  # noqa: BLE001 - any broken file is skipped here; decode_all counts it
@@ -221,7 +224,7 @@ def decode_all(items, size: int, policy: str, mode: str, strict: bool) -> Folder
             ok[i] = False
             reasons[str(path)] = reason
 
-    with _quiet_bomb_warnings(), ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+    with quiet_bomb_warnings(), ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         list(pool.map(work, range(len(items))))
     skipped = sorted(reasons)
     for path in skipped[:5]:
@@ -259,33 +262,24 @@ def load_folder_split(
     strict: bool,
     cache_dir: Path | None,
 ) -> FolderSplit:
-    """Decode ``folder`` (or read its cache); the cache is written atomically."""
+    """Decode ``folder``, or read it back from the decoded-image cache (:mod:`cnnlab.data.cache`)."""
     items = list_images(folder, classes)
     if not items:
         raise CnnlabError(f"no images (.png/.jpg/.jpeg/.bmp) found under {folder}/<class>/")
     options = {"size": size, "policy": policy, "mode": mode, "classes": ",".join(classes)}
-    key = listing_key(items, folder, options)
-    cache = (cache_dir or default_cache_dir()) / "folders" / f"{key}.npz"
-    cached = None
-    if cache.is_file():
-        try:
-            with np.load(cache, allow_pickle=False) as stored:
-                cached = FolderSplit(stored["images"], stored["labels"], [str(s) for s in stored["skipped"]])
-        except (OSError, ValueError, KeyError, EOFError):
-            cached = None  # a damaged cache is rebuilt below
-    if cached is not None:
-        if strict and cached.skipped:
-            raise CnnlabError(f"cannot read image {cached.skipped[0]}; remove or fix it, "
-                              "or set data.strict=false to skip it")
-        return cached
-    check_memory(len(items), 1 if mode == "L" else 3, size)
-    split = decode_all(items, size, policy, mode, strict)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, images=split.images, labels=split.labels, skipped=np.array(split.skipped, dtype=str))
-    except OSError as exc:  # a read-only home is not fatal: we just decode again next time
-        print(f"cnnlab: warning: could not write the image cache {cache}: {exc}", file=sys.stderr)
+    path = cache_file(cache_dir or default_cache_dir(), "folders", listing_key(items, folder, options))
+
+    def build() -> FolderSplit:
+        check_memory(len(items), 1 if mode == "L" else 3, size)
+        return decode_all(items, size, policy, mode, strict)
+
+    split = cached_arrays(
+        path, build,
+        encode=lambda s: {"images": s.images, "labels": s.labels, "skipped": np.array(s.skipped, dtype=str)},
+        decode=lambda z: FolderSplit(z["images"], z["labels"], [str(s) for s in z["skipped"]]))
+    if strict and split.skipped:  # only from the cache: a strict decode raises on the first bad file
+        raise CnnlabError(f"cannot read image {split.skipped[0]}; remove or fix it, "
+                          "or set data.strict=false to skip it")
     return split
 
 

@@ -16,12 +16,15 @@ import torch
 from cnnlab.data.augment import BatchAugment
 
 
-def _mix(*numbers: int) -> int:
+def mix_seed(*numbers: int) -> int:
     """Combine integers into one 63-bit seed (a simple, stable hash)."""
     value = 0x2545F4914F6CDD1D
     for n in numbers:
         value = (value * 6364136223846793005 + int(n) + 1442695040888963407) % (1 << 63)
     return value
+
+
+_mix = mix_seed  # the old private name, still imported by detect/batches.py and train/distributed.py
 
 
 class DeviceBatches:
@@ -65,7 +68,7 @@ class DeviceBatches:
         n = len(self.images)
         if not self.shuffle:
             return torch.arange(n, device=self.images.device)
-        self._gen.manual_seed(_mix(self.seed, epoch, 0x5EED))
+        self._gen.manual_seed(mix_seed(self.seed, epoch, 0x5EED))
         return torch.randperm(n, generator=self._gen, device=self.images.device)
 
     def prepare(self, raw: torch.Tensor, epoch: int = 0, batch: int = 0,
@@ -76,7 +79,7 @@ class DeviceBatches:
         """
         x = raw.float().div_(255.0)
         if self.augment is not None and self.augment.active:
-            self._gen.manual_seed(_mix(self.seed, epoch, batch, 0xA06))
+            self._gen.manual_seed(mix_seed(self.seed, epoch, batch, 0xA06))
             x = self.augment(x, self._gen, index=index, epoch=epoch, seed=self.seed)
         if self.mean is not None:
             x = (x - self.mean) / self.std

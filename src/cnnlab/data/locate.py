@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.data import download as remote
+from cnnlab.data.idx import read_idx
+from cnnlab.data.registry import canonical_name
+from cnnlab.errors import CnnlabError
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -38,20 +41,6 @@ LAYOUTS: dict[str, DatasetLayout] = {
     "imagenette-160": DatasetLayout(("imagenette-160",), ("train", "val"), "folder"),
     "raccoon": DatasetLayout(("raccoon",), ("Annotations", "JPEGImages", "ImageSets"), "voc"),
 }
-ALIASES = {"fashion_mnist": "fashion-mnist", "fashion": "fashion-mnist", "imagenette": "imagenette-160",
-           "cifar10_jpeg": "cifar10-jpeg", "cifar-10": "cifar10", "cifar-100": "cifar100"}
-# Detection datasets (task=detect): raccoon is searched for like the others; voc, coco and yolo
-# read data.root; mnist-scenes reads data.root or generates its scenes into the cache.
-DETECTION_NAMES = ("raccoon", "mnist-scenes", "voc", "coco", "yolo")
-DATASET_NAMES = tuple(LAYOUTS) + ("folder", "mnist-scenes", "voc", "coco", "yolo")
-
-
-def canonical_name(name: str) -> str:
-    """Map aliases (``fashion``, ``imagenette``) to the canonical dataset name."""
-    name = ALIASES.get(name, name)
-    if name not in DATASET_NAMES:
-        raise CnnlabError(f"unknown dataset '{name}'; {did_you_mean(name, DATASET_NAMES)}")
-    return name
 
 
 def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -94,10 +83,8 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None, *, do
     (:mod:`cnnlab.data.download`, checksums verified) unless ``download`` is
     false or ``CNNLAB_OFFLINE=1``.
     """
-    from cnnlab.data import download as remote
-
     name = canonical_name(name)
-    if name in ("folder", "mnist-scenes", "voc", "coco", "yolo"):
+    if name not in LAYOUTS:
         raise CnnlabError(f"dataset '{name}' is located by data.root, not searched for")
     layout = LAYOUTS[name]
     roots = search_roots(data_dir)
@@ -136,8 +123,6 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike | None = None):
 
     >>> tx, ty, vx, vy = load_idx_dataset("mnist")  # doctest: +SKIP
     """
-    from cnnlab.data.idx import read_idx
-
     folder = find_dataset_dir(name, data_dir)
     arrays = [read_idx(_idx_path(folder, stem)) for stem in IDX_FILES]
     train_x, train_y, test_x, test_y = arrays

@@ -39,6 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data import folder as folders
+from cnnlab.data.annotations import Problems
+from cnnlab.data.formats.coco import read_coco
+from cnnlab.data.formats.voc import read_voc
+from cnnlab.data.locate import load_idx_dataset
+from cnnlab.data.registry import register_dataset
 from cnnlab.errors import CnnlabError
 
 GENERATOR_VERSION = 1  # bump when the drawing changes, so cached scenes are regenerated
@@ -46,6 +52,7 @@ SCALE_RANGE = (0.5, 2.0)
 MAX_OVERLAP = 0.2  # intersection / smaller box area allowed between two digits
 ATTEMPTS = 50  # placements tried per digit before the scene keeps fewer digits
 MAX_DIGITS = 32
+CLASSES = tuple(str(d) for d in range(10))  # a scene's class is its digit
 
 
 def parse_digits(text: str) -> tuple[int, int]:
@@ -227,8 +234,6 @@ def estimate_bytes(mnist, params: SceneParams) -> int:
 
 def check_output_size(out: Path, mnist, params: SceneParams) -> int:
     """Refuse scenes that would take more than ``MAX_OUTPUT_BYTES`` or the free disk space (with the estimate)."""
-    import shutil
-
     need = estimate_bytes(mnist, params)
     scenes = params.train + params.test
     what = (f"{params.train:,} + {params.test:,} scenes of {params.size}x{params.size} would take about "
@@ -246,34 +251,36 @@ def check_output_size(out: Path, mnist, params: SceneParams) -> int:
     return need
 
 
+# Plain writes, not fileio's atomic ones: the scenes folder is built whole under a temporary name
+# and moved into place (scenes_root renames it; `cnnlab data make-scenes` stages it in a hidden
+# sibling folder), so no reader ever sees a half-written file -- and skipping 14,000 fsyncs
+# took the default 7,000 scenes from 74 s to ~8 s here.
+def _write_plain_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _write_plain_json(path: Path, obj) -> None:
+    _write_plain_text(path, json.dumps(obj, indent=1) + "\n")
+
+
 def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = False) -> dict:
     """Write every scene into the (empty, existing) folder ``out``; returns the manifest.
 
     ``mnist`` is ``(train_x, train_y, test_x, test_y)`` as from
-    :func:`cnnlab.data.locate.load_idx_dataset`. ``scenes.json`` is written last.
+    :func:`cnnlab.data.locate.load_idx_dataset`. ``scenes.json`` is written last. The files are
+    written plainly, not atomically: build ``out`` under a temporary name and rename it into place
+    (as :func:`scenes_root` does) so that no reader sees it half-written.
     """
-    # Plain writes, not fileio's atomic ones: the caller builds the whole folder under a temporary
-    # name and renames it into place, so no reader ever sees a half-written file -- and skipping
-    # 14,000 fsyncs took the default 7,000 scenes from 74 s to ~8 s here.
-    def write_bytes_atomic(path: Path, data: bytes) -> None:
-        path.write_bytes(data)
-
-    def write_text_atomic(path: Path, text: str) -> None:
-        path.write_text(text, encoding="utf-8")
-
-    def write_json_atomic(path: Path, obj) -> None:
-        path.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
-
     check_output_size(out, mnist, params)  # before the first file: an impossible size is one line
     train_x, train_y, test_x, test_y = mnist
     streams = np.random.SeedSequence(params.seed).spawn(2)  # independent train and test streams
     manifest = {"generator": "cnnlab mnist-scenes", "version": GENERATOR_VERSION, "params": asdict(params),
-                "classes": [str(d) for d in range(10)], "scale_range": list(SCALE_RANGE),
+                "classes": list(CLASSES), "scale_range": list(SCALE_RANGE),
                 "max_overlap": MAX_OVERLAP, "images": {}}
     if params.format == "voc":
         for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
             (out / sub).mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "classes.txt", "\n".join(manifest["classes"]) + "\n")
+        _write_plain_text(out / "classes.txt", "\n".join(manifest["classes"]) + "\n")
     else:
         (out / "annotations").mkdir(parents=True, exist_ok=True)
     for split, seq, pool, labels, count in (("train", streams[0], train_x, train_y, params.train),
@@ -290,10 +297,10 @@ def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = Fals
             filename = f"{image_id}.png"
             ids.append(image_id)
             if params.format == "voc":
-                write_bytes_atomic(out / "JPEGImages" / filename, _png(image))
-                write_text_atomic(out / "Annotations" / f"{image_id}.xml", _voc_xml(filename, params.size, objects))
+                (out / "JPEGImages" / filename).write_bytes(_png(image))
+                _write_plain_text(out / "Annotations" / f"{image_id}.xml", _voc_xml(filename, params.size, objects))
             else:
-                write_bytes_atomic(out / split / filename, _png(image))
+                (out / split / filename).write_bytes(_png(image))
                 coco["images"].append({"id": i, "file_name": filename, "width": params.size, "height": params.size})
                 for o in objects:
                     x1, y1, x2, y2 = o["box"]
@@ -304,17 +311,11 @@ def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = Fals
             if progress and (i + 1) % 1000 == 0:
                 print(f"cnnlab: {split}: {i + 1}/{count} scenes", file=sys.stderr)
         if params.format == "voc":
-            write_text_atomic(out / "ImageSets" / "Main" / f"{split}.txt", "\n".join(ids) + "\n")
+            _write_plain_text(out / "ImageSets" / "Main" / f"{split}.txt", "\n".join(ids) + "\n")
         else:
-            write_json_atomic(out / "annotations" / f"instances_{split}.json", coco)
-    write_json_atomic(out / "scenes.json", manifest)
+            _write_plain_json(out / "annotations" / f"instances_{split}.json", coco)
+    _write_plain_json(out / "scenes.json", manifest)
     return manifest
-
-
-def _load_mnist(data_dir):
-    from cnnlab.data.locate import load_idx_dataset
-
-    return load_idx_dataset("mnist", data_dir)
 
 
 def scenes_root(cfg) -> Path:
@@ -330,14 +331,12 @@ def scenes_root(cfg) -> Path:
             raise CnnlabError(f"data.root={cfg.root} is not a folder; give a folder written by "
                               "`cnnlab data make-scenes mnist --out DIR`, or leave data.root unset to generate one")
         return root
-    from cnnlab.data.folder import default_cache_dir
-
     params = params_from_config(cfg)
-    base = (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) / "scenes"
+    base = (Path(cfg.cache_dir) if cfg.cache_dir else folders.default_cache_dir()) / "scenes"
     target = base / params.key()
     if (target / "scenes.json").is_file():
         return target
-    mnist = _load_mnist(cfg.data_dir)
+    mnist = load_idx_dataset("mnist", cfg.data_dir)
     print(f"cnnlab: generating mnist-scenes ({params.train} train + {params.test} test scenes, "
           f"{params.size}x{params.size}) into {target} (once)", file=sys.stderr)
     try:
@@ -358,3 +357,11 @@ def scenes_root(cfg) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@register_dataset("mnist-scenes", task="detect", classes=CLASSES)
+def load_scenes(cfg, problems: Problems):
+    """``data.name=mnist-scenes``: the scenes at ``data.root`` or generated into the cache, VOC or COCO."""
+    root = scenes_root(cfg)
+    reader = read_coco if (root / "annotations").is_dir() else read_voc
+    return (*reader(root, cfg.classes or list(CLASSES), problems), root)
