@@ -24,7 +24,6 @@ def mix_seed(*numbers: int) -> int:
     return value
 
 
-_mix = mix_seed  # the old private name, still imported by detect/batches.py and train/distributed.py
 
 
 class DeviceBatches:

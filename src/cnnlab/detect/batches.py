@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from cnnlab.data.loader import _mix
+from cnnlab.data.loader import mix_seed
 
 
 @dataclass
@@ -54,7 +54,7 @@ class DetectionBatches:
         n = len(self.data)
         if not self.shuffle:
             return torch.arange(n)
-        gen = torch.Generator().manual_seed(_mix(self.seed, epoch, 0x5EED))
+        gen = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 0x5EED))
         return torch.randperm(n, generator=gen)
 
     def _augment_active(self) -> bool:
@@ -71,7 +71,7 @@ class DetectionBatches:
         if self._augment_active():
             from cnnlab.data.box_augment import augment_detection_batch
 
-            self._gen.manual_seed(_mix(self.seed, epoch, batch, 0xA06))
+            self._gen.manual_seed(mix_seed(self.seed, epoch, batch, 0xA06))
             x, boxes, labels = augment_detection_batch(x, boxes, labels, self.augment, self._gen)
         if self.mean is not None:
             x = (x - self.mean) / self.std
@@ -125,7 +125,7 @@ class ShardedDetectionBatches(DetectionBatches):
         return len(self.data) // self.global_batch  # every rank takes a full share of every step
 
     def order(self, epoch: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(_mix(self.order_seed, epoch, 0x5EED))
+        gen = torch.Generator().manual_seed(mix_seed(self.order_seed, epoch, 0x5EED))
         return torch.randperm(len(self.data), generator=gen)
 
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, BoxTargets]]:

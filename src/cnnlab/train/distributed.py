@@ -53,7 +53,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from cnnlab.data.loader import DeviceBatches, _mix
+from cnnlab.data.loader import DeviceBatches, mix_seed
 from cnnlab.errors import CnnlabError
 from cnnlab.train.checkpoint import rng_state, set_rng_state
 from cnnlab.train.evaluate import EvalResult, evaluate
@@ -161,7 +161,7 @@ def rank_seed(seed: int, rank: int) -> int:
     >>> rank_seed(7, 1) != rank_seed(7, 2) != 7
     True
     """
-    return seed if rank == 0 else _mix(seed, rank, 0xD15) % (2**63)
+    return seed if rank == 0 else mix_seed(seed, rank, 0xD15) % (2**63)
 
 
 # ----------------------------------------------------------------------------- sharding
@@ -211,7 +211,7 @@ class ShardedBatches(DeviceBatches):
         return len(self.images) // self.global_batch
 
     def order(self, epoch: int) -> torch.Tensor:
-        self._gen.manual_seed(_mix(self.order_seed, epoch, 0x5EED))  # as DeviceBatches.order, with the run's seed
+        self._gen.manual_seed(mix_seed(self.order_seed, epoch, 0x5EED))  # as DeviceBatches.order, with the run's seed
         return torch.randperm(len(self.images), generator=self._gen, device=self.images.device)
 
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

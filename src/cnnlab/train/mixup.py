@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnlab.data.loader import _mix as mix_seed  # noqa: PLC2701 (the one seed mixer of data order and augmentation)
+from cnnlab.data.loader import mix_seed
 from cnnlab.train.callbacks import Callback
 
 
