@@ -151,9 +151,9 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
                           else f"run directory {run_dir} does not exist")
     cfg = load_run_config(run_dir)
     if task is not None and cfg.task != task:
-        raise CnnlabError(f"{run_dir} is an object-detection run (task: detect); this command works on classification "
-                          "runs (detection runs: cnnlab eval, predict, profile)" if cfg.task == "detect" else
-                          f"{run_dir} is a {cfg.task} run; this needs a {task} run")
+        kind = task_class(cfg.task)
+        raise CnnlabError(f"{run_dir} is {kind.run_kind} (task: {cfg.task}); this command works on "
+                          f"{task_class(task).run_kind.split(' ', 1)[1]}s ({cfg.task} runs: {kind.read_commands})")
     if "features_from" in cfg.model.options and not feature_head:
         raise feature_head_error(run_dir, cfg)
     candidates = [run_dir / weights] if weights else [run_dir / name for name in WEIGHT_FILES]

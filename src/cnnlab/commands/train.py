@@ -96,8 +96,9 @@ def _print_summary(s: dict) -> None:
     notice(f"epochs {s['epochs']}  steps {s['steps']}  train {s['train_seconds']:.1f}s  "
            f"({s['images_per_second']:.0f} images/s)  params {s['params']:,}"
            + (f"  best val accuracy {val:.4f}" if val is not None else ""))
-    if s.get("test_accuracy") is not None:
-        print(f"test accuracy: {s['test_accuracy']:.4f}")
-    if s.get("test_map50") is not None:  # a detection run
-        print(f"test mAP@0.5: {s['test_map50']:.4f}  mAP@[.5:.95]: {s['test_map']:.4f}")
+    from cnnlab.tasks import get_task
+
+    line = get_task(s.get("task", "classify")).describe_test(s)  # the task's headline: accuracy, mAP, ...
+    if line is not None:
+        print(line)
 

@@ -58,7 +58,14 @@ class DetectTask(Task):
     headline = Headline(val_metric="val_map50", test_metric="test_map50", direction="max")
     metrics = {"val_map50": "max", "val_map": "max", "val_loss": "min"}
     validation_keys = ("val_loss", "val_accuracy")  # val_accuracy stays null: the records keep one shape
+    run_kind = "an object-detection run"
     counts_correct = False
+    curve_scores = ("mean average precision", {"val_map50": "validation mAP@0.5", "val_map": "validation mAP@[.5:.95]"})
+
+    def describe_test(self, summary: dict[str, Any]) -> str | None:
+        if summary.get("test_map50") is None:
+            return None
+        return f"test mAP@0.5: {summary['test_map50']:.4f}  mAP@[.5:.95]: {summary['test_map']:.4f}"
 
     def check(self, cfg) -> None:
         if cfg.train.early_stopping.monitor == "val_accuracy":

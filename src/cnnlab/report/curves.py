@@ -25,7 +25,7 @@ def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
     return steps, epochs
 
 
-def plot_curves(metrics_path: Path, out_path: Path) -> Path | None:
+def plot_curves(metrics_path: Path, out_path: Path, scores: tuple[str, dict[str, str]] | None = None) -> Path | None:
     """Draw the four training curves of a run into ``out_path`` (PNG, written atomically).
 
     Returns None, writing nothing, when no step or epoch was logged yet.
@@ -49,15 +49,11 @@ def plot_curves(metrics_path: Path, out_path: Path) -> Path | None:
     if any(r.get("val_loss") is not None for r in epochs):
         ax_loss.plot(e, [r["val_loss"] for r in epochs], "s-", label="validation")
     ax_loss.set(title="loss (train: the objective, label smoothing included)", xlabel="step", yscale="log")
-    if any(r.get("val_map50") is not None for r in epochs):  # a detection run: mAP instead of accuracy
-        ax_acc.plot(e, [r.get("val_map50") for r in epochs], "o-", label="validation mAP@0.5")
-        ax_acc.plot(e, [r.get("val_map") for r in epochs], "s-", label="validation mAP@[.5:.95]")
-        ax_acc.set(title="mean average precision", xlabel="step")
-    else:
-        ax_acc.plot(e, [r["train_accuracy"] for r in epochs], "o-", label="train")
-        if any(r.get("val_accuracy") is not None for r in epochs):
-            ax_acc.plot(e, [r["val_accuracy"] for r in epochs], "s-", label="validation")
-        ax_acc.set(title="accuracy", xlabel="step")
+    title, series = scores if scores is not None else score_series(epochs)
+    for (key, label), marker in zip(series.items(), "os^v"):
+        if any(r.get(key) is not None for r in epochs):
+            ax_acc.plot(e, [r.get(key) for r in epochs], f"{marker}-", label=label)
+    ax_acc.set(title=title, xlabel="step")
     ax_lr.plot(s, [r["lr"] for r in steps])
     ax_lr.set(title="learning rate", xlabel="step")
     gn = [(r["step"], r["grad_norm"]) for r in steps if r.get("grad_norm") is not None]
@@ -73,3 +69,15 @@ def plot_curves(metrics_path: Path, out_path: Path) -> Path | None:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return out_path
+
+
+def score_series(epochs: list[dict]) -> tuple[str, dict[str, str]]:
+    """What the second panel plots when the task does not say: accuracy, else every other validation score.
+
+    The task of a run names its own (``Task.curve_scores``: detection plots mAP@0.5 and mAP@[.5:.95]).
+    """
+    if any(r.get("train_accuracy") is not None for r in epochs):
+        return "accuracy", {"train_accuracy": "train", "val_accuracy": "validation"}
+    keys = sorted({k for r in epochs for k, v in r.items() if k.startswith("val_") and k != "val_loss"
+                   and isinstance(v, (int, float))})
+    return "validation scores", {k: k for k in keys}

@@ -58,6 +58,8 @@ class Task:
     headline = Headline("val_loss", "test_loss", "min")
     metrics: dict[str, str] = {"val_loss": "min"}  # validation metric -> "min" | "max": what may be monitored
     validation_keys: tuple[str, ...] = ("val_loss",)  # epoch-record keys validation fills (None without val data)
+    run_kind = "a run"  # "an object-detection run": how messages name a run of this task
+    read_commands = "cnnlab eval, predict, profile"  # the commands that read its runs
     counts_correct = False  # whether training_loss returns a count of correct predictions (a training accuracy)
 
     def check(self, cfg) -> None:
@@ -128,6 +130,26 @@ class Task:
             return ""
         return f"val loss {metrics['val_loss']:.4f}"
 
+    curve_scores: tuple[str, dict[str, str]] | None = None  # curves.png's second panel: (title, {key: label})
+
+    def describe_test(self, summary: dict[str, Any]) -> str | None:
+        """The line ``cnnlab train`` prints with the test result (None when the run was not tested)."""
+        value = summary.get(self.headline.test_metric)
+        return None if value is None else f"{self.headline.test_metric.replace('_', ' ')}: {value:.4f}"
+
     def describe_start(self, cfg, data: TaskData, params: int) -> str:
         """The start of the 'training ...' line."""
         return f"training {cfg.model.name} ({params:,} parameters) on {data.dataset}"
+
+
+def require_accuracy(cfg, command: str) -> None:
+    """Refuse ``command`` (an ablation, a cross-validation) for a task whose headline is not test accuracy.
+
+    They compare classification accuracies; a sweep optimises any task's headline metric.
+    """
+    from cnnlab.tasks import get_task
+
+    headline = get_task(cfg.task).headline
+    if headline.test_metric != "test_accuracy":
+        raise CnnlabError(f"{command} compares test accuracies; task={cfg.task} reports {headline.test_metric} and "
+                          f"is not supported by {command} yet (cnnlab sweep optimises its {headline.val_metric})")

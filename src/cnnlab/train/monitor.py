@@ -40,17 +40,16 @@ class Monitor:
 
     @classmethod
     def from_name(cls, name: str, min_delta: float = 0.0) -> "Monitor":
-        """The direction read from the metric's name: ``*accuracy`` is maximised, ``*loss`` minimised."""
-        if name.endswith("accuracy") or name.startswith("val_map"):  # val_map50: detection mAP@0.5
+        """The direction read from the metric's name: ``*accuracy`` is maximised, ``*loss`` minimised.
+
+        A task knows the direction of its own metrics (``Task.monitor``: detection's mAP is maximised).
+        """
+        if name.endswith("accuracy"):
             return cls(name, "max", min_delta)
         if name.endswith("loss"):
             return cls(name, "min", min_delta)
         raise CnnlabError(f"cannot tell whether a higher or lower {name!r} is better; "
                           "name a metric ending in 'accuracy' or 'loss', or give the mode")
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.mode == "max"
 
     def is_better(self, value: Optional[float], best: Optional[float]) -> bool:
         """Whether ``value`` improves on ``best`` by more than ``min_delta``.

@@ -256,7 +256,7 @@ def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, 
             t0 = time.perf_counter()
             from cnnlab.report.curves import plot_curves  # why lazy: matplotlib
 
-            plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
+            plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png", task.curve_scores)
             phases["plots"] = time.perf_counter() - t0
         phases["wall"] = time.perf_counter() - wall_start
         summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}

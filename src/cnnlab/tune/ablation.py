@@ -41,6 +41,7 @@ from typing import Any, Callable
 from cnnlab.config import Config, config_to_dict, config_with_overrides
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.fileio import atomic_path, write_json_atomic
+from cnnlab.tasks.base import require_accuracy
 
 
 def _model_has(cfg: Config, option: str) -> bool:
@@ -265,6 +266,7 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
 
     check_int_range("--seeds", seeds, 1, 100, "each seed trains every variant once more")
     out = Path(out)
+    require_accuracy(cfg, "cnnlab ablate")  # before anything is created
     check_out_dir(out, overwrite, kind="ablation", inputs=config_inputs(cfg, source))
     data = load_dataset(cfg.data)  # the variants differ in normalisation/augmentation, never in the files read
     variants, info = plan(cfg, techniques or list(TECHNIQUES), data.input_size, data.num_classes)

@@ -25,6 +25,7 @@ import numpy as np
 from cnnlab.config import Config, config_to_dict, config_with_overrides
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json_atomic
+from cnnlab.tasks.base import require_accuracy
 
 
 def stratified_folds(labels, k: int, seed: int = 0) -> list[np.ndarray]:
@@ -59,6 +60,7 @@ def run_cv(cfg: Config, out: str | Path, folds: int, *, overwrite: bool = False,
     from cnnlab.train.run import train
 
     out = Path(out)
+    require_accuracy(cfg, "cnnlab cv")  # before anything is created
     check_out_dir(out, overwrite, kind="cv", inputs=config_inputs(cfg, source))
     if folds < 2:
         raise CnnlabError(f"--folds must be >= 2, got {folds}")

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.tasks import get_task
 from cnnlab.errors import CnnlabError, short_repr
 from cnnlab.fileio import write_json_atomic
+from cnnlab.tasks import get_task
 from cnnlab.train.callbacks import Callback
 from cnnlab.tune.spec import SweepSpec, encode_choice, spec_from_dict
 from cnnlab.tune.storage import claim_lock, default_storage_url, open_storage, shown_url
