@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from cnnlab import __version__
+from cnnlab.version import __version__
 from cnnlab.commands.common import OneLineParser
 from cnnlab.errors import MAX_LINE, CnnlabError, one_line
 

@@ -403,7 +403,7 @@ def check_resumable(path: str | os.PathLike) -> None:
 
 
 def _marker_record(kind: str) -> dict:
-    from cnnlab import __version__
+    from cnnlab.version import __version__
 
     return {"cnnlab_run": 1, "run_id": uuid.uuid4().hex, "kind": kind,
             "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

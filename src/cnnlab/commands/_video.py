@@ -65,7 +65,7 @@ def _progress(total: int | None):
 
 
 def run_video(args) -> int:
-    from cnnlab import __version__
+    from cnnlab.version import __version__
     from cnnlab.commands.common import notice
     from cnnlab.errors import CnnlabError
     from cnnlab.fileio import write_json_atomic

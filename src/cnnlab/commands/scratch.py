@@ -98,7 +98,7 @@ def run_train(args) -> int:
 
     import numpy as np
 
-    from cnnlab import __version__
+    from cnnlab.version import __version__
     from cnnlab.data.locate import find_dataset_dir, load_idx_dataset
     from cnnlab.fileio import atomic_path, write_json_atomic
     from cnnlab.scratch.mnist import train_mnist

@@ -339,7 +339,7 @@ class VideoWriter:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "VideoWriter":
-        from cnnlab import __version__
+        from cnnlab.version import __version__
         from cnnlab.fileio import atomic_path
 
         av = _av()
