@@ -5,7 +5,7 @@ Each is rebuilt behind the same interface as cnnlab's own models -- ``features``
 freezing, cached features and export treat them like any zoo model. The
 torchvision modules are re-parented, not copied: ``tv:resnet18``'s
 ``features.stem.conv1.weight`` is torchvision's ``conv1.weight``, so a
-torchvision state dict loads by name (:mod:`cnnlab.transfer.weights` matches a
+torchvision state dict loads by name (:mod:`cnnlab.models.weights` matches a
 key by its longest dotted suffix).
 
 >>> from cnnlab.models import create_model
