@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.models.checks import short
+from cnnlab.models.external import external_constructor
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 
@@ -41,8 +42,6 @@ def get_model_constructor(name: str) -> Callable[..., Any]:
     """The constructor registered under ``name``; unknown names list the nearest."""
     _import_families()
     if isinstance(name, str) and name.startswith(("tv:", "timm:")):  # torchvision / timm networks by name
-        from cnnlab.models.external import external_constructor
-
         return external_constructor(name)
     if name not in _REGISTRY:
         raise CnnlabError(f"unknown model {short(name)}; {did_you_mean(str(name), _REGISTRY)}")
@@ -155,4 +154,5 @@ def _cap(message: str) -> str:
 
 def _import_families() -> None:
     """Import every model family so its ``@register_model`` lines run."""
+    # why here: each family imports this registry to register itself (the registration cycle)
     import cnnlab.models.families  # noqa: F401

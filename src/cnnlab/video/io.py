@@ -42,6 +42,8 @@ from typing import Iterator
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path, video_written_by_cnnlab
+from cnnlab.version import __version__
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 DEFAULT_FOLDER_RATE = Fraction(25)  # frames/s of a folder of frames unless told
@@ -312,8 +314,6 @@ def check_encodable(path: str | os.PathLike) -> tuple[str, str]:
 
 def is_cnnlab_video(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a video cnnlab wrote (its ``comment`` metadata says so)."""
-    from cnnlab.fileio import video_written_by_cnnlab
-
     return video_written_by_cnnlab(path)
 
 
@@ -339,9 +339,6 @@ class VideoWriter:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "VideoWriter":
-        from cnnlab.version import __version__
-        from cnnlab.fileio import atomic_path
-
         av = _av()
         tmp = self._stack.enter_context(atomic_path(self.path))
         self._container = av.open(str(tmp), "w", format=self.format)
