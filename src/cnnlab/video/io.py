@@ -42,6 +42,7 @@ from typing import Iterator
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import VIDEO_TAG as CNNLAB_TAG  # the start of the "comment" metadata of every video cnnlab makes
 from cnnlab.fileio import atomic_path, video_written_by_cnnlab
 from cnnlab.version import __version__
 
@@ -50,7 +51,6 @@ DEFAULT_FOLDER_RATE = Fraction(25)  # frames/s of a folder of frames unless told
 MEMORY_LIMIT = 4 * 2**30  # bytes of decoded frames the pipeline may hold at once
 QUEUE_BATCHES = 2  # decoded batches waiting for the consumer
 WRITE_QUEUE = 16  # frames waiting for the encoder
-from cnnlab.fileio import VIDEO_TAG as CNNLAB_TAG  # the start of the "comment" metadata of every video cnnlab makes
 
 # Output extension -> (container format, codec); libx264 takes odd sizes in 4:4:4 only.
 ENCODERS = {".mp4": ("mp4", "libx264"), ".m4v": ("mp4", "libx264"), ".mov": ("mov", "libx264"),
