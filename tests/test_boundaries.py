@@ -284,3 +284,38 @@ def test_the_base_layers_import_nothing_above_them():
     assert not new, "upward imports:\n" + "\n".join(f"  {m} -> {t} (line {graph[m][t]})" for m, t in sorted(new))
     gone = KNOWN_UPWARD - found
     assert not gone, f"these KNOWN_UPWARD imports are gone: remove them from the list: {sorted(gone)}"
+
+
+# Files being reworked for issue 19 elsewhere, not checked by the rule below yet (this list only shrinks).
+LAZY_UNCHECKED = ("train/", "detect/", "tune/", "data/", "tasks/", "config.py", "runs.py", "commands/train.py",
+                  "commands/sweep.py", "commands/ablate.py", "commands/cv.py", "commands/lr_find.py")
+
+
+def lazy_cnnlab_imports(path: Path) -> list[int]:
+    """Lines of the imports of cnnlab modules that sit inside a function or class body."""
+    tree = ast.parse(path.read_text(), str(path))
+    top = {id(node) for node in tree.body}
+    return sorted(node.lineno for node in ast.walk(tree) if id(node) not in top and (
+        isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "cnnlab"
+        or isinstance(node, ast.Import) and any(a.name.split(".")[0] == "cnnlab" for a in node.names)))
+
+
+def test_imports_inside_functions_say_why():
+    """cnnlab modules are imported at the top of a file; a file that must import some lazily (the CLI's
+    and the API's entry points, an ONNX path without torch) says why in a ``# why`` comment."""
+    silent = {}
+    for path in sorted(SRC.rglob("*.py")):
+        name = str(path.relative_to(SRC))
+        if name.startswith(LAZY_UNCHECKED):
+            continue
+        lines = lazy_cnnlab_imports(path)
+        if lines and "# why" not in path.read_text():
+            silent[name] = lines
+    assert silent == {}
+
+
+def test_lazy_imports_are_found(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("import os\nfrom cnnlab.errors import CnnlabError\n\n\ndef f():\n    import numpy\n"
+                      "    from cnnlab.runs import load_run\n    import cnnlab.models\n")
+    assert lazy_cnnlab_imports(source) == [7, 8]

@@ -16,7 +16,7 @@ them is called. The Python API (:mod:`cnnlab.api`) is reached from here:
 from cnnlab.errors import CnnlabError  # tiny, no heavy imports
 from cnnlab.version import __version__
 
-# Names served by cnnlab.api, imported on first use (why: `import cnnlab` must not load torch). `train` is not here:
+# why lazy: names served by cnnlab.api are imported on first use, so `import cnnlab` loads no torch. `train` is not here:
 # cnnlab.train is the training package, made callable (cnnlab/train/__init__.py) so cnnlab.train(...) works.
 _API = ("load", "sweep", "ablate", "cv", "ensemble", "Run", "OnnxRun")
 
