@@ -310,7 +310,7 @@ def test_explain_bounds_the_figures_it_draws(world, capsys, args):
 
 
 def test_an_interrupted_explanation_leaves_no_folder(world, capsys, monkeypatch):
-    from cnnlab.explain import figures
+    from cnnlab.explain import figures, workflow
 
     drawn = []
     real = figures.explanation_figure
@@ -321,7 +321,7 @@ def test_an_interrupted_explanation_leaves_no_folder(world, capsys, monkeypatch)
         drawn.append(real(*args, **kwargs))
         return drawn[-1]
 
-    monkeypatch.setattr(figures, "explanation_figure", interrupted)
+    monkeypatch.setattr(workflow, "explanation_figure", interrupted)  # where explain_run looks it up
     out = world / "interrupted"
     files = sorted(str(p) for p in (world / "images").rglob("*.png"))[:12]
     assert len(files) == 12

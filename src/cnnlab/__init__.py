@@ -13,11 +13,10 @@ them is called. The Python API (:mod:`cnnlab.api`) is reached from here:
 ``cnnlab.cv(...)`` and ``cnnlab.ensemble(...)``: see :mod:`cnnlab.api`.
 """
 
-__version__ = "0.1.0"
+from cnnlab.errors import CnnlabError  # tiny, no heavy imports
+from cnnlab.version import __version__
 
-from cnnlab.errors import CnnlabError  # noqa: E402  (tiny, no heavy imports)
-
-# Names served by cnnlab.api, imported on first use so `import cnnlab` stays light. `train` is not here:
+# why lazy: names served by cnnlab.api are imported on first use, so `import cnnlab` loads no torch. `train` is not here:
 # cnnlab.train is the training package, made callable (cnnlab/train/__init__.py) so cnnlab.train(...) works.
 _API = ("load", "sweep", "ablate", "cv", "ensemble", "Run", "OnnxRun")
 

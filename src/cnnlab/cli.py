@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
-from cnnlab import __version__
+import cnnlab.commands
 from cnnlab.commands.common import OneLineParser
 from cnnlab.errors import MAX_LINE, CnnlabError, one_line
+from cnnlab.version import __version__
 
 # Sub-commands listed first in ``--help``; any other module in cnnlab/commands
 # that has ``register`` follows alphabetically, so adding a command is adding a file.
@@ -23,10 +25,6 @@ PREFERRED_ORDER = ("train", "eval", "predict", "presets", "models", "data", "pro
 
 def command_modules() -> list[str]:
     """Names of the modules in ``cnnlab.commands`` that define a sub-command."""
-    import pkgutil
-
-    import cnnlab.commands
-
     found = {m.name for m in pkgutil.iter_modules(cnnlab.commands.__path__)
              if m.name != "common" and not m.name.startswith("_")}  # _name: a helper, not a command
     return [n for n in PREFERRED_ORDER if n in found] + sorted(found - set(PREFERRED_ORDER))

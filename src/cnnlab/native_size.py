@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.data.folder import _refuse_bomb
 from cnnlab.errors import CnnlabError
 
 MAX_SIDE = 4096  # pixels per side predicted at native size (a larger image is one line, not an out-of-memory)
@@ -60,8 +61,6 @@ def check_native_size(model: nn.Module, input_size: tuple[int, int, int], run_di
 def load_native(path: str, channels: int) -> torch.Tensor:
     """One image file as a (1, C, H, W) uint8 tensor at its own size (``channels`` 1: greyscale, 3: RGB)."""
     from PIL import Image
-
-    from cnnlab.data.folder import _refuse_bomb
 
     if not Path(path).is_file():
         raise CnnlabError(f"image file {path} does not exist")

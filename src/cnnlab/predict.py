@@ -15,8 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.folder import expand_image_paths
+from cnnlab.data.folder import decode_image, expand_image_paths
 from cnnlab.errors import CnnlabError
+from cnnlab.native_size import check_native_size, classify_native
+from cnnlab.runs import load_run
+from cnnlab.train.checkpoint import what_file_is
+from cnnlab.transfer.pretrained import decode_for_weights
 
 CHUNK = 256  # images decoded and classified at a time, so a large folder does not fill memory
 
@@ -30,8 +34,6 @@ def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str,
     """
     from PIL import Image
 
-    from cnnlab.data.folder import decode_image
-
     c, h, w = input_size
     if h != w:
         raise CnnlabError(f"the run's images are {h}x{w}; only square inputs are supported by predict")
@@ -44,8 +46,6 @@ def load_images(paths: list[str], input_size: tuple[int, int, int], policy: str,
                 # Pillow only warns between its pixel limit and twice it; refuse those too, in one line.
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 if pretrained_cfg is not None:
-                    from cnnlab.transfer.pretrained import decode_for_weights
-
                     out.append(decode_for_weights(Path(path), pretrained_cfg))
                 else:
                     out.append(decode_image(Path(path), h, policy, "L" if c == 1 else "RGB"))
@@ -63,21 +63,15 @@ def predict_files(run_dir: str, paths: list[str], k: int = 3, native_size: bool 
     ``k`` above the run's class count shows every class; below 1 is an error. ``native_size``
     classifies each image at its own size (a global-pooling network only: :mod:`cnnlab.native_size`).
     """
-    from cnnlab.runs import load_run
-
     if k < 1:
         raise CnnlabError(f"--top-k must be at least 1, got {k}")
     if Path(run_dir).is_file():  # a checkpoint, a TorchScript export, ...: say what predict reads instead
-        from cnnlab.train.checkpoint import what_file_is
-
         kind = what_file_is(Path(run_dir)) or "it looks like a checkpoint or state dict"
         raise CnnlabError(f"{run_dir} is a file, not a run directory ({kind}); cnnlab predict reads a run directory "
                           "written by `cnnlab train` or a MODEL.onnx written by `cnnlab export --format onnx`")
     paths = expand_image_paths(paths)
     run = load_run(run_dir)
     if native_size:
-        from cnnlab.native_size import check_native_size, classify_native
-
         check_native_size(run.model, run.input_size, run_dir)
         return [_top(path, classify_native(run, path), run.classes, k) for path in paths]
     results = []

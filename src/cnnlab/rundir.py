@@ -74,6 +74,8 @@ from pathlib import Path
 from typing import Iterator
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import file_kind
+from cnnlab.version import __version__
 
 MARKER = ".cnnlab-run"
 
@@ -350,8 +352,6 @@ def check_out_file(path: str | os.PathLike, overwrite: bool, *, kind: str, suffi
     ...     print(str(exc).split(": ", 1)[1][:48])
     it carries no cnnlab mark (a file cnnlab did not
     """
-    from cnnlab.fileio import file_kind
-
     path = Path(path)
     article = "an" if suffixes[0][1:2] in tuple("aefhilmnorsx") else "a"  # an .html, a .png
     shown = f"{article} {suffixes[0]}"
@@ -403,8 +403,6 @@ def check_resumable(path: str | os.PathLike) -> None:
 
 
 def _marker_record(kind: str) -> dict:
-    from cnnlab import __version__
-
     return {"cnnlab_run": 1, "run_id": uuid.uuid4().hex, "kind": kind,
             "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "pid": os.getpid(), "cnnlab_version": __version__}

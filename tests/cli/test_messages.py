@@ -39,7 +39,7 @@ def foreign_files(tmp_path) -> dict[str, tuple[Path, str]]:
 
 
 def test_each_foreign_weights_file_is_named_for_what_it_is(foreign_files):
-    from cnnlab.transfer.weights import read_weights
+    from cnnlab.models.weights import read_weights
 
     messages = {}
     for name, (path, says) in foreign_files.items():
@@ -65,7 +65,7 @@ def test_a_torchscript_file_as_a_checkpoint_is_named_without_torchs_warning(tmp_
 
 
 def test_a_real_pickle_with_objects_still_says_so(tmp_path):
-    from cnnlab.transfer.weights import read_weights
+    from cnnlab.models.weights import read_weights
 
     torch.save({"w": torch.ones(1), "extra": Path("x")}, tmp_path / "objects.pt")
     with pytest.raises(CnnlabError, match="pickled Python object .*which cnnlab never unpickles"):

@@ -21,7 +21,8 @@ def cli(*argv) -> tuple[int, str, str]:
 
 
 def test_predict_names_each_imagenette_class_in_its_top5():
-    from cnnlab.transfer.pretrained import imagenet_classes, imagenet_wnids
+    from cnnlab.models.pretrained import imagenet_classes
+    from cnnlab.transfer.pretrained import imagenet_wnids
 
     photos = val_photos(1)
     code, out, _ = cli("predict", "efficientnet_lite0.in1k", *[p for p, _ in photos], "-k", "5", "--json")
@@ -99,7 +100,7 @@ def test_finetuned_run_keeps_the_pretrained_preprocessing(imagenette_small, tmp_
     """model.weights=in1k: the run normalises with the weights' [-1, 1] scaling, records it, and predict uses it."""
     from cnnlab.predict import predict_files
     from cnnlab.runs import load_run
-    from cnnlab.transfer.pretrained import TF_MEAN, TF_STD
+    from cnnlab.models.pretrained import TF_MEAN, TF_STD
 
     out = tmp_path / "ft"
     code, text, _ = cli("train", "imagenette-finetune", "data.name=folder", f"data.root={imagenette_small}",
@@ -123,7 +124,7 @@ def test_head_hidden_bad_values_and_torchvision_statistics(tmp_path):
     """head_hidden must be a positive integer; a torchvision .pth normalises with ImageNet's mean/std."""
     from cnnlab.models.external import IMAGENET_MEAN, IMAGENET_STD
     from cnnlab.transfer.adapt import weights_input
-    from cnnlab.transfer.pretrained import TF_MEAN
+    from cnnlab.models.pretrained import TF_MEAN
 
     for bad in ("0", "-3", "1.5", "abc", "true"):
         code, _, err = cli("train", "imagenette-finetune", f"model.head_hidden={bad}", "--out", tmp_path / bad)
@@ -160,7 +161,7 @@ def test_features_by_name_then_a_linear_probe(imagenette_small, tmp_path):
     code, text, _ = cli("features", "efficientnet_lite0.in1k", "--data", spec, "--out", feats, "model.image_size=64",
                         "--json")
     assert code == 0
-    from cnnlab.transfer.pretrained import TF_MEAN, TF_STD
+    from cnnlab.models.pretrained import TF_MEAN, TF_STD
 
     meta = json.loads(text)
     assert meta["feature_dim"] == 1280 and meta["counts"] == {"train": 20, "test": 30}

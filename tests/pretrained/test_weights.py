@@ -23,7 +23,7 @@ def batch(model, photos):
 def test_same_logits_as_the_independent_implementation_on_real_photos(lite0):
     """efficientnet-lite-pytorch (efficientnet_pytorch's code with Lite's settings) loads the same file its own way."""
     reference_package = pytest.importorskip("efficientnet_lite_pytorch")
-    from cnnlab.transfer.pretrained import PRETRAINED, weights_path
+    from cnnlab.models.pretrained import PRETRAINED, weights_path
 
     path = weights_path(PRETRAINED["efficientnet_lite0.in1k"])
     reference = reference_package.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path)).eval()
@@ -35,7 +35,7 @@ def test_same_logits_as_the_independent_implementation_on_real_photos(lite0):
 
 
 def test_every_file_tensor_is_used_exactly_once():
-    from cnnlab.transfer.pretrained import PRETRAINED, map_state, weights_path
+    from cnnlab.models.pretrained import PRETRAINED, map_state, weights_path
 
     for name, entry in PRETRAINED.items():
         state = torch.load(weights_path(entry), map_location="cpu", weights_only=True)
@@ -68,7 +68,8 @@ def test_the_model_comes_in_eval_mode_with_its_preprocessing(lite0):
 
 def test_wordnet_ids_line_up_with_torchvisions_class_names():
     """The shipped wnid list is ImageNet's class-index order: Imagenette's folders land on their own names."""
-    from cnnlab.transfer.pretrained import imagenet_classes, imagenet_wnids
+    from cnnlab.models.pretrained import imagenet_classes
+    from cnnlab.transfer.pretrained import imagenet_wnids
 
     wnids = imagenet_wnids()
     assert len(wnids) == len(set(wnids)) == 1000 and list(wnids) == sorted(wnids)
@@ -104,7 +105,7 @@ def test_zero_shot_imagenette_full(tmp_path):
 def test_bad_names_and_files(monkeypatch, tmp_path):
     import importlib.util
 
-    from cnnlab.transfer import pretrained
+    from cnnlab.models import pretrained
 
     with pytest.raises(CnnlabError, match="no weights tagged 'in1': did you mean 'in1k'|no weights tagged 'in1'; "
                                           "did you mean 'in1k'"):

@@ -13,7 +13,7 @@ from cnnlab.config import load_config
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 from cnnlab.runs import build_model, load_run
-from cnnlab.transfer.weights import read_weights
+from cnnlab.models.weights import read_weights
 
 
 @pytest.fixture(scope="module")

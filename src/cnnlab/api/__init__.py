@@ -29,6 +29,8 @@ from cnnlab.api.results import TableResult
 from cnnlab.api.run import OnnxRun, Run
 from cnnlab.errors import CnnlabError
 
+# why the cnnlab imports inside functions: `import cnnlab` reaches this package, and it must not load torch
+
 __all__ = ["train", "load", "sweep", "ablate", "cv", "ensemble", "Run", "OnnxRun", "dotted_overrides"]
 
 

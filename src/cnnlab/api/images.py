@@ -26,6 +26,8 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError
 
+# why the cnnlab imports inside functions: `import cnnlab` reaches this package, and it must not load torch
+
 MAX_SIDE = 16384  # an in-memory image larger than this on a side is refused (a file has Pillow's bomb check)
 
 

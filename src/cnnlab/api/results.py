@@ -19,6 +19,10 @@ import io
 from pathlib import Path
 from typing import Any, Sequence
 
+from cnnlab.rundir import check_out_file
+
+# why the cnnlab imports inside functions: `import cnnlab` reaches this package, and it must not load torch
+
 
 def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
@@ -123,8 +127,6 @@ class Explanation:
         """Write the figure as a marked PNG under the one output policy (``overwrite`` replaces only
         a PNG an explanation wrote)."""
         from cnnlab.explain.figures import save
-        from cnnlab.rundir import check_out_file
-
         path = check_out_file(path, overwrite, kind="explain", suffixes=(".png",), flag="path")
         return save(self.figure(mode), path)
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.api.results import Explanation, Metrics, Predictions
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, check_int_range
+
+# why the cnnlab imports inside functions: `import cnnlab` reaches this package, and it must not load torch
 
 
 class Run:
@@ -171,7 +173,6 @@ class Run:
             if tta is not None:
                 raise CnnlabError("tta applies to classification runs only")
             return Metrics(evaluate_detection_run(self.path, data_dir=data_dir))
-        from cnnlab.errors import check_int_range
         from cnnlab.report.evaluation import MAX_TOP, evaluate_run
 
         check_int_range("top", top, 1, MAX_TOP)

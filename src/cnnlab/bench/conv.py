@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from cnnlab.bench import Progress, to_stderr
+from cnnlab.bench.results_io import write_result
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports this module for its description, and they load torch or numpy
 
 SHAPES = {  # name: (batch N, in C, out O, H = W)
     "mnist": (64, 1, 32, 28),
@@ -278,8 +282,6 @@ def draw_plot(rows: list[dict], path: str) -> None:
     fig.tight_layout()
     from pathlib import Path
 
-    from cnnlab.fileio import atomic_path
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
@@ -313,8 +315,6 @@ def run_conv_bench(settings: ConvBenchSettings | None = None, say: Progress = to
 
 def _report(settings: ConvBenchSettings, shapes, rows, separable, say: Progress) -> dict[str, Any]:
     """Print the conclusions, write the JSON (machine info records the threads used) and the plot."""
-    from cnnlab.bench.results_io import write_result
-
     cross = crossovers(rows)
     checks = ratio_checks(rows)
     for name, value in checks.items():

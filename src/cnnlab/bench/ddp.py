@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cnnlab
 from cnnlab.bench import Progress, to_stderr
+from cnnlab.bench.results_io import write_result
 from cnnlab.errors import CnnlabError
 
 # Training for one epoch measures speed; the preset's own 15 epochs would only repeat it.
@@ -40,8 +42,6 @@ def _free_port() -> int:
 
 
 def _env(threads: int) -> dict[str, str]:
-    import cnnlab
-
     src = str(Path(cnnlab.__file__).resolve().parents[1])  # the children import this very cnnlab
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(threads)}
@@ -86,8 +86,6 @@ def compare_ranks_threads(preset: str = "mnist-classic", overrides: list[str] | 
     Returns the payload written to ``benchmarks/results/ddp-*.json`` (plus ``json_path``):
     every run, the median images/s of each setup and ``ddp_over_threads`` (their ratio).
     """
-    from cnnlab.bench.results_io import write_result
-
     if ranks < 2 or threads < 1 or repeats < 1:
         raise CnnlabError(f"--ranks must be >= 2 and --threads, --repeats >= 1; got {ranks}, {threads}, {repeats}")
     overrides = [*DEFAULT_OVERRIDES, *(overrides or [])]

@@ -11,25 +11,16 @@ the whole it is a share of. One thread by default (steady on a shared CPU).
 
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Any, Callable
 
+from cnnlab.bench import median_seconds
+from cnnlab.bench.results_io import write_result
+from cnnlab.config import load_config
+from cnnlab.errors import CnnlabError
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports this module for its description, and they load torch or numpy
+
 DEFAULT_SIZES = (128, 320)
-
-
-def _median_seconds(fn: Callable[[], Any], budget: float, min_runs: int = 3) -> float:
-    """Median seconds of ``fn`` over at least ``min_runs`` calls or ``budget`` seconds, after one warm-up."""
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < budget:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= 100:
-            break
-    return statistics.median(times)
 
 
 def _scene_boxes(n: int, size: int, gen) -> tuple[list, list]:
@@ -71,7 +62,7 @@ def bench_size(cfg, size: int, channels: int, classes: int, train_batch: int, in
         opt.step()
 
     model.train()
-    train_s = _median_seconds(train_step, budget)
+    train_s = median_seconds(train_step, budget, max_runs=100)
     model.eval()
     x_infer = torch.rand(infer_batch, channels, size, size, generator=gen)
     opts = nms_options(cfg.detect)
@@ -86,8 +77,9 @@ def bench_size(cfg, size: int, channels: int, classes: int, train_batch: int, in
         realistic[..., 5:] = torch.where(hot.unsqueeze(-1), torch.randn(realistic[..., 5:].shape, generator=gen) * 2,
                                          realistic[..., 5:])
         candidates = sum(len(d["scores"]) for d in postprocess(realistic, points, image_size=(size, size), **opts))
-        net_s = _median_seconds(lambda: model(x_infer), budget)
-        post_s = _median_seconds(lambda: postprocess(realistic, points, image_size=(size, size), **opts), budget)
+        net_s = median_seconds(lambda: model(x_infer), budget, max_runs=100)
+        post_s = median_seconds(lambda: postprocess(realistic, points, image_size=(size, size), **opts), budget,
+                               max_runs=100)
     infer_s = net_s + post_s
     return {"size": size, "channels": channels, "params": params, "points": len(points),
             "train_batch": train_batch, "train_images_per_second": round(train_batch / train_s, 2),
@@ -98,10 +90,7 @@ def bench_size(cfg, size: int, channels: int, classes: int, train_batch: int, in
 
 def detection_preset(preset: str, overrides: list[str] | None = None):
     """(config, image channels, class count) of a detection preset; another task is a one-line error."""
-    from cnnlab.config import load_config
     from cnnlab.data.detection import FIXED_CLASSES
-    from cnnlab.errors import CnnlabError
-
     cfg = load_config(preset, overrides or [])
     if cfg.task != "detect":
         raise CnnlabError(f"{preset} is not a detection config (task: {cfg.task}); use detect-raccoon or "
@@ -116,8 +105,6 @@ def run_detect_bench(preset: str = "detect-raccoon", sizes=DEFAULT_SIZES, train_
                      budget: float = 3.0) -> dict[str, Any]:
     """Time the preset's detector at each size; write ``benchmarks/results/detect-*.json``."""
     import torch
-
-    from cnnlab.bench.results_io import write_result
 
     cfg, channels, classes = detection_preset(preset, overrides)
     previous = torch.get_num_threads()

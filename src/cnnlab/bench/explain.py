@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnlab.bench import Progress, to_stderr
-from cnnlab.errors import CnnlabError
+from cnnlab.bench.results_io import write_result
+from cnnlab.config import max_threads
+from cnnlab.errors import CnnlabError, did_you_mean
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports this module for its description, and they load torch or numpy
 
 # Options of each measured configuration (the method's own defaults otherwise).
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -46,8 +50,6 @@ class ExplainBenchSettings:
     out_dir: str = "benchmarks/results"
 
     def check(self) -> None:
-        from cnnlab.config import max_threads
-
         limits = {"images": 1024, "slow_images": 1024, "batch_size": 65536, "repeats": 100,
                   "threads": max_threads(), "width": 512}
         for name, high in limits.items():
@@ -55,8 +57,6 @@ class ExplainBenchSettings:
                 raise CnnlabError(f"--{name.replace('_', '-')} must be in [1, {high}], got {getattr(self, name)}")
         unknown = [m for m in self.methods if m not in CASES]
         if unknown:
-            from cnnlab.errors import did_you_mean
-
             raise CnnlabError(f"unknown case '{unknown[0]}'; {did_you_mean(unknown[0], CASES)}")
 
 
@@ -87,7 +87,6 @@ def run_explain_bench(settings: ExplainBenchSettings | None = None, say: Progres
     """Measure, print the table, write the JSON; returns the payload plus ``result_path``."""
     import torch
 
-    from cnnlab.bench.results_io import write_result
     from cnnlab.explain import get_method
     from cnnlab.models import create_model
 

@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.bench import Progress, to_stderr
+from cnnlab.bench.results_io import write_result
+from cnnlab.config import load_config
+from cnnlab.errors import CnnlabError
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports this module for its description, and they load torch or numpy
 
 MAX_RUNS = 1000
 
@@ -54,10 +59,7 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 def bench_speedrun(name: str, runs: int, overrides: list[str] = (), data_dir: str | None = None,
                    out_dir: str | os.PathLike = "benchmarks/results", progress: Progress = to_stderr) -> dict[str, Any]:
     """Train ``name`` ``runs`` times (seeds 0..runs-1) and write the result JSON under ``out_dir``."""
-    from cnnlab.bench.results_io import write_result
-    from cnnlab.config import load_config
     from cnnlab.data.datasets import load_dataset
-    from cnnlab.errors import CnnlabError
     from cnnlab.train.run import train
 
     if not 1 <= runs <= MAX_RUNS:

@@ -20,6 +20,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from cnnlab.bench.results_io import write_result
+from cnnlab.errors import CnnlabError
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports this module for its description, and they load torch or numpy
+
 
 def _sweep(spec, out: Path, workers: int, progress: Callable[[str], None]) -> dict[str, Any]:
     from cnnlab.tune.sweep import run_sweep
@@ -39,13 +44,10 @@ def bench_sweep(spec_name: str = "sweep-mnist-quick", trials: int | None = None,
                 out_dir: str = "benchmarks/results", workers: bool = True,
                 progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Run the three sweeps; return (and write to ``out_dir``) the comparison."""
-    from cnnlab.bench.results_io import write_result
     from cnnlab.tune.spec import load_spec, spec_from_dict
 
     spec = load_spec(spec_name, trials=trials)
     if spec.pruner["name"] == "none":
-        from cnnlab.errors import CnnlabError
-
         raise CnnlabError(f"spec '{spec_name}' has no pruner; the benchmark compares its pruner with none")
     unpruned = spec_from_dict({**spec.source, "base": spec.base_raw, "pruner": {"name": "none"}})
     work = Path(work_dir) if work_dir else Path("runs") / f"bench-sweep-{time.strftime('%Y%m%d-%H%M%S')}"

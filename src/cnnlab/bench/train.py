@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.bench import Progress, to_stderr
+from cnnlab.bench.results_io import write_result
+from cnnlab.config import load_config
+from cnnlab.errors import CnnlabError
 from cnnlab.train.callbacks import Callback
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports this module for its description, and they load torch or numpy
 
 
 # A heavier augmentation stack, measured as well so the number does not depend on a preset's choice.
@@ -80,10 +85,8 @@ def bench_preset(name: str, overrides: list[str], seeds: int, target: float, dat
     """
     import torch
 
-    from cnnlab.config import load_config
     from cnnlab.data.datasets import load_dataset
     from cnnlab.data.pipeline import make_splits
-    from cnnlab.errors import CnnlabError
     from cnnlab.runs import resolve_device
     from cnnlab.train.run import train
 
@@ -137,8 +140,6 @@ def compare_presets(preset: str, baseline: str, overrides: list[str], seeds: int
     ``speedup_vs_baseline`` the ratio of their median seconds to target, None when either
     preset missed the target) plus ``json_path``.
     """
-    from cnnlab.bench.results_io import write_result
-
     cache: dict = {}
     rows = [bench_preset(name, list(overrides), seeds, target, data_dir, cache, progress)
             for name in (preset, baseline)]

@@ -12,31 +12,22 @@ beside it. (2) Inference images/s of the ``mnist-fast``, ``resnet9`` and
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from cnnlab.bench import median_seconds
+from cnnlab.bench.results_io import write_result
+from cnnlab.config import DataConfig, load_config
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports this module for its description, and they load torch or numpy
 
 INFERENCE_MODELS = {  # name -> (preset or model name, options, input size)
     "mnist-fast": ("mnist-fast", None, (1, 28, 28)),
     "resnet9": ("resnet9", {"num_classes": 10}, (3, 32, 32)),
     "resnet18": ("resnet18", {"num_classes": 10, "variant": "cifar"}, (3, 32, 32)),
 }
-
-
-def _timed(fn: Callable[[], Any], budget: float, min_runs: int = 3) -> float:
-    """Median seconds of ``fn`` over at least ``min_runs`` calls or ``budget`` seconds (after one warm-up)."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < budget:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= 200:
-            break
-    return statistics.median(times)
 
 
 def _backbone(source: str | None):
@@ -48,7 +39,6 @@ def _backbone(source: str | None):
 
         run = load_run(source)
         return run.model, run.input_size, run.mean, run.std
-    from cnnlab.config import load_config
     from cnnlab.runs import build_model
 
     cfg = load_config("folder-convnet")
@@ -60,7 +50,6 @@ def bench_cache(images: int, backbone: str | None, data_dir: str | None, batch: 
                 data_cfg=None) -> dict[str, Any]:
     import torch
 
-    from cnnlab.config import DataConfig
     from cnnlab.data.datasets import load_dataset
     from cnnlab.transfer.features import Backbone, prepare_images
 
@@ -93,8 +82,8 @@ def bench_cache(images: int, backbone: str | None, data_dir: str | None, batch: 
             idx = order[i:i + batch]
             step(bb(prepare_images(x8[idx], bb, mean, std)), y[idx])
 
-    cached = _timed(cached_epoch, budget=min(2.0, 0.002 * len(x8)))
-    live = _timed(live_epoch, budget=0.0, min_runs=2)
+    cached = median_seconds(cached_epoch, budget=min(2.0, 0.002 * len(x8)))
+    live = median_seconds(live_epoch, budget=0.0, min_runs=2)
     return {"images": int(len(x8)), "feature_dim": int(feats.shape[1]), "backbone": backbone or "folder-convnet",
             "batch": batch, "cached_epoch_seconds": round(cached, 4), "live_epoch_seconds": round(live, 4),
             "speedup": round(live / cached, 1), "cache_fill_seconds": round(cache_seconds, 3)}
@@ -103,7 +92,6 @@ def bench_cache(images: int, backbone: str | None, data_dir: str | None, batch: 
 def bench_inference(names: list[str], batches: tuple[int, ...] = (1, 64), budget: float = 2.0) -> list[dict]:
     import torch
 
-    from cnnlab.config import load_config
     from cnnlab.models import create_model
     from cnnlab.runs import build_model
     from cnnlab.transfer.export import export_model, onnx_session
@@ -127,13 +115,13 @@ def bench_inference(names: list[str], batches: tuple[int, ...] = (1, 64), budget
                 xn = x.numpy()
                 with torch.no_grad():
                     # PyTorch gets its better memory layout (channels-last is up to 3.5x faster here on the CPU).
-                    t_nchw = _timed(lambda: model(x), budget)
+                    t_nchw = median_seconds(lambda: model(x), budget)
                     model_cl = model.to(memory_format=torch.channels_last)
                     x_cl = x.contiguous(memory_format=torch.channels_last)
-                    t_cl = _timed(lambda: model_cl(x_cl), budget)
+                    t_cl = median_seconds(lambda: model_cl(x_cl), budget)
                     model.to(memory_format=torch.contiguous_format)
                 t_torch = min(t_nchw, t_cl)
-                t_ort = _timed(lambda: session.run(["logits"], {"image": xn}), budget)
+                t_ort = median_seconds(lambda: session.run(["logits"], {"image": xn}), budget)
                 rows.append({"model": name, "batch": b, "torch_images_per_second": round(b / t_torch, 1),
                              "torch_layout": "channels_last" if t_cl < t_nchw else "nchw",
                              "torch_nchw_images_per_second": round(b / t_nchw, 1),
@@ -147,8 +135,6 @@ def run_transfer_bench(images: int = 5000, backbone: str | None = None, data_dir
                        models: list[str] | None = None, threads: int = 1, out_dir: str = "benchmarks/results",
                        say: Callable[[str], None] = print, data_cfg=None, budget: float = 2.0) -> dict[str, Any]:
     import torch
-
-    from cnnlab.bench.results_io import write_result
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -24,6 +24,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from cnnlab.bench.results_io import write_result
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports this module for its description, and they load torch or numpy
+
 
 DEFAULT_SIZES = (128, 320)
 
@@ -119,8 +123,6 @@ def run_video_bench(preset: str = "detect-raccoon", sizes=DEFAULT_SIZES, frames:
     import torch
 
     from cnnlab.bench.detect import detection_preset
-    from cnnlab.bench.results_io import write_result
-
     cfg, channels, classes = detection_preset(preset)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -12,6 +12,14 @@ import json
 import sys
 from pathlib import Path
 
+from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import write_json_atomic
+from cnnlab.rundir import check_out_dir, check_out_file, open_run_dir
+from cnnlab.version import __version__
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
+
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".gif")
 VIDEO_ONLY = ("every", "start", "duration", "batch", "threads", "track", "count_line", "count_region", "fps", "mot_gt",
               "counts")
@@ -43,8 +51,6 @@ def add_video_arguments(p) -> None:
 
 def is_video_request(args) -> bool:
     """A single path with a video extension, or ``--video``; a video-only option elsewhere is an error."""
-    from cnnlab.errors import CnnlabError
-
     named = len(args.images) == 1 and Path(args.images[0]).suffix.lower() in VIDEO_SUFFIXES
     if args.video or named:
         if len(args.images) != 1:
@@ -65,11 +71,6 @@ def _progress(total: int | None):
 
 
 def run_video(args) -> int:
-    from cnnlab import __version__
-    from cnnlab.commands.common import notice
-    from cnnlab.errors import CnnlabError
-    from cnnlab.fileio import write_json_atomic
-    from cnnlab.rundir import check_out_file
     from cnnlab.video.io import ENCODERS, VideoWriter, check_encodable
     from cnnlab.video.pipeline import open_job
 
@@ -186,9 +187,7 @@ def add_make_video(inner) -> None:
 
 
 def run_make_video(args) -> int:
-    from cnnlab.commands.common import print_json
     from cnnlab.data.locate import load_idx_dataset
-    from cnnlab.rundir import check_out_dir, open_run_dir
     from cnnlab.video.mnist import VideoParams, write_video_dataset
 
     params = VideoParams(args.size, args.frames, args.fps, args.objects, args.seed).check()

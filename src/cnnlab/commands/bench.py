@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 
 def register(subparsers) -> None:
@@ -96,8 +99,6 @@ def _register_conv(subparsers) -> None:
 
 def _parse_ints(text: str, what: str) -> list[int]:
     """``"3,5,7"`` -> ``[3, 5, 7]``; anything else is a one-line error naming the option."""
-    from cnnlab.errors import CnnlabError
-
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -179,8 +180,6 @@ def _register_transfer(subparsers) -> None:
 
 def run_transfer(args) -> int:
     from cnnlab.bench.transfer import INFERENCE_MODELS, format_table, run_transfer_bench
-    from cnnlab.errors import CnnlabError
-
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in INFERENCE_MODELS]
     if unknown or not models:
@@ -289,8 +288,6 @@ def _register_detect(subparsers) -> None:
 
 def _detector_sizes(text: str) -> list[int]:
     """``--sizes`` of a detector benchmark: multiples of 32 up to 2048 (the detector's coarsest stride)."""
-    from cnnlab.errors import CnnlabError
-
     sizes = _parse_ints(text, "sizes")
     if any(s % 32 for s in sizes) or max(sizes) > 2048:
         raise CnnlabError(f"--sizes must be multiples of 32 up to 2048 (the detector's coarsest stride), "
@@ -300,8 +297,6 @@ def _detector_sizes(text: str) -> list[int]:
 
 def _check_counts(*bounds: tuple[str, int, int]) -> None:
     """Each (option, value, top) must have 1 <= value <= top."""
-    from cnnlab.errors import CnnlabError
-
     for name, value, top in bounds:
         if not 1 <= value <= top:
             raise CnnlabError(f"{name} {value} is out of range; expected 1 to {top}")
@@ -309,8 +304,6 @@ def _check_counts(*bounds: tuple[str, int, int]) -> None:
 
 def run_detect(args) -> int:
     from cnnlab.bench.detect import format_table, run_detect_bench
-    from cnnlab.errors import CnnlabError
-
     sizes = _detector_sizes(args.sizes)
     _check_counts(("--train-batch", args.train_batch, 4096), ("--infer-batch", args.infer_batch, 4096),
                   ("--threads", args.threads, 256))

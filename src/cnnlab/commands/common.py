@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any, NoReturn
 
+from cnnlab.errors import one_line
+
 
 def print_json(obj: Any) -> None:
     """Print exactly one JSON object on stdout (the ``--json`` contract)."""
@@ -27,7 +29,5 @@ class OneLineParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        from cnnlab.errors import one_line
-
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")

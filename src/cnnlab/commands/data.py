@@ -10,6 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path, png_metadata
+from cnnlab.rundir import check_out_dir, check_out_file, open_run_dir
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 MAX_COUNT = 1024  # a grid of more images is unreadable and slow to draw
 
@@ -120,7 +125,6 @@ def run_preview(args) -> int:
 
     from cnnlab.data.augment import BatchAugment
     from cnnlab.data.datasets import load_dataset
-    from cnnlab.errors import CnnlabError
     from cnnlab.report.plots import image_grid_axes, show_image
 
     if not 1 <= args.count <= MAX_COUNT:
@@ -152,9 +156,6 @@ def run_preview(args) -> int:
 
 def _save_preview(plt, fig, out: Path) -> None:
     """Write a preview figure atomically (a failed write leaves no partial PNG) and close it."""
-    from cnnlab.errors import CnnlabError
-    from cnnlab.fileio import atomic_path, png_metadata
-
     fig.tight_layout()
     try:
         with atomic_path(out) as tmp:
@@ -204,7 +205,6 @@ def _detection_preview(cfg, args, out: Path) -> int:
 
     from cnnlab.data.box_augment import augment_detection_batch
     from cnnlab.data.detection import read_detection_dataset
-    from cnnlab.errors import CnnlabError
     from cnnlab.report.plots import image_grid_axes, show_image
 
     train, _, classes, _, _ = read_detection_dataset(cfg)
@@ -242,9 +242,6 @@ def run_make_scenes(args) -> int:
 
     from cnnlab.data.locate import load_idx_dataset
     from cnnlab.data.scenes import SceneParams, generate_scenes, parse_digits
-    from cnnlab.errors import CnnlabError
-    from cnnlab.rundir import check_out_dir, open_run_dir
-
     params = SceneParams(size=args.size, digits=parse_digits(args.digits), train=args.train, test=args.test,
                          seed=args.seed, clutter=args.clutter, format=args.format).check()
     out = Path(args.out)
@@ -284,9 +281,6 @@ def preview_path(out: str, overwrite: bool = False) -> Path:
     ``DIR/`` (a trailing slash) means ``DIR/grid.png``. An existing file is replaced only with
     ``--overwrite`` and only if it is a preview cnnlab wrote (:func:`cnnlab.rundir.check_out_file`).
     """
-    from cnnlab.errors import CnnlabError
-    from cnnlab.rundir import check_out_file
-
     path = Path(out)
     if out.endswith(("/", "\\")):
         if not path.is_dir():

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 
 def register(subparsers) -> None:
@@ -28,7 +31,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cnnlab.errors import CnnlabError
     from cnnlab.tune.ensemble import METHODS
 
     if args.method == "boost" or args.boost is not None:
@@ -60,8 +62,6 @@ def run(args) -> int:
 def _config_from_inputs(args, option: str):
     """The CONFIG [key=value ...] that --bagging/--boost train, with --data-dir applied."""
     from cnnlab.config import load_config
-    from cnnlab.errors import CnnlabError
-
     inputs = list(args.inputs) + list(getattr(args, "overrides", None) or [])
     if not inputs or "=" in inputs[0]:
         raise CnnlabError(f"{option} K needs a CONFIG (preset or YAML file), e.g. "
@@ -76,7 +76,6 @@ def _boost(args) -> int:
     import time
     from pathlib import Path
 
-    from cnnlab.errors import CnnlabError
     from cnnlab.tune.boost import run_boosting
 
     if args.boost is None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError, check_int_range
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 
 def register(subparsers) -> None:
@@ -32,7 +35,6 @@ def register(subparsers) -> None:
 
 def _run_pretrained(args) -> int:
     """A pretrained 1,000-class model scored on a folder of ImageNet classes (cnnlab.transfer.zeroshot)."""
-    from cnnlab.errors import CnnlabError, check_int_range
     from cnnlab.transfer.zeroshot import evaluate_pretrained
 
     if not args.folder or not args.out:
@@ -78,7 +80,6 @@ def _run_detection(args) -> int:
 
 def run(args) -> int:
     from cnnlab.detect.runs import is_detection_run
-    from cnnlab.errors import CnnlabError, check_int_range
     from cnnlab.transfer.pretrained import is_pretrained_name
 
     if is_pretrained_name(args.run_dir):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from cnnlab.commands.common import notice, print_json
 
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
+
 SUBCOMMANDS = ("maps", "filters", "activations", "neurons", "predictions")
 
 
@@ -149,10 +151,16 @@ def _register_predictions(inner) -> None:
     p.set_defaults(func=run_view, view="predictions")
 
 
+# The options each view's parser defines, passed on by name (a view's parser defines only its own).
+VIEW_OPTIONS = ("layer", "image", "index", "rows", "cols", "seed", "count", "channels", "images")
+
+
 def run_view(args) -> int:
     from cnnlab.explain import views
 
-    result = views.run_view(args.view, args)
+    options = {name: getattr(args, name) for name in VIEW_OPTIONS if hasattr(args, name)}
+    result = views.run_view(args.view, args.run_dir, out=args.out, overwrite=args.overwrite,
+                            data_dir=args.data_dir, **options)
     if args.json:
         print_json(result)
         return 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 
 def register(subparsers) -> None:
@@ -25,7 +28,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cnnlab.errors import CnnlabError
     from cnnlab.transfer.export import export_run
 
     if args.parity_images < 0:

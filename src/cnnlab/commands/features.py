@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 
 def register(subparsers) -> None:
@@ -28,7 +31,6 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from cnnlab.config import load_config, parse_overrides
-    from cnnlab.errors import CnnlabError
     from cnnlab.transfer.features import backbone_spec, build_cache
 
     overrides = parse_overrides(list(args.overrides or []))

@@ -6,6 +6,8 @@ import inspect
 
 from cnnlab.commands.common import print_json
 
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("models", help="list the registered models and their options",

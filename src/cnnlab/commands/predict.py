@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from cnnlab.commands.common import print_json
+from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 
 def register(subparsers) -> None:
@@ -52,16 +55,12 @@ def _run_detection(args) -> int:
             x1, y1, x2, y2 = d["box"]
             print(f"  {d['label']} {d['score']:.3f} [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]")
     if args.out:
-        from cnnlab.commands.common import notice
-
         notice(f"drew {len(results)} image(s) into {args.out}")
     return 0
 
 
 def run(args) -> int:
     from cnnlab.commands._video import is_video_request, run_video
-    from cnnlab.errors import CnnlabError
-
     if is_video_request(args):  # a video file, or a folder of frames with --video (cnnlab.video)
         return run_video(args)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from cnnlab.commands.common import print_json
 
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("presets", help="list the shipped training presets, or show one",

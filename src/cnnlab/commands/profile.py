@@ -17,8 +17,10 @@ import difflib
 import json
 from pathlib import Path
 
-from cnnlab.commands.common import OneLineParser
+from cnnlab.commands.common import OneLineParser, print_json
 from cnnlab.errors import CnnlabError, check_int_range, short_repr
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 MAX_BATCH = 1 << 16
 MAX_WARMUP = 1000
@@ -260,7 +262,6 @@ def _measure(spec: tuple, args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.commands.common import print_json
     from cnnlab.profile.report import (comparison_dict, format_comparison, format_profile, format_timings,
                                        profile_dict)
 

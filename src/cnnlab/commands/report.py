@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from cnnlab.commands.common import notice, print_json
+from cnnlab.errors import CnnlabError
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 
 def register(subparsers) -> None:
@@ -24,7 +27,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cnnlab.errors import CnnlabError
     from cnnlab.report.html import build_report
 
     if not 0 <= args.explain <= 64:

@@ -14,6 +14,11 @@ from pathlib import Path
 
 from cnnlab.commands.common import notice, print_json
 from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.fileio import atomic_path, write_json_atomic
+from cnnlab.rundir import check_out_dir, open_run_dir
+from cnnlab.version import __version__
+
+# why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
 DATASETS = ("mnist", "fashion-mnist")
 
@@ -92,15 +97,11 @@ def run_train(args) -> int:
     _check_args(args)
     channels = _parse_channels(args.channels)
     out = Path(args.out or f"runs/scratch-{args.dataset}-{args.algorithm}")
-    from cnnlab.rundir import check_out_dir, open_run_dir
-
     check_out_dir(out, args.overwrite, kind="scratch-train")  # before any work; the folder itself is made once the data has loaded
 
     import numpy as np
 
-    from cnnlab import __version__
     from cnnlab.data.locate import find_dataset_dir, load_idx_dataset
-    from cnnlab.fileio import atomic_path, write_json_atomic
     from cnnlab.scratch.mnist import train_mnist
     from cnnlab.scratch.threads import blas_threads
 

@@ -59,7 +59,7 @@ def attribute(method: str, model, images, target, **options: Any):
 
 
 def __getattr__(name: str):
-    # METHODS (name -> class) and AttributionMethod are loaded on first use, with torch.
+    # why lazy: METHODS (name -> class) and AttributionMethod load torch; `cnnlab --help` imports this package
     if name == "METHODS":
         return {n: method_class(n) for n in METHOD_NAMES}
     if name == "AttributionMethod":

@@ -13,9 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
+from cnnlab.explain.base import prepared
 from cnnlab.explain.figures import save
 from cnnlab.explain.layers import conv_layer_names, get_layer
-from cnnlab.report.plots import pyplot
+from cnnlab.report.plots import pyplot, show_image
 
 
 def grid_shape(count: int) -> tuple[int, int]:
@@ -27,8 +29,6 @@ def grid_shape(count: int) -> tuple[int, int]:
 def first_conv_layer(model: nn.Module) -> str:
     names = conv_layer_names(model)
     if not names:
-        from cnnlab.errors import CnnlabError
-
         raise CnnlabError(f"{type(model).__name__} has no conv layer")
     return names[0]
 
@@ -71,8 +71,6 @@ def filters_figure(model: nn.Module, layer: str | None, path: Path, title: str =
 
 def layer_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
     """What ``layer`` outputs for model inputs ``x`` (a forward hook, removed even on error; mode restored)."""
-    from cnnlab.explain.base import prepared
-
     module = get_layer(model, layer)
     captured: list[torch.Tensor] = []
     with prepared(model), torch.no_grad():
@@ -84,8 +82,6 @@ def layer_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
 def activations_figure(model: nn.Module, layer: str, x: torch.Tensor, image_uint8: torch.Tensor, path: Path,
                        caption: str = "") -> dict:
     """The feature maps of ``layer`` for one image (1, C, H, W), one grey cell per channel, the input first."""
-    from cnnlab.report.plots import show_image
-
     maps = layer_output(model, layer, x)[0]  # (K, h, w)
     k = maps.shape[0]
     rows, cols = grid_shape(k + 1)

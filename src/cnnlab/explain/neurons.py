@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain.base import prepared
+from cnnlab.explain.base import prepared, require_captum
 from cnnlab.explain.figures import draw_map, save
 from cnnlab.explain.filters import layer_output
 from cnnlab.explain.layers import get_layer
@@ -75,8 +75,6 @@ def neurons_figure(model: nn.Module, layer: str, x: torch.Tensor, images_uint8: 
 
     ``count`` is a number of channels (the first ones) or a list of channel numbers.
     """
-    from cnnlab.explain.base import require_captum
-
     require_captum()
     from captum.attr import NeuronGuidedBackprop
 

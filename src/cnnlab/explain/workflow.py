@@ -23,7 +23,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from cnnlab.errors import CnnlabError
+from cnnlab.data.datasets import load_dataset
+from cnnlab.data.folder import WIDE_GREY_MODES
+from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.explain import DEFAULT_METHODS, METHODS, METHOD_NAMES, get_method, method_class
+from cnnlab.explain.figures import explanation_figure
+from cnnlab.explain.layers import get_layer, last_conv_layer
+from cnnlab.fileio import atomic_path, write_json_atomic
+from cnnlab.predict import load_images
+from cnnlab.rundir import check_out_dir, lock_run_dir, open_run_dir
+from cnnlab.runs import load_run
+from cnnlab.transfer.pretrained import is_pretrained_name
 
 Say = Callable[[str], None]
 
@@ -56,10 +66,6 @@ def holding_run(run_dir, target):
     a target elsewhere needs no lock. A training still writing there refuses us, in one line."""
     import contextlib
 
-    from cnnlab.rundir import lock_run_dir
-
-    from cnnlab.transfer.pretrained import is_pretrained_name
-
     if is_pretrained_name(run_dir):  # a model by name: no directory of its own to hold
         return contextlib.nullcontext()
     run_dir, target = Path(run_dir), Path(target)
@@ -74,8 +80,6 @@ def holding_run(run_dir, target):
 
 def load_run_data(run, data_dir: str | None = None):
     """The run's dataset (train and test images as uint8), checked against the checkpoint."""
-    from cnnlab.data.datasets import load_dataset
-
     cfg = run.config
     if data_dir:
         cfg.data.data_dir = data_dir
@@ -113,8 +117,6 @@ def class_index(run, value: str | int, what: str) -> int:
     try:
         index = int(text)
     except ValueError:
-        from cnnlab.errors import did_you_mean
-
         raise CnnlabError(f"{what} '{text}' is not a class of this run; {did_you_mean(text, run.classes)}") from None
     if not 0 <= index < run.num_classes:
         raise CnnlabError(f"{what} {index} is out of range; valid classes are 0..{run.num_classes - 1} "
@@ -125,9 +127,6 @@ def class_index(run, value: str | int, what: str) -> int:
 def load_image_files(run, paths: Sequence[str], say: Say = _stderr) -> torch.Tensor:
     """Decode image files to the run's (C, H, W), with a one-line notice for each file that was converted."""
     from PIL import Image
-
-    from cnnlab.data.folder import WIDE_GREY_MODES
-    from cnnlab.predict import load_images
 
     c, h, w = run.input_size
     for path in paths:
@@ -208,11 +207,27 @@ def run_method_options(run, method, data=None, seed: int = 0, shap_baselines: in
     return options
 
 
+def attribute_run(run, name: str, x: torch.Tensor, targets: torch.Tensor, layer: str | None = None, data=None,
+                  options: dict[str, Any] | None = None, batch_size: int | None = None) -> torch.Tensor:
+    """Attribution maps (N, H, W) of the method ``name`` for model inputs ``x`` of ``run`` towards ``targets``.
+
+    The method gets what the run provides (:func:`run_method_options`: baseline colours in the run's
+    normalisation, gradient SHAP's training images from ``data``), ``layer`` when it is a layer method
+    (Grad-CAM), then ``options`` (a user's ``--set``), which win. ``batch_size`` None keeps the method's own.
+    """
+    method = get_method(name)
+    kwargs = run_method_options(run, method, data)
+    if method.uses_layer:
+        kwargs["layer"] = layer
+    kwargs.update(options or {})
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    return method.attribute(run.model, x, targets, **kwargs)
+
+
 def parse_settings(settings: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``["integrated_gradients.steps=64", "occlusion.window=7"]`` -> options per method (values read as YAML)."""
     import yaml
-
-    from cnnlab.errors import did_you_mean
 
     out: dict[str, dict[str, Any]] = {}
     for item in settings:
@@ -231,8 +246,6 @@ def parse_settings(settings: Sequence[str], methods: Sequence[str]) -> dict[str,
 
 def parse_methods(methods: Sequence[str] | None) -> list[str]:
     """Method names from ``--methods a,b c`` (commas or spaces), checked; ``all`` means every method."""
-    from cnnlab.explain import DEFAULT_METHODS, METHODS, get_method
-
     names = [n.strip() for item in (methods or DEFAULT_METHODS) for n in str(item).split(",") if n.strip()]
     if names == ["all"]:
         return list(METHODS)
@@ -254,13 +267,6 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
     Returns what ``--json`` prints: per image its source, true and predicted class with probability,
     the target explained, and the figure's path; plus the methods, layer and output paths.
     """
-    from cnnlab.explain import get_method
-    from cnnlab.explain.figures import explanation_figure
-    from cnnlab.explain.layers import get_layer, last_conv_layer
-    from cnnlab.fileio import atomic_path, write_json_atomic
-    from cnnlab.rundir import check_out_dir, open_run_dir
-    from cnnlab.runs import load_run
-
     names = parse_methods(methods)
     per_method = parse_settings(settings, names)
     for n, opts in per_method.items():
@@ -275,8 +281,6 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
         if n > MAX_IMAGES:
             raise CnnlabError(f"{flag} asks for {n} figures; one run of explain draws at most {MAX_IMAGES} "
                               "(each is a figure with every method); explain fewer images at a time")
-    from cnnlab.transfer.pretrained import is_pretrained_name
-
     pretrained = is_pretrained_name(run_dir)  # efficientnet_lite0.in1k: photos given as --files only
     if pretrained and (not out or not files or indices or cls is not None or mistakes is not None):
         raise CnnlabError(f"{run_dir} is a pretrained model, not a run: it has no test set or directory of its own; "
@@ -290,8 +294,6 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
     model = run.model
     layer_name = None
     if layer and not any(get_method(n).uses_layer for n in names):  # it would change nothing
-        from cnnlab.explain import METHOD_NAMES, method_class
-
         users = [m for m in METHOD_NAMES if method_class(m).uses_layer]
         raise CnnlabError(f"--layer {layer} applies to {', '.join(users)} only, and none of the methods asked for "
                           f"({', '.join(names)}) uses a layer; add one of them to --methods or drop --layer")
@@ -311,13 +313,8 @@ def explain_run(run_dir, *, files: Sequence[str] = (), indices: Sequence[int] = 
     targets = torch.full_like(preds, target_index) if target_index is not None else preds.clone()
     maps: dict[str, torch.Tensor] = {}
     for n in names:
-        method = get_method(n)
-        options = run_method_options(run, method, data)
-        if method.uses_layer:
-            options["layer"] = layer_name
-        options.update(per_method.get(n, {}))
         say(f"{n}: {len(x)} image(s)")
-        maps[n] = method.attribute(model, x, targets, batch_size=batch_size, **options)  # (N, H, W)
+        maps[n] = attribute_run(run, n, x, targets, layer_name, data, per_method.get(n), batch_size)  # (N, H, W)
     signed = {n: get_method(n).signed for n in names}
 
     items = []

@@ -5,6 +5,7 @@
 """
 
 from cnnlab.models.base import ImageClassifier
-from cnnlab.models.registry import create_model, list_models, model_arguments, register_model
+from cnnlab.models.factory import create_model
+from cnnlab.models.registry import list_models, model_arguments, register_model
 
 __all__ = ["ImageClassifier", "create_model", "list_models", "model_arguments", "register_model"]

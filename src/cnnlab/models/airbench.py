@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
 from cnnlab.models import checks
 from cnnlab.models.base import ImageClassifier
 from cnnlab.models.layers import get_activation
@@ -106,8 +107,6 @@ class AirbenchNet(ImageClassifier):
         checks.flag("bn_frozen_scale", bn_frozen_scale)
         checks.flag("identity_init", identity_init)
         if not 0.0 < bn_momentum <= 1.0:
-            from cnnlab.errors import CnnlabError
-
             raise CnnlabError(f"bn_momentum must be in (0, 1], got {bn_momentum}")
         act = get_activation(activation)
         whiten = 2 * in_channels * k * k  # eigenvectors of the k x k x C patch covariance, both signs

@@ -27,6 +27,7 @@ from cnnlab.models.base import ImageClassifier
 from cnnlab.models.layers import get_norm
 from cnnlab.models.registry import register_model
 from cnnlab.models.shapes import feature_shape
+from cnnlab.nn import get_conv
 
 ORGANISATIONS = {"same": 1.0, "double": 2.0, "half": 0.5}
 POOLS = ("max", "avg", "none")
@@ -151,9 +152,7 @@ class ConvNet(ImageClassifier):
         dropconnect = options.check_dropconnect(dropconnect, len(hidden))
         checks.choice("global_pool", global_pool, ("none", "avg", "max"))
         conv_init, linear_init = options.init_plan(init, init_conv, init_linear)
-        from cnnlab.nn import get_conv  # the algorithm for each conv: standard, fft, separable, ...
-
-        conv_layer = get_conv(conv_type)
+        conv_layer = get_conv(conv_type)  # the algorithm for each conv: standard, fft, separable, ...
         norm_layer = get_norm(norm)
 
         layers, ch = [], in_channels

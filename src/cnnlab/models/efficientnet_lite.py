@@ -26,7 +26,7 @@ odd kernels at stride 1 *is* SAME. Batch norm uses TensorFlow's
 ``eps=1e-3`` (momentum 0.01 in PyTorch's convention, 0.99 in TensorFlow's).
 
 ImageNet weights (``efficientnet_lite0.in1k``) are in
-:mod:`cnnlab.transfer.pretrained`.
+:mod:`cnnlab.models.pretrained`.
 
 >>> from cnnlab.models import create_model
 >>> net = create_model("efficientnet_lite0", num_classes=1000)

@@ -5,7 +5,7 @@ Each is rebuilt behind the same interface as cnnlab's own models -- ``features``
 freezing, cached features and export treat them like any zoo model. The
 torchvision modules are re-parented, not copied: ``tv:resnet18``'s
 ``features.stem.conv1.weight`` is torchvision's ``conv1.weight``, so a
-torchvision state dict loads by name (:mod:`cnnlab.transfer.weights` matches a
+torchvision state dict loads by name (:mod:`cnnlab.models.weights` matches a
 key by its longest dotted suffix).
 
 >>> from cnnlab.models import create_model
@@ -19,7 +19,6 @@ Nothing is downloaded here: the networks start from random weights, and
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from typing import Any, Callable, Optional
 
@@ -197,8 +196,3 @@ def external_constructor(name: str) -> Callable[..., Any] | None:
     if name.startswith("timm:"):
         return timm_constructor(name[5:])
     return None
-
-
-def accepts_any_option(constructor: Callable[..., Any]) -> bool:
-    """True when the constructor passes unknown keywords on (external networks take their library's options)."""
-    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(constructor).parameters.values())

@@ -21,6 +21,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.models import checks
 from cnnlab.models.layers import get_activation
+from cnnlab.nn.dropconnect import DropConnectLinear
 
 # Weight-init rules a config may name (``init``, ``init_conv``, ``init_linear``); ``kaiming`` is kaiming_normal.
 INIT_CHOICES = ("default", "kaiming", "kaiming_normal", "kaiming_uniform", "kaiming_normal_fan_out", "xavier_normal",
@@ -95,8 +96,6 @@ def init_plan(init: str, init_conv: Optional[str], init_linear: Optional[str]) -
 def dense_layer(in_features: int, out_features: int, dropconnect: float) -> nn.Linear:
     """A hidden dense layer: ``nn.Linear``, or :class:`cnnlab.nn.DropConnectLinear` when ``dropconnect > 0``."""
     if dropconnect > 0:
-        from cnnlab.nn.dropconnect import DropConnectLinear
-
         return DropConnectLinear(in_features, out_features, p=dropconnect)
     return nn.Linear(in_features, out_features)
 

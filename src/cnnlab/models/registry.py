@@ -1,5 +1,7 @@
 """The model registry: names to constructors, duplicates refused.
 
+Building by name with weights (``create_model``) is :mod:`cnnlab.models.factory`, on top of this.
+
 >>> from cnnlab.models import create_model, list_models
 >>> "resnet9" in list_models()
 True
@@ -13,6 +15,7 @@ from typing import Any, Callable
 
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.models.checks import short
+from cnnlab.models.external import external_constructor
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 
@@ -39,8 +42,6 @@ def get_model_constructor(name: str) -> Callable[..., Any]:
     """The constructor registered under ``name``; unknown names list the nearest."""
     _import_families()
     if isinstance(name, str) and name.startswith(("tv:", "timm:")):  # torchvision / timm networks by name
-        from cnnlab.models.external import external_constructor
-
         return external_constructor(name)
     if name not in _REGISTRY:
         raise CnnlabError(f"unknown model {short(name)}; {did_you_mean(str(name), _REGISTRY)}")
@@ -62,16 +63,10 @@ MAX_ACTIVATIONS = 4_000_000_000  # values the layers output for ONE image (16 GB
 MAX_MESSAGE = 300  # characters of an error line from building a model
 
 
-def create_model(name: str, weights: Any = None, **kwargs: Any):
-    """Build the model ``name``; every keyword is checked against its signature.
+def build_registered(name: str, **kwargs: Any):
+    """Build the registered (or ``tv:``/``timm:``) model ``name``, every keyword checked against its signature.
 
-    ``ARCH.TAG`` (``efficientnet_lite0.in1k``) is the architecture with its published weights, in
-    eval mode with a ``pretrained_cfg`` (:mod:`cnnlab.transfer.pretrained`).
-
-    ``weights`` (a torchvision ``.pth`` state dict, a ``.safetensors`` file, a cnnlab
-    run directory, or ``"download"``) fills the new model through
-    :func:`cnnlab.transfer.weights.load_weights_into`, which reports how the keys matched;
-    a classifier of another class count is left freshly initialised.
+    This is :func:`cnnlab.models.create_model` without the weights: use that one.
 
     An unknown keyword is an error naming the nearest valid one, before any
     layer is built. The model is first built on the ``meta`` device (shapes
@@ -81,21 +76,8 @@ def create_model(name: str, weights: Any = None, **kwargs: Any):
     from inside torch -- comes out as one :class:`CnnlabError` line naming the
     model and the options given.
     """
-    if isinstance(name, str) and "." in name and ":" not in name:  # ARCH.TAG: published weights
-        from cnnlab.transfer.pretrained import create_pretrained, split_name
-
-        if split_name(name) is not None:
-            if weights is not None:
-                raise CnnlabError(f"'{name}' names its weights already; drop weights={short(weights)}")
-            return create_pretrained(name, **kwargs)
     constructor = get_model_constructor(name)
     valid = model_arguments(name)
-    if weights is not None:
-        model = create_model(name, **kwargs)
-        from cnnlab.transfer.weights import load_weights_into
-
-        load_weights_into(model, weights, name)
-        return model
     open_options = name.startswith(("tv:", "timm:"))  # their library checks its own options
     for key in kwargs:
         if key not in valid and not open_options:
@@ -172,4 +154,5 @@ def _cap(message: str) -> str:
 
 def _import_families() -> None:
     """Import every model family so its ``@register_model`` lines run."""
+    # why here: each family imports this registry to register itself (the registration cycle)
     import cnnlab.models.families  # noqa: F401

@@ -28,11 +28,3 @@ def model_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
         stages = [("features", features)]  # a features module without children (a wrapper) is one stage
     return stages + [("head", head)]
 
-
-def stage_of_parameters(model: nn.Module) -> dict[str, int]:
-    """Parameter name -> index of its stage in :func:`model_stages` (parameters outside any stage: -1)."""
-    index: dict[str, int] = {}
-    owner = {id(p): i for i, (_, m) in enumerate(model_stages(model)) for p in m.parameters()}
-    for name, p in model.named_parameters():
-        index[name] = owner.get(id(p), -1)
-    return index

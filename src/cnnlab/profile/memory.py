@@ -23,6 +23,7 @@ from typing import Callable, Optional
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.profile.profiler import profile_model
 
 PROBE_PIXELS = 256 * 256  # pixels per image of the probe counting pass (and below which no probe is needed)
 FALLBACK_LIMIT = 8 << 30  # used where the machine's memory cannot be read
@@ -91,8 +92,6 @@ def check_memory(
                           f"{_gb(limit)} allowed (half of this machine's memory); {advice}")
     if batch_size * h * w <= PROBE_PIXELS:
         return  # a few small images: the activations cannot be far off the input's order of magnitude
-    from cnnlab.profile.profiler import profile_model
-
     probe = probe_size(input_size)
     exact = probe == tuple(input_size)
     model = model_at(probe)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cnnlab.fileio import atomic_path
+
 
 def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
     """(step records, epoch records) from a ``metrics.jsonl``; a missing file has none.
@@ -37,8 +39,6 @@ def plot_curves(metrics_path: Path, out_path: Path, scores: tuple[str, dict[str,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from cnnlab.fileio import atomic_path
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     (ax_loss, ax_acc), (ax_lr, ax_gn) = axes

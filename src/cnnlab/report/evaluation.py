@@ -7,9 +7,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.datasets import load_dataset
+from cnnlab.data.loader import DeviceBatches
 from cnnlab.errors import CnnlabError, check_int_range
-from cnnlab.fileio import atomic_path
+from cnnlab.fileio import atomic_path, write_json_atomic
 from cnnlab.report.plots import image_grid_axes, pyplot, show_image
+from cnnlab.rundir import lock_run_dir
+from cnnlab.runs import load_run
+from cnnlab.train.evaluate import evaluate
+from cnnlab.transfer.adapt import adapt_images
 
 MAX_TOP = 256  # images drawn in top_losses.png; a grid of more is unreadable (and costs memory)
 
@@ -31,9 +37,6 @@ def evaluate_run(run_dir, data_dir: str | None = None, weights: str | None = Non
 
     The run directory is locked while its files are written, as a training holds it.
     """
-    from cnnlab.rundir import lock_run_dir
-    from cnnlab.runs import load_run
-
     check_int_range("top", top, 1, MAX_TOP)
     run = load_run(run_dir, weights=weights)
     with lock_run_dir(run.run_dir, kind="train"):  # a training still writing here refuses us, in one line
@@ -41,20 +44,13 @@ def evaluate_run(run_dir, data_dir: str | None = None, weights: str | None = Non
 
 
 def _evaluate_loaded_run(run, data_dir: str | None, top: int, tta: str | None = None) -> dict:
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.data.loader import DeviceBatches
-    from cnnlab.fileio import write_json_atomic
-    from cnnlab.train.evaluate import evaluate
-
     cfg = run.config
     if data_dir:
         cfg.data.data_dir = data_dir
     data = load_dataset(cfg.data)
     test_x = data.test_x
     if tuple(test_x.shape[1:]) != run.input_size and data.num_classes == run.num_classes:
-        from cnnlab.transfer.adapt import adapt_images  # a run trained on adapted images (model.weights)
-
-        test_x = adapt_images(test_x, run.input_size)
+        test_x = adapt_images(test_x, run.input_size)  # a run trained on adapted images (model.weights)
     if tuple(test_x.shape[1:]) != run.input_size or data.num_classes != run.num_classes:
         raise CnnlabError(f"the dataset now has images of {'x'.join(map(str, data.input_size))} and "
                           f"{data.num_classes} classes, but the run was trained on "

@@ -22,7 +22,21 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from cnnlab.config import dump_config
+from cnnlab.data.loader import DeviceBatches
 from cnnlab.errors import CnnlabError
+from cnnlab.explain import get_method
+from cnnlab.explain.figures import explanation_figure
+from cnnlab.explain.filters import filters_figure
+from cnnlab.explain.layers import last_conv_layer
+from cnnlab.explain.predictions import predictions_figure
+from cnnlab.explain.workflow import attribute_run, holding_run, load_run_data, model_inputs
+from cnnlab.fileio import html_mark, write_text_atomic
+from cnnlab.report.curves import plot_curves, read_metrics
+from cnnlab.report.evaluation import confusion_matrix, draw_confusion, draw_top_losses
+from cnnlab.rundir import check_out_file
+from cnnlab.runs import load_run
+from cnnlab.train.evaluate import evaluate
 
 Say = Callable[[str], None]
 
@@ -76,21 +90,6 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
     ``out`` follows the one output policy (:func:`cnnlab.rundir.check_out_file`): an existing
     file is replaced only with ``overwrite`` and only if it is a report page cnnlab wrote.
     """
-    from cnnlab.config import dump_config
-    from cnnlab.data.loader import DeviceBatches
-    from cnnlab.explain import get_method
-    from cnnlab.explain.figures import explanation_figure
-    from cnnlab.explain.filters import filters_figure
-    from cnnlab.explain.layers import last_conv_layer
-    from cnnlab.explain.predictions import predictions_figure
-    from cnnlab.explain.workflow import load_run_data, model_inputs, run_method_options
-    from cnnlab.fileio import html_mark, write_text_atomic
-    from cnnlab.rundir import check_out_file
-    from cnnlab.report.curves import plot_curves, read_metrics
-    from cnnlab.report.evaluation import confusion_matrix, draw_confusion, draw_top_losses
-    from cnnlab.runs import load_run
-    from cnnlab.train.evaluate import evaluate
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CnnlabError(f"run directory {run_dir} does not exist")
@@ -138,11 +137,7 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
         if chosen:  # --explain 0 asks for none: nothing to say per method
             say(f"explaining {len(chosen)} test images with {', '.join(methods)}")
         for m in methods if chosen else ():
-            method = get_method(m)
-            options = run_method_options(run, method, data)
-            if method.uses_layer:
-                options["layer"] = layer
-            maps[m] = method.attribute(run.model, x, preds[chosen], **options)
+            maps[m] = attribute_run(run, m, x, preds[chosen], layer, data)
         explained = []
         for k, i in enumerate(chosen):
             caption = [f"test #{i}", f"true  {run.classes[int(labels[i])]}",
@@ -205,8 +200,6 @@ def build_report(run_dir, *, out: str | None = None, data_dir: str | None = None
                 f"<p class='headline'>test accuracy <b>{result.accuracy:.4f}</b> "
                 f"({result.accuracy * 100:.2f} %) on {result.count:,} test images</p>"
                 f"<nav>{nav}</nav>\n{body}\n</body></html>\n")
-    from cnnlab.explain.workflow import holding_run
-
     with holding_run(run_dir, target):
         write_text_atomic(target, page)
     return target

@@ -30,6 +30,8 @@ from typing import Iterator
 
 import numpy as np
 
+from cnnlab.errors import CnnlabError
+
 
 class Param:
     """A trainable array and the gradient the last backward pass left for it."""
@@ -98,8 +100,6 @@ class Layer:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy arrays into this layer; names and shapes must match exactly."""
-        from cnnlab.errors import CnnlabError
-
         mine = self.state_dict()
         missing, unexpected = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
         if missing or unexpected:

@@ -16,6 +16,8 @@ import ctypes
 import glob
 import os
 
+from cnnlab.errors import CnnlabError
+
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
             "openblas_set_num_threads")
 _GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_",
@@ -50,8 +52,6 @@ def get_blas_threads() -> int | None:
 
 def set_blas_threads(n: int) -> int | None:
     """Use ``n`` BLAS threads; returns the previous count (None if not OpenBLAS)."""
-    from cnnlab.errors import CnnlabError
-
     if not isinstance(n, int) or n < 1:
         raise CnnlabError(f"threads must be a positive integer, got {n!r}")
     lib = _openblas()

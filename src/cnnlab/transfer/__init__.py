@@ -1,8 +1,9 @@
 """Transfer learning and deployment.
 
-* :mod:`~cnnlab.transfer.weights` -- weights from a torchvision ``.pth`` state dict, a
-  ``.safetensors`` file or a cnnlab run directory, never unpickling an object, with a
-  report of how the keys matched.
+* :mod:`~cnnlab.transfer.pretrained` -- images prepared as ImageNet-pretrained weights expect
+  them, and a pretrained name read as a run. Reading weights (a torchvision ``.pth``, a
+  ``.safetensors`` file, a run directory, the published ``ARCH.TAG`` ones) is part of building a
+  model: :mod:`cnnlab.models.weights` and :mod:`cnnlab.models.pretrained`.
 * :mod:`~cnnlab.transfer.freeze` -- freezing all but the last k stages or by name
   pattern (frozen batch norm stays in eval mode), gradual unfreezing.
 * :mod:`~cnnlab.transfer.features` -- a frozen backbone's features computed once and

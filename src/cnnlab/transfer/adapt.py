@@ -22,6 +22,11 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from cnnlab.errors import CnnlabError
+from cnnlab.models.external import IMAGENET_MEAN, IMAGENET_STD
+from cnnlab.models.pretrained import TAGS, lookup
+from cnnlab.models.weights import TORCHVISION_TWINS, read_weights
+
 LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's "L" mode
 
 
@@ -34,8 +39,6 @@ def adapt_images(x: torch.Tensor, size: tuple[int, int, int], chunk: int = 4096)
     if tuple(x.shape[1:]) == (c, h, w):
         return x
     if c not in (1, 3) or x.shape[1] not in (1, 3):
-        from cnnlab.errors import CnnlabError
-
         raise CnnlabError(f"cannot adapt {x.shape[1]}-channel images to {c} channels; only 1 and 3 convert")
     out = torch.empty((len(x), c, h, w), dtype=torch.uint8)
     for start in range(0, len(x), chunk):
@@ -59,17 +62,11 @@ def weights_input(source: str, model_name: str | None = None
     (``download``, or a file for a ``tv:NAME`` model or a zoo twin of one) were trained on ImageNet's
     mean/std, so those are used, never the new dataset's own statistics.
     """
-    from cnnlab.transfer.pretrained import TAGS
-
     if model_name is not None and source in TAGS:
-        from cnnlab.transfer.pretrained import lookup
-
         entry = lookup(f"{model_name}.{source}")
         return None, list(entry.mean), list(entry.std)
     meta: dict = {}
     if source != "download":
-        from cnnlab.transfer.weights import read_weights
-
         meta = read_weights(source).meta
     size = meta.get("input_size")
     size = tuple(int(v) for v in size) if isinstance(size, (list, tuple)) and len(size) == 3 else None
@@ -77,16 +74,12 @@ def weights_input(source: str, model_name: str | None = None
     if mean is None or std is None:
         mean = std = None
         if model_name is not None and not meta and _torchvision_weights(model_name):
-            from cnnlab.models.external import IMAGENET_MEAN, IMAGENET_STD
-
             mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     return size, mean, std
 
 
 def _torchvision_weights(model_name: str) -> bool:
     """True where a file without a record can only be torchvision's ImageNet weights."""
-    from cnnlab.transfer.weights import TORCHVISION_TWINS
-
     return model_name.startswith("tv:") or model_name in TORCHVISION_TWINS
 
 

@@ -41,8 +41,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.data.datasets import load_dataset
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path
+from cnnlab.rundir import check_out_file
+from cnnlab.runs import load_run
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt",)}  # what --out may end in, per format
@@ -261,8 +264,6 @@ def parity(model: nn.Module, mean, std, path: Path, fmt: str, images01: torch.Te
 
 def test_images(cfg, count: int) -> torch.Tensor:
     """The first ``count`` test images of a run's dataset as (N, C, H, W) float32 in [0, 1]."""
-    from cnnlab.data.datasets import load_dataset
-
     data = load_dataset(cfg.data)
     return data.test_x[:count].float() / 255.0
 
@@ -297,8 +298,6 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
                opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, parity_images: int = 256,
                overwrite: bool = False, say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Export a run's tested weights to ``out`` (default ``RUN_DIR/model.onnx`` or ``model.pt``) and check parity."""
-    from cnnlab.runs import load_run
-
     if fmt not in FORMATS:
         raise CnnlabError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     run = load_run(run_dir)
@@ -306,8 +305,6 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
         raise CnnlabError(f"{run_dir} is a head trained on cached features; export the backbone's run instead")
     if run.pretrained_cfg is not None and out is None:  # a name, not a directory to write into
         raise CnnlabError(f"{run_dir} is a pretrained model, not a run directory: give --out FILE")
-    from cnnlab.rundir import check_out_file
-
     # The one output policy: a file with the format's extension; an existing one only with
     # --overwrite and only if it is an export cnnlab wrote (never the run's checkpoints or config).
     inputs = [] if run.pretrained_cfg is not None else [run_dir]  # a pretrained name is no path

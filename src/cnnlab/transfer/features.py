@@ -40,9 +40,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.config import ModelConfig
+from cnnlab.data.augment import BatchAugment
+from cnnlab.data.datasets import ImageData, load_dataset
+from cnnlab.data.loader import DeviceBatches
+from cnnlab.data.pipeline import Splits, choose_train_val
+from cnnlab.data.stats import channel_stats
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, write_json_atomic
+from cnnlab.models import create_model
 from cnnlab.models.base import ImageClassifier
+from cnnlab.models.weights import weights_digest
+from cnnlab.rundir import check_out_dir, is_run_dir, open_run_dir
+from cnnlab.runs import load_run
 
 FORMAT = "cnnlab-features"
 FORMAT_VERSION = 1
@@ -95,13 +105,9 @@ class Backbone:
 def load_backbone(spec: dict[str, Any], layer: str | None = None) -> Backbone:
     """``{"run": DIR}`` or ``{"model": NAME, "options": {...}}`` -> :class:`Backbone` in eval mode."""
     if "run" in spec:
-        from cnnlab.runs import load_run
-
         run = load_run(spec["run"])
         model, size, mean, std = run.model, run.input_size, run.mean, run.std
     else:
-        from cnnlab.models import create_model
-
         options = dict(spec.get("options") or {})
         model = create_model(spec["model"], **options)
         size = tuple(model.default_input_size)
@@ -174,8 +180,6 @@ def _stats(backbone: Backbone, data) -> tuple[list[float] | None, list[float] | 
     """The backbone's normalisation, or (when it has none) the data's training-split statistics."""
     if backbone.mean is not None:
         return backbone.mean, backbone.std
-    from cnnlab.data.stats import channel_stats
-
     probe = prepare_images(data.train_x[:1], backbone, None, None)  # the channel count the backbone sees
     if probe.shape[1] == data.train_x.shape[1]:
         return channel_stats(data.train_x)
@@ -202,10 +206,6 @@ def build_cache(spec: dict[str, Any], data_cfg, out: str | Path, *, layer: str |
     ``features`` folder cnnlab made is ever rebuilt); any other existing ``out`` follows the one
     output policy (``kind="features"``, never one of ``inputs``, such as the backbone's run).
     """
-    from cnnlab.data.augment import BatchAugment
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.rundir import check_out_dir, is_run_dir, open_run_dir
-
     say = notice or (lambda text: print(text, file=sys.stderr, flush=True))
     out = Path(out)
     if BatchAugment(data_cfg.augment).active:
@@ -220,8 +220,6 @@ def build_cache(spec: dict[str, Any], data_cfg, out: str | Path, *, layer: str |
     data = data if data is not None else load_dataset(data_cfg)
     mean, std = _stats(backbone, data)
     transform = _transform(backbone, mean, std)
-    from cnnlab.transfer.weights import weights_digest
-
     key = cache_key(weights_digest(backbone.model), layer, data_digest(data), transform)
     if existing is not None:
         if existing.get("key") == key and all((out / f"{s}_{p}.npy").is_file() for s in SPLITS for p in "xy"):
@@ -269,8 +267,6 @@ def build_cache(spec: dict[str, Any], data_cfg, out: str | Path, *, layer: str |
 # ----------------------------------------------------------------------------- training from a cache
 
 def refuse_augment(cfg) -> None:
-    from cnnlab.data.augment import BatchAugment
-
     if BatchAugment(cfg.data.augment).active:
         raise CnnlabError("model.features_from trains on cached features of unaugmented images; data.augment "
                           "cannot apply to them: set the data.augment.* keys to 0 (or drop model.features_from)")
@@ -293,8 +289,6 @@ def head_config(cfg, notice: Callable[[str], None] | None = None):
     """
     import dataclasses
 
-    from cnnlab.config import ModelConfig
-
     refuse_augment(cfg)  # before the notice: an error comes alone
     options = cfg.model.options
     if "features_from" in options and read_meta(Path(str(options["features_from"]))) is None:
@@ -310,18 +304,11 @@ def head_config(cfg, notice: Callable[[str], None] | None = None):
     return dataclasses.replace(cfg, model=model)
 
 
-
-class FeatureBatches:
+class FeatureBatches(DeviceBatches):
     """Batches of cached features: like :class:`~cnnlab.data.loader.DeviceBatches` without conversion."""
 
-    def __new__(cls, *args, **kwargs):
-        from cnnlab.data.loader import DeviceBatches
-
-        class _Batches(DeviceBatches):
-            def prepare(self, raw: torch.Tensor, epoch: int = 0, batch: int = 0) -> torch.Tensor:
-                return raw  # (B, D, 1, 1) float32 features: nothing to convert, augment or normalise
-
-        return _Batches(*args, **kwargs)
+    def prepare(self, raw: torch.Tensor, epoch: int = 0, batch: int = 0) -> torch.Tensor:
+        return raw  # (B, D, 1, 1) float32 features: nothing to convert, augment or normalise
 
 
 def load_cache(out: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -356,8 +343,6 @@ def not_a_cache(out: Path) -> CnnlabError:
 
 def feature_splits(cfg, device: torch.device, data=None, notice: Callable[[str], None] | None = None):
     """(data, splits) for ``model.features_from=DIR``: the cache checked against ``cfg.data`` (rebuilt if stale)."""
-    from cnnlab.data.pipeline import Splits, choose_train_val
-
     say = notice or (lambda text: None)
     out = Path(cfg.model.options["features_from"])
     refuse_augment(cfg)
@@ -387,8 +372,6 @@ def feature_splits(cfg, device: torch.device, data=None, notice: Callable[[str],
     counts = {"train": len(train_x), "val": 0 if val_x is None else len(val_x), "test": len(test_x)}
     splits = Splits(batches(train_x, train_y, True), None if val_x is None else batches(val_x, val_y, False),
                     batches(test_x, test_y, False), None, None, counts)
-    from cnnlab.data.datasets import ImageData
-
     # (N, D, 1, 1) feature vectors in the images' place: input_size is (D, 1, 1).
     fdata = ImageData(f"{meta['dataset']} (cached features, {meta['feature_dim']}-d)", train_x, train_y,
                         test_x, test_y, list(meta["classes"]))

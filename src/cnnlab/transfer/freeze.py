@@ -25,6 +25,8 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.stages import model_stages
+from cnnlab.train.callbacks import Callback
+from cnnlab.train.optim import penalty_weights
 
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
@@ -115,13 +117,7 @@ def unfreeze_next(model: nn.Module) -> str | None:
     return None
 
 
-def _gradual_unfreeze_base():
-    from cnnlab.train.callbacks import Callback
-
-    return Callback
-
-
-class GradualUnfreeze(_gradual_unfreeze_base()):
+class GradualUnfreeze(Callback):
     """``train.unfreeze_every=E``: after every E epochs one more frozen stage (the last frozen one) trains.
 
     Frozen parameters are already in the optimizer (see ``cnnlab.train.optim``), so
@@ -133,8 +129,6 @@ class GradualUnfreeze(_gradual_unfreeze_base()):
         self.every = every
 
     def _refresh(self, trainer) -> None:
-        from cnnlab.train.optim import penalty_weights
-
         trainer.params = [p for p in trainer.model.parameters() if p.requires_grad]
         trainer.penalty_weights = penalty_weights(trainer.model)
 

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.folder import decode_image, expand_image_paths
 from cnnlab.errors import CnnlabError
+from cnnlab.filemeta import check_classes, check_input_size
 
 
 def read_metadata(session, path: str) -> dict[str, Any]:
@@ -27,8 +29,6 @@ def read_metadata(session, path: str) -> dict[str, Any]:
 
     Its class list must name one class per output of the graph (when the graph says how many).
     """
-    from cnnlab.filemeta import check_classes, check_input_size
-
     raw = session.get_modelmeta().custom_metadata_map.get("cnnlab")
     if raw is None:
         raise CnnlabError(f"{path} has no cnnlab metadata; export it with `cnnlab export RUN_DIR --format onnx`")
@@ -82,8 +82,6 @@ def load_images01(paths: list[str], meta: dict[str, Any]) -> np.ndarray:
 
     from PIL import Image
 
-    from cnnlab.data.folder import decode_image
-
     c, size, _ = meta["input_size"]
     out = []
     for path in paths:
@@ -105,8 +103,6 @@ def predict_onnx(model_path: str, paths: list[str], k: int = 3) -> list[dict]:
     if k < 1:
         raise CnnlabError(f"--top-k must be at least 1, got {k}")
     session, meta = open_model(model_path)
-    from cnnlab.data.folder import expand_image_paths
-
     paths = expand_image_paths(paths)
     images = load_images01(paths, meta)
     fixed = session.get_inputs()[0].shape[0]

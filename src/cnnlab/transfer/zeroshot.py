@@ -25,16 +25,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.folder import list_classes, list_images, split_folders
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import write_json_atomic
+from cnnlab.report.evaluation import confusion_matrix, draw_confusion, draw_top_losses
+from cnnlab.rundir import check_out_dir, open_run_dir
+from cnnlab.runs import load_run
+from cnnlab.transfer.pretrained import decode_for_weights, imagenet_wnids
 
 CHUNK = 64  # images decoded and scored at a time
 
 
 def folder_classes(root: Path, name: str) -> tuple[Path, list[str], list[int]]:
     """(the folder scored, its class names, their ImageNet indices): its test/val part if it has one."""
-    from cnnlab.data.folder import list_classes, split_folders
-    from cnnlab.transfer.pretrained import imagenet_wnids
-
     if not root.is_dir():
         raise CnnlabError(f"--folder {root} is not a directory of class sub-folders")
     train, test = split_folders(root)
@@ -61,9 +64,6 @@ def decode_folder(folder: Path, classes: list[str], cfg: dict,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from cnnlab.data.folder import list_images
-    from cnnlab.transfer.pretrained import decode_for_weights
-
     items = list_images(folder, classes)
     if limit is not None and limit < len(items):
         items = items[::-(-len(items) // limit)]
@@ -87,11 +87,6 @@ def evaluate_pretrained(name: str, root: str | Path, out: str | Path, *, overwri
 
     ``limit`` keeps every n-th image so that about ``limit`` remain (a quick look; None: all).
     """
-    from cnnlab.fileio import write_json_atomic
-    from cnnlab.report.evaluation import confusion_matrix, draw_confusion, draw_top_losses
-    from cnnlab.rundir import check_out_dir, open_run_dir
-    from cnnlab.runs import load_run
-
     root = Path(root)
     check_out_dir(out, overwrite, kind="eval", inputs=[root])  # refused before any work: nothing is created
     folder, wnids, columns = folder_classes(root, name)  # checked before the weights load

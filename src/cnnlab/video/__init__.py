@@ -14,6 +14,6 @@ from __future__ import annotations
 
 def predict_video(*args, **kwargs):
     """See :func:`cnnlab.video.pipeline.predict_video` (imported lazily: torch and PyAV load on first use)."""
-    from cnnlab.video.pipeline import predict_video as run
+    from cnnlab.video.pipeline import predict_video as run  # why here: importing this package loads nothing heavy
 
     return run(*args, **kwargs)

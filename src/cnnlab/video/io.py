@@ -42,13 +42,15 @@ from typing import Iterator
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import VIDEO_TAG as CNNLAB_TAG  # the start of the "comment" metadata of every video cnnlab makes
+from cnnlab.fileio import atomic_path, video_written_by_cnnlab
+from cnnlab.version import __version__
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 DEFAULT_FOLDER_RATE = Fraction(25)  # frames/s of a folder of frames unless told
 MEMORY_LIMIT = 4 * 2**30  # bytes of decoded frames the pipeline may hold at once
 QUEUE_BATCHES = 2  # decoded batches waiting for the consumer
 WRITE_QUEUE = 16  # frames waiting for the encoder
-from cnnlab.fileio import VIDEO_TAG as CNNLAB_TAG  # the start of the "comment" metadata of every video cnnlab makes
 
 # Output extension -> (container format, codec); libx264 takes odd sizes in 4:4:4 only.
 ENCODERS = {".mp4": ("mp4", "libx264"), ".m4v": ("mp4", "libx264"), ".mov": ("mov", "libx264"),
@@ -312,8 +314,6 @@ def check_encodable(path: str | os.PathLike) -> tuple[str, str]:
 
 def is_cnnlab_video(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a video cnnlab wrote (its ``comment`` metadata says so)."""
-    from cnnlab.fileio import video_written_by_cnnlab
-
     return video_written_by_cnnlab(path)
 
 
@@ -339,9 +339,6 @@ class VideoWriter:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "VideoWriter":
-        from cnnlab import __version__
-        from cnnlab.fileio import atomic_path
-
         av = _av()
         tmp = self._stack.enter_context(atomic_path(self.path))
         self._container = av.open(str(tmp), "w", format=self.format)

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import write_json_atomic, write_text_atomic
 
 MIN_VISIBLE = 0.25  # fraction of an object's ink that must show for it to be in the ground truth
 INK = 40  # a pixel of a rescaled digit at least this bright is ink
@@ -160,7 +161,7 @@ def write_video_dataset(out_dir, digits: np.ndarray, labels: np.ndarray, params:
 
     from pathlib import Path
 
-    from cnnlab.fileio import write_json_atomic, write_text_atomic
+    # why here: `cnnlab --help` imports this module (cnnlab data make-video), and these load numpy
     from cnnlab.video.io import VideoWriter
     from cnnlab.video.mot import mot_lines
 

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlab.data.folder import fit_image
 from cnnlab.errors import CnnlabError
+from cnnlab.transfer.onnx_predict import open_model
+
+# why the cnnlab imports inside functions: an ONNX classifier runs on video without torch; they load it
 
 
 def _pil(rgb: np.ndarray):
@@ -35,8 +39,6 @@ class FrameClassifier:
             raise CnnlabError(f"-k/--top-k {k} must be at least 1")
         self.k = k
         if str(source).endswith(".onnx"):
-            from cnnlab.transfer.onnx_predict import open_model
-
             self.session, meta = open_model(source)
             self.classes, self.input_size = meta["classes"], tuple(meta["input_size"])
             self.policy, self.run = meta.get("resize", "resize"), None
@@ -51,8 +53,6 @@ class FrameClassifier:
                                   "inputs are supported by predict")
 
     def prepare(self, frames: list[np.ndarray]) -> np.ndarray:
-        from cnnlab.data.folder import fit_image
-
         c, size, _ = self.input_size
         return np.stack([fit_image(_pil(f), size, self.policy, "L" if c == 1 else "RGB") for f in frames])
 

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.video.track import iou_matrix
 
 MATCH_IOU = 0.5  # a tracked box counts for a true box at IoU >= this
 
@@ -62,8 +63,6 @@ def score_tracks(gt_path: str | os.PathLike, rows) -> dict:
     """
     import motmetrics as mm
     import numpy as np
-
-    from cnnlab.video.track import iou_matrix
 
     gt_path = Path(gt_path)
     if not gt_path.is_file():

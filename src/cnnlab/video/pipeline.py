@@ -27,7 +27,12 @@ from typing import Iterator
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.video.io import Decoder, Frame, VideoInfo, decode_batches, probe
+from cnnlab.video.count import LineCounter, RegionCounter, parse_line, parse_region
+from cnnlab.video.draw import annotate
+from cnnlab.video.io import Decoder, Frame, VideoInfo, check_memory, decode_batches, probe
+from cnnlab.video.track import Tracker, TrackerConfig
+
+# why the cnnlab imports inside functions: an ONNX classifier runs on video without torch; they load it
 
 MAX_BATCH = 1024
 
@@ -64,8 +69,6 @@ class VideoJob:
     """One video through one model. Iterate :meth:`frames` (or :meth:`records`); then read :attr:`summary`."""
 
     def __init__(self, model, video, options: VideoOptions | None = None, draw: bool = False) -> None:
-        from cnnlab.video.count import LineCounter, RegionCounter, parse_line, parse_region
-
         self.options = (options or VideoOptions()).check()
         self.model = model
         if self.options.track and model.kind != "detect":
@@ -77,8 +80,6 @@ class VideoJob:
         self.draw = draw
         self.tracker = None
         if self.options.track:
-            from cnnlab.video.track import Tracker
-
             self.tracker = Tracker()
         threshold = self.options.score_threshold
         self.list_score = 0.25 if threshold is None else threshold
@@ -120,8 +121,6 @@ class VideoJob:
 
     def frames(self) -> Iterator[tuple[Frame, dict | None, np.ndarray | None]]:
         """(frame, record or None when not processed, drawn picture or None) for every decoded frame."""
-        from cnnlab.video.draw import annotate
-
         every = self.options.every
         started = time.perf_counter()
         latest: dict | None = None
@@ -200,8 +199,6 @@ def open_job(source, video, *, k: int = 3, score_threshold: float | None = None,
              max_detections: int | None = None, draw: bool = False, **options) -> VideoJob:
     """Check the options and the video's header, then load the model: a :class:`VideoJob` ready to iterate."""
     from cnnlab.video.models import load_frame_model
-    from cnnlab.video.track import TrackerConfig
-
     opts = VideoOptions(score_threshold=score_threshold, **options).check()
     onnx = str(source).endswith(".onnx")  # ONNX Runtime alone: this path never imports torch (nor cnnlab.detect)
     if not onnx:
@@ -209,9 +206,6 @@ def open_job(source, video, *, k: int = 3, score_threshold: float | None = None,
 
         check_threshold("--score-threshold", score_threshold)
     info = probe(video, opts.fps)  # the video's problems are found before the model loads
-    from cnnlab.video.count import parse_line, parse_region
-    from cnnlab.video.io import check_memory
-
     check_memory(info, opts.batch)
     for text in opts.count_lines:
         parse_line(text, info.width, info.height)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlab.errors import CnnlabError
 from cnnlab.scratch.algorithms.base import ConvAlgorithm
 
 _F2 = {
@@ -117,8 +118,6 @@ class Winograd(ConvAlgorithm):
 
     def __init__(self, m: int = 2) -> None:
         if m not in (2, 4):
-            from cnnlab.errors import CnnlabError
-
             raise CnnlabError(f"Winograd tile size m must be 2 or 4, got {m!r}")
         self.m = m
 

@@ -1,6 +1,7 @@
 """Pretrained weights from local files, loaded without unpickling objects, with diagnostics.
 
-Three sources, one entry point (:func:`load_weights_into`):
+Three sources, read by :func:`read_weights` (``create_model(name, weights=...)`` reaches them through
+:func:`cnnlab.models.factory.load_weights_into`):
 
 * a ``.pth``/``.pt`` file holding a state dict (torchvision's format, or a cnnlab
   checkpoint): read with ``torch.load(weights_only=True)``, so a pickle that
@@ -30,17 +31,22 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from cnnlab.data.download import offline
 from cnnlab.errors import CnnlabError
+from cnnlab.filemeta import check_image_meta
+# The safe torch.load readers live with the trainer's checkpoints; they import only errors and fileio.
+from cnnlab.train.checkpoint import load_checkpoint, load_torch_file
 
 DOWNLOAD = "download"
+# A finished run's weights, the tested ones first (the same order as cnnlab.runs.WEIGHT_FILES).
+WEIGHT_FILES = ("final.pt", "best.pt", "last.pt")
 # Zoo models whose ImageNet variant is torchvision's network tensor for tensor (tested in tests/models).
 TORCHVISION_TWINS = {"resnet18": "resnet18", "resnet34": "resnet34", "resnet50": "resnet50",
                      "mobilenet_v2": "mobilenet_v2", "vgg11": "vgg11", "vgg16": "vgg16"}
@@ -79,8 +85,6 @@ def _unwrap(obj: Any, origin: str) -> tuple[dict[str, torch.Tensor], dict[str, A
     """A state dict from what a ``.pth`` held: a plain one, ``{"state_dict": ...}``, or a cnnlab checkpoint."""
     meta: dict[str, Any] = {}
     if isinstance(obj, dict) and obj.get("format") == "cnnlab-checkpoint":
-        from cnnlab.filemeta import check_image_meta
-
         # a run's size and normalisation are applied to the new run's data: checked as user input is
         meta = {**check_image_meta(obj, origin)._asdict(), "model_name": obj.get("model_name")}
         obj = obj.get("model")
@@ -107,9 +111,6 @@ def read_weights(source: str | os.PathLike) -> WeightsFile:
     path = Path(source)
     origin = str(source)
     if path.is_dir():
-        from cnnlab.runs import WEIGHT_FILES
-        from cnnlab.train.checkpoint import load_checkpoint
-
         found = next((path / n for n in WEIGHT_FILES if (path / n).is_file()), None)
         if found is None:
             raise CnnlabError(f"model.weights={origin} is a folder but not a finished cnnlab run "
@@ -135,8 +136,6 @@ def read_weights(source: str | os.PathLike) -> WeightsFile:
             raise CnnlabError(f"cannot read weights file {origin}: it is corrupt or not safetensors "
                               f"({reason})") from None
         return WeightsFile(_unwrap(state, origin)[0], origin)
-    from cnnlab.train.checkpoint import load_torch_file
-
     obj = load_torch_file(path, "cpu", f"cannot read weights file {origin.replace('{', '{{').replace('}', '}}')}: "
                                        "it is corrupt or not a state dict ({reason})")
     state, meta = _unwrap(obj, origin)
@@ -229,41 +228,6 @@ def match_state(model: nn.Module, weights: WeightsFile, name: str) -> tuple[dict
     return load, report
 
 
-def load_weights_into(model: nn.Module, weights: Any, name: str,
-                      say: Callable[[str], None] | None = None) -> MatchReport:
-    """Fill ``model`` (built as ``name``) from ``weights``; print the match report through ``say`` (stderr)."""
-    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    from cnnlab.transfer.pretrained import TAGS, read_pretrained
-
-    if isinstance(weights, WeightsFile):
-        source = weights
-    elif isinstance(weights, str) and weights in TAGS:  # model.weights=in1k: the published weights of ``name``
-        source = read_pretrained(f"{name}.{weights}")
-    elif weights == DOWNLOAD:
-        source = download_weights(name, model)
-    elif isinstance(weights, (str, os.PathLike)):
-        source = read_weights(weights)
-    else:
-        raise CnnlabError(f"model.weights must be a path, 'download' or a tag ({', '.join(TAGS)}), got {weights!r}")
-    load, report = match_state(model, source, name)
-    state = model.state_dict()
-    state.update(load)
-    model.load_state_dict(state)
-    model.weights_meta = source.meta  # a run's normalisation and classes, for callers that want them
-    if "pretrained_cfg" in source.meta:  # published weights: what they expect of an image
-        model.pretrained_cfg = dict(source.meta["pretrained_cfg"])
-        if report.reinitialised:
-            model.pretrained_cfg.update(num_classes=getattr(model, "num_classes", None), classes=None)
-    say(str(report))
-    return report
-
-
-def _offline() -> bool:
-    from cnnlab.data.download import offline
-
-    return offline()
-
-
 def download_weights(name: str, model: nn.Module) -> WeightsFile:
     """torchvision's ImageNet weights for ``tv:NAME`` or a zoo twin; one line when offline."""
     arch = name[3:] if name.startswith("tv:") else TORCHVISION_TWINS.get(name)
@@ -272,7 +236,7 @@ def download_weights(name: str, model: nn.Module) -> WeightsFile:
                           f"or one of {', '.join(sorted(TORCHVISION_TWINS))} (variant=imagenet), or give a file")
     instead = (f"on a machine that is online, save torchvision's {arch} ImageNet weights "
                f"(torchvision.models.get_model_weights('{arch}').DEFAULT) and pass model.weights=PATH")
-    if _offline():
+    if offline():
         raise CnnlabError(f"model.weights=download but CNNLAB_OFFLINE is set; {instead}")
     import torchvision
 
