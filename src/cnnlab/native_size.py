@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data.folder import _refuse_bomb
+from cnnlab.data.folder import refuse_bomb
 from cnnlab.errors import CnnlabError
 
 MAX_SIDE = 4096  # pixels per side predicted at native size (a larger image is one line, not an out-of-memory)
@@ -66,7 +66,7 @@ def load_native(path: str, channels: int) -> torch.Tensor:
         raise CnnlabError(f"image file {path} does not exist")
     try:
         with Image.open(path) as img:
-            _refuse_bomb(img)
+            refuse_bomb(img)
             if max(img.size) > MAX_SIDE:
                 raise CnnlabError(f"image {path} is {img.size[0]}x{img.size[1]}; --native-size takes at most "
                                   f"{MAX_SIDE} pixels a side")

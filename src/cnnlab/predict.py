@@ -19,7 +19,7 @@ from cnnlab.data.folder import decode_image, expand_image_paths
 from cnnlab.errors import CnnlabError
 from cnnlab.native_size import check_native_size, classify_native
 from cnnlab.runs import load_run
-from cnnlab.train.checkpoint import what_file_is
+from cnnlab.checkpoint import what_file_is
 from cnnlab.transfer.pretrained import decode_for_weights
 
 CHUNK = 256  # images decoded and classified at a time, so a large folder does not fill memory

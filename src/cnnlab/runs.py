@@ -15,8 +15,11 @@ from typing import Any
 
 import torch
 
+from cnnlab.checkpoint import load_checkpoint, load_model_state
 from cnnlab.config import Config, check_yaml_size, config_from_dict
 from cnnlab.errors import CnnlabError
+from cnnlab.filemeta import check_image_meta
+from cnnlab.models.pretrained import create_pretrained, lookup, split_name, weights_path
 from cnnlab.tasks import task_class
 
 WEIGHT_FILES = ("final.pt", "best.pt", "last.pt")  # preference order: the tested weights first
@@ -130,6 +133,29 @@ def feature_head_error(run_dir: str | os.PathLike, cfg: Config) -> CnnlabError:
         f"cnnlab train PRESET model.weights={where} model.freeze=all")
 
 
+def is_pretrained_name(target: Any) -> bool:
+    """True for ``ARCH.TAG`` naming a zoo architecture where no file or folder of that name exists."""
+    return isinstance(target, (str, Path)) and not Path(target).exists() and split_name(str(target)) is not None
+
+
+def load_pretrained_run(name: str, device: Any = "cpu", task: str | None = "classify"):
+    """A :class:`~cnnlab.runs.LoadedRun` for ``ARCH.TAG``: what every command that reads a run needs.
+
+    Its classes are ImageNet's 1,000 names, its normalisation the weights' own, its config the
+    architecture with ``model.weights=TAG`` and center-cropped images of the weights' size.
+    """
+    if task not in (None, "classify"):
+        raise CnnlabError(f"{name} is an ImageNet classifier; this command needs a {task} run")
+    entry = lookup(name)
+    model = create_pretrained(name).to(device)
+    cfg = model.pretrained_cfg
+    config = config_from_dict({"model": {"name": entry.arch, "options": {"weights": entry.tag}},
+                               "data": {"name": "folder", "resize": "center_crop", "image_size": entry.image_size}})
+    return LoadedRun(Path(name), config, model, tuple(cfg["input_size"]), list(cfg["classes"]), cfg["mean"],
+                     cfg["std"], weights_path(entry), {"pretrained_cfg": {k: v for k, v in cfg.items()
+                                                                          if k != "classes"}}, pretrained_cfg=cfg)
+
+
 def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", weights: str | None = None,
              task: str | None = "classify", feature_head: bool = False) -> LoadedRun:
     """Rebuild a run's model from its checkpoint (read with ``weights_only=True``).
@@ -140,9 +166,6 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
     A pretrained name (``efficientnet_lite0.in1k``) where no such directory exists stands for a run
     of those weights (:func:`cnnlab.transfer.pretrained.load_pretrained_run`).
     """
-    from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.transfer.pretrained import is_pretrained_name, load_pretrained_run
-
     if is_pretrained_name(run_dir):
         return load_pretrained_run(str(run_dir), device, task)
     run_dir = Path(run_dir)
@@ -167,7 +190,6 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
             raise CnnlabError(f"{path} lacks '{key}'; it is not a cnnlab training checkpoint")
     input_size, classes, mean, std = checkpoint_metadata(state, path)
     model = build_model(cfg, input_size, len(classes), pretrained=False)  # the checkpoint fills it
-    from cnnlab.train.checkpoint import load_model_state
 
     load_model_state(model, state["model"],
                      f"{path} does not fit model '{cfg.model.name}' as configured in {run_dir / CONFIG_FILE}")
@@ -184,8 +206,6 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
 def checkpoint_metadata(state: dict, path: Path) -> tuple[tuple[int, int, int], list[str], list | None, list | None]:
     """The checkpoint's input size (C, H, W), class names and normalisation, checked as user input is
     (:mod:`cnnlab.filemeta`): one line if malformed or out of bounds."""
-    from cnnlab.filemeta import check_image_meta
-
     return tuple(check_image_meta(state, str(path)))
 
 

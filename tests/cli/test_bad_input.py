@@ -27,7 +27,7 @@ def fake_run(tmp_path):
     """A run directory as `cnnlab train` leaves it: config.yaml and an (untrained) final.pt."""
     from cnnlab.config import dump_config, load_config
     from cnnlab.models import create_model
-    from cnnlab.train.checkpoint import save_checkpoint
+    from cnnlab.checkpoint import save_checkpoint
 
     run = tmp_path / "run"
     run.mkdir()

@@ -54,7 +54,7 @@ def test_each_foreign_weights_file_is_named_for_what_it_is(foreign_files):
 
 
 def test_a_torchscript_file_as_a_checkpoint_is_named_without_torchs_warning(tmp_path):
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
 
     path = torchscript_file(tmp_path / "final.pt")
     with warnings.catch_warnings(record=True) as caught:

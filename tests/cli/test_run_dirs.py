@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cnnlab.rundir import MARKER, lock_run_dir, open_run_dir
-from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.checkpoint import load_checkpoint, save_checkpoint
 from tests.cli.test_cli import FAST, run_cli
 
 

@@ -63,7 +63,7 @@ def test_run_directory_without_checkpoint(tmp_path, capsys):
 
 def test_run_directory_with_checkpoint(tmp_path, capsys):
     from cnnlab.models import create_model
-    from cnnlab.train.checkpoint import save_checkpoint
+    from cnnlab.checkpoint import save_checkpoint
 
     model = create_model("convnet", filters=8, blocks=2, in_channels=1, num_classes=3, image_size=20)
     save_checkpoint(_run_dir(tmp_path) / "final.pt", {

@@ -9,7 +9,7 @@ import torch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.train import precision
-from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.checkpoint import load_checkpoint
 from cnnlab.train.run import train
 from tests.train.helpers import toy_config, toy_data
 from tests.train.test_train_effects import AppliedGradients, ForwardProbe

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cnnlab.config import OptimConfig, ScheduleConfig
-from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.monitor import Monitor
 from cnnlab.train.optim import build_optimizer, penalty
 from cnnlab.train.schedule import LRSchedule

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.checkpoint import load_checkpoint, save_checkpoint
 from tests.cli_checks import cli, one_line
 
 

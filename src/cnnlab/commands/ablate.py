@@ -37,7 +37,7 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from cnnlab.config import load_config
+    from cnnlab.config import load_config  # why lazy: `cnnlab --help` imports every command module; the library (and torch) loads when the command runs
     from cnnlab.tune.ablation import format_table, parse_techniques, run_ablation
 
     techniques = parse_techniques(args.techniques)

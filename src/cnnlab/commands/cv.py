@@ -26,7 +26,7 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from cnnlab.config import load_config
+    from cnnlab.config import load_config  # why lazy: `cnnlab --help` imports every command module; the library (and torch) loads when the command runs
     from cnnlab.tune.cv import run_cv
 
     cfg = load_config(args.config, list(args.overrides))

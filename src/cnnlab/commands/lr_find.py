@@ -30,7 +30,7 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from cnnlab.config import load_config
+    from cnnlab.config import load_config  # why lazy: `cnnlab --help` imports every command module; the library (and torch) loads when the command runs
     from cnnlab.errors import CnnlabError
     from cnnlab.train.lr_find import run_lr_find
 

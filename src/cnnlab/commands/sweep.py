@@ -47,7 +47,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import math
 
-    from cnnlab.errors import CnnlabError, check_int_range
+    from cnnlab.errors import CnnlabError, check_int_range  # why lazy: `cnnlab --help` imports every command module; the library (and torch) loads when the command runs
     from cnnlab.tune.storage import require_optuna
 
     if args.trials is not None:

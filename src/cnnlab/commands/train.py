@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cnnlab.errors import CnnlabError
+    from cnnlab.errors import CnnlabError  # why lazy: `cnnlab --help` imports every command module; the library (and torch) loads when the command runs
     from cnnlab.train.distributed import is_lead_process
     from cnnlab.runs import config_inputs
     from cnnlab.train.run import train

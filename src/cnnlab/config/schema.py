@@ -369,7 +369,7 @@ class Config:
 
 
 def _task_names() -> list[str]:
-    from cnnlab.tasks import task_names  # the task registry (light: no torch); tasks sit above the config
+    from cnnlab.tasks import task_names  # why lazy: the registry is read when a config is checked, not imported
 
     return task_names()
 

@@ -165,7 +165,6 @@ def refuse_bomb(img) -> None:
             f"image claims {img.size[0]}x{img.size[1]} pixels, over the {limit}-pixel safety limit")
 
 
-_refuse_bomb = refuse_bomb  # the old private name, still imported by native_size and transfer.pretrained
 
 
 @contextlib.contextmanager

@@ -59,7 +59,7 @@ def register_dataset(name: str, *, task: Task, classes: tuple[str, ...] | list[s
 
 def _import_readers() -> None:
     """Import the modules that register the built-in datasets (they register on import)."""
-    # Function-level on purpose, like models/families.py: these modules import this one.
+    # why function-level: registration, like models/families.py: these modules import this one.
     import cnnlab.data.datasets  # noqa: F401
     import cnnlab.data.formats  # noqa: F401
     import cnnlab.data.scenes  # noqa: F401

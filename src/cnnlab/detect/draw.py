@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.fileio import atomic_path
+
 PRED_COLOR = "lime"
 TRUE_COLOR = "magenta"
 
@@ -35,8 +37,6 @@ def detection_labels(det: dict, classes: list[str]) -> list[str]:
 def save_png(image: torch.Tensor, path) -> Path:
     """uint8 (3, H, W) -> PNG written atomically."""
     from PIL import Image
-
-    from cnnlab.fileio import atomic_path
 
     with atomic_path(path) as tmp:
         Image.fromarray(image.permute(1, 2, 0).contiguous().numpy()).save(tmp, format="PNG")

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from cnnlab.detect.loss import DetectionLoss
+from cnnlab.detect.metrics import detection_map
 from cnnlab.detect.postprocess import postprocess
 
 
@@ -46,8 +47,6 @@ def detect_batches(model, batches, dcfg, with_loss: bool = True) -> tuple[list, 
 
 def evaluate_detector(model, batches, dcfg, classes: list[str], curves: bool = False) -> dict[str, Any]:
     """mAP@0.5, mAP@[.5:.95], per class, and the loss of ``model`` on ``batches``."""
-    from cnnlab.detect.metrics import detection_map
-
     preds, targets, loss = detect_batches(model, batches, dcfg)
     result = detection_map(preds, targets, classes, curves=curves)
     result["loss"] = loss

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path
 
 BACKEND = "faster_coco_eval"
 
@@ -98,8 +99,6 @@ def plot_pr_curves(pr_curves: dict[str, tuple[list[float], list[float]]], path, 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from cnnlab.fileio import atomic_path
 
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     for name, (recall, precision) in pr_curves.items():

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model, model_arguments
 
 PRIOR_PROB = 0.01  # initial objectness/class probability: most cells are background (focal-loss paper's prior)
 
@@ -231,8 +232,6 @@ def build_detector(cfg, input_size: tuple[int, int, int], num_classes: int, pret
     ``model.weights`` fills the backbone first (a cnnlab run or file; its classifier is discarded);
     ``pretrained=False`` skips that, as when a detection run's own checkpoint follows.
     """
-    from cnnlab.models import create_model, model_arguments
-
     options = dict(cfg.model.options)
     weights = options.pop("weights", None)
     for key in ("freeze", "freeze_k", "features_from", "head_hidden"):

@@ -19,7 +19,17 @@ from typing import Any
 
 import torch
 
+from cnnlab.data.detection import letterbox_pil, load_detection_data, unletterbox_boxes
+from cnnlab.data.folder import convert_mode, expand_image_paths
+from cnnlab.detect.batches import DetectionBatches
+from cnnlab.detect.draw import detection_grid, detection_labels, draw_boxes, save_png
+from cnnlab.detect.evaluate import detect_batches, nms_options
+from cnnlab.detect.metrics import detection_map, plot_pr_curves
+from cnnlab.detect.postprocess import postprocess
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import write_json_atomic
+from cnnlab.rundir import check_out_dir, lock_run_dir, open_run_dir
+from cnnlab.runs import load_run, read_run_config
 
 GRID_IMAGES = 16  # test images drawn in detections.png
 PREDICT_SCORE = 0.25  # predict's default score threshold: what a reader wants listed (mAP uses the run's 0.05)
@@ -27,8 +37,6 @@ PREDICT_SCORE = 0.25  # predict's default score threshold: what a reader wants l
 
 def is_detection_run(run_dir) -> bool:
     """Whether a run directory's config says ``task: detect`` (False when it cannot be read)."""
-    from cnnlab.runs import read_run_config
-
     try:
         return read_run_config(run_dir).get("task") == "detect"
     except CnnlabError:
@@ -40,9 +48,8 @@ def check_threshold(name: str, value: float | None) -> None:
         raise CnnlabError(f"{name} {value} is out of range; expected a number in [0, 1]")
 
 
-def _options(run, score_threshold=None, iou_threshold=None, max_detections=None) -> dict[str, Any]:
-    from cnnlab.detect.evaluate import nms_options
-
+def prediction_options(run, score_threshold=None, iou_threshold=None, max_detections=None) -> dict[str, Any]:
+    """The NMS options of a detection run, with the command line's thresholds (checked) in place of its own."""
     check_threshold("--score-threshold", score_threshold)
     check_threshold("--iou-threshold", iou_threshold)
     if max_detections is not None and not 1 <= max_detections <= 100_000:
@@ -56,8 +63,6 @@ def _options(run, score_threshold=None, iou_threshold=None, max_detections=None)
 
 
 def load_detection_run(run_dir, weights: str | None = None, device: str = "cpu"):
-    from cnnlab.runs import load_run
-
     return load_run(run_dir, device=device, weights=weights, task="detect")
 
 
@@ -68,8 +73,6 @@ def evaluate_detection_run(run_dir, data_dir: str | None = None, weights: str | 
                            score_threshold: float | None = None, iou_threshold: float | None = None) -> dict:
     """mAP@0.5 and mAP@[.5:.95] (overall and per class) on the run's test split; writes ``eval.json``,
     ``pr_curve.png`` and ``detections.png`` (test images, true boxes magenta, predictions green)."""
-    from cnnlab.rundir import lock_run_dir
-
     for name, value in (("--score-threshold", score_threshold), ("--iou-threshold", iou_threshold)):
         check_threshold(name, value)
     run = load_detection_run(run_dir, weights)
@@ -78,12 +81,6 @@ def evaluate_detection_run(run_dir, data_dir: str | None = None, weights: str | 
 
 
 def _evaluate(run, data_dir, score_threshold, iou_threshold) -> dict:
-    from cnnlab.data.detection import load_detection_data
-    from cnnlab.detect.batches import DetectionBatches
-    from cnnlab.detect.draw import detection_grid
-    from cnnlab.detect.evaluate import detect_batches
-    from cnnlab.detect.metrics import detection_map, plot_pr_curves
-    from cnnlab.fileio import write_json_atomic
 
     cfg = run.config
     if data_dir:
@@ -124,8 +121,6 @@ def _load_image(path: str, channels: int, size: int):
     """(letterboxed uint8 (C, S, S), scale, pad, (orig_h, orig_w)) exactly as the data layer prepares it."""
     from PIL import Image
 
-    from cnnlab.data.detection import letterbox_pil
-    from cnnlab.data.folder import convert_mode
 
     if not Path(path).is_file():
         raise CnnlabError(f"image file {path} does not exist")
@@ -150,8 +145,6 @@ def to_original(det: dict, scale: float, pad, orig_hw, classes: list[str]) -> tu
     ``items`` are ``{"box", "label", "score"}`` dicts, rounded as ``predict`` prints them. A box
     wholly in the letterbox padding clips to no area in the original image: not a detection.
     """
-    from cnnlab.data.detection import unletterbox_boxes
-
     boxes = unletterbox_boxes(det["boxes"], scale, pad, orig_hw)  # original pixels, clipped
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # (K,)
     boxes, det = boxes[keep], {k: v[keep] for k, v in det.items()}
@@ -170,15 +163,11 @@ def predict_detection_files(run_dir, paths: list[str], out_dir=None, overwrite: 
     "label": name, "score": s}, ...]}, ...]``, best first. With ``out_dir`` (a new run-style
     folder), each image is also drawn there with its boxes, labels and scores.
     """
-    from cnnlab.data.folder import expand_image_paths
-    from cnnlab.detect.postprocess import postprocess
 
     if out_dir is not None:
-        from cnnlab.rundir import check_out_dir
-
         check_out_dir(out_dir, overwrite, kind="predict", inputs=[run_dir, *paths])
     run = load_detection_run(run_dir)
-    opts = _options(run, score_threshold, iou_threshold, max_detections)
+    opts = prediction_options(run, score_threshold, iou_threshold, max_detections)
     paths = expand_image_paths(paths)
     c, s, _ = run.input_size
     model = run.model
@@ -202,10 +191,6 @@ def _draw_originals(out_dir, overwrite, drawn, classes, results) -> None:
     import numpy as np
     from PIL import Image
 
-    from cnnlab.data.folder import convert_mode
-    from cnnlab.detect.draw import detection_labels, draw_boxes, save_png
-    from cnnlab.fileio import write_json_atomic
-    from cnnlab.rundir import open_run_dir
 
     with open_run_dir(out_dir, overwrite=overwrite, kind="predict", remove_on_error=True) as folder:
         used: set[str] = set()

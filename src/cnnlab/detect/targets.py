@@ -27,6 +27,8 @@ from typing import Sequence
 
 import torch
 
+from cnnlab.errors import CnnlabError
+
 
 def level_ranges(strides: Sequence[int], point_strides: torch.Tensor,
                  size_ranges: Sequence[float] | None = None) -> torch.Tensor:
@@ -41,8 +43,6 @@ def level_ranges(strides: Sequence[int], point_strides: torch.Tensor,
     strides = list(strides)
     bounds = list(size_ranges) if size_ranges is not None else [8.0 * s for s in strides[:-1]]
     if len(bounds) != len(strides) - 1:
-        from cnnlab.errors import CnnlabError
-
         raise CnnlabError(f"detect.size_ranges has {len(bounds)} values; {len(strides)} strides need "
                           f"{len(strides) - 1} boundaries (or null for 8 x stride)")
     edges = [0.0] + [float(b) for b in bounds] + [float("inf")]

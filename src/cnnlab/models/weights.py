@@ -42,7 +42,7 @@ from cnnlab.data.download import offline
 from cnnlab.errors import CnnlabError
 from cnnlab.filemeta import check_image_meta
 # The safe torch.load readers live with the trainer's checkpoints; they import only errors and fileio.
-from cnnlab.train.checkpoint import load_checkpoint, load_torch_file
+from cnnlab.checkpoint import load_checkpoint, load_torch_file
 
 DOWNLOAD = "download"
 # A finished run's weights, the tested ones first (the same order as cnnlab.runs.WEIGHT_FILES).

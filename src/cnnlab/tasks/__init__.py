@@ -11,6 +11,8 @@ same for every task. ``task: NAME`` in a config picks one:
 >>> get_task("classify").headline.test_metric
 'test_accuracy'
 
+The registry and the interface import nothing but :mod:`cnnlab.errors` (config and runs use
+them); the tasks themselves live in their packages (``cnnlab.classify``, ``cnnlab.detect``).
 A new task is one package with a ``Task`` subclass decorated ``@register_task("name")`` and one
 line in ``BUILTIN`` below (docs/tasks.md has the recipe).
 """
@@ -24,7 +26,7 @@ from cnnlab.tasks.base import Headline, Task, TaskData
 
 # Built-in tasks: name -> the module that registers it (imported on first use: the detector stays unloaded
 # for classification runs).
-BUILTIN = {"classify": "cnnlab.tasks.classify", "detect": "cnnlab.detect.task"}
+BUILTIN = {"classify": "cnnlab.classify.task", "detect": "cnnlab.detect.task"}
 
 _TASKS: dict[str, type[Task]] = {}
 
@@ -61,4 +63,15 @@ def get_task(name: str) -> Task:
     return task_class(name)()
 
 
-__all__ = ["BUILTIN", "Headline", "Task", "TaskData", "get_task", "register_task", "task_class", "task_names"]
+def require_accuracy(cfg, command: str) -> None:
+    """Refuse ``command`` (an ablation, a cross-validation) for a task whose headline is not test accuracy.
+
+    They compare classification accuracies; a sweep optimises any task's headline metric.
+    """
+    headline = task_class(cfg.task).headline
+    if headline.test_metric != "test_accuracy":
+        raise CnnlabError(f"{command} compares test accuracies; task={cfg.task} reports {headline.test_metric} and "
+                          f"is not supported by {command} yet (cnnlab sweep optimises its {headline.val_metric})")
+
+
+__all__ = ["require_accuracy", "BUILTIN", "Headline", "Task", "TaskData", "get_task", "register_task", "task_class", "task_names"]

@@ -69,13 +69,9 @@ class Task:
             raise CnnlabError(f"train.early_stopping.monitor={monitor} is not a metric of task={self.name}; "
                               f"use one of {', '.join(sorted(self.metrics))}")
 
-    def monitor(self, name: str):
-        """The :class:`~cnnlab.train.monitor.Monitor` of validation metric ``name`` in this task's direction."""
-        from cnnlab.train.monitor import Monitor
-
-        if name not in self.metrics:
-            return Monitor.from_name(name)
-        return Monitor(name, self.metrics[name])
+    def direction(self, name: str) -> str | None:
+        """``"max"`` or ``"min"``: whether a higher or a lower ``name`` is better (None: not this task's metric)."""
+        return self.metrics.get(name)
 
     def load_source(self, cfg):
         """The dataset of ``cfg`` decoded once, for many runs to share (sweeps, ablations); None: each run loads."""
@@ -141,15 +137,3 @@ class Task:
         """The start of the 'training ...' line."""
         return f"training {cfg.model.name} ({params:,} parameters) on {data.dataset}"
 
-
-def require_accuracy(cfg, command: str) -> None:
-    """Refuse ``command`` (an ablation, a cross-validation) for a task whose headline is not test accuracy.
-
-    They compare classification accuracies; a sweep optimises any task's headline metric.
-    """
-    from cnnlab.tasks import get_task
-
-    headline = get_task(cfg.task).headline
-    if headline.test_metric != "test_accuracy":
-        raise CnnlabError(f"{command} compares test accuracies; task={cfg.task} reports {headline.test_metric} and "
-                          f"is not supported by {command} yet (cnnlab sweep optimises its {headline.val_metric})")

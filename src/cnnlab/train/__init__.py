@@ -16,7 +16,7 @@ import types
 
 class _CallableTrainPackage(types.ModuleType):
     def __call__(self, *args, **kwargs):
-        from cnnlab.api import train
+        from cnnlab.api import train  # why lazy: the package made callable reaches the API only when called (import cnnlab.train stays light)
 
         return train(*args, **kwargs)
 

@@ -10,8 +10,9 @@ each one's state under its :attr:`Callback.state_key`, so ``--resume`` gives
 every callback its own state even when the list of callbacks changed.
 
 Callbacks built from the config (EMA, Lookahead, gradual unfreezing, mixup,
-...) are registered with :func:`register_callback`; :func:`config_callbacks`
-builds the ones a config asks for, in registration order.
+...) are registered with :func:`register_callback`;
+:func:`cnnlab.train.builtin_callbacks.config_callbacks` builds the ones a
+config asks for, in registration order.
 """
 
 from __future__ import annotations
@@ -104,39 +105,19 @@ def restore_callback_states(callbacks: list[Callback], saved: Any, notice: Calla
 
 # ----------------------------------------------------------------------------- built from the config
 
-_BUILDERS: dict[str, Callable] = {}
+BUILDERS: dict[str, Callable] = {}  # name -> builder(cfg, task), in the order the callbacks run
 
 
 def register_callback(name: str) -> Callable:
     """``@register_callback("ema")`` on ``builder(cfg, task) -> Callback | None`` (None: not asked for)."""
 
     def add(builder: Callable) -> Callable:
-        if name in _BUILDERS:
+        if name in BUILDERS:
             raise CnnlabError(f"a callback named {name!r} is already registered")
-        _BUILDERS[name] = builder
+        BUILDERS[name] = builder
         return builder
 
     return add
-
-
-def registered_callbacks() -> list[str]:
-    """The names of the config-built callbacks, in the order they run."""
-    _load_builtin()
-    return list(_BUILDERS)
-
-
-def config_callbacks(cfg, task) -> list[Callback]:
-    """The callbacks ``cfg`` asks for (early stopping, gradual unfreezing, Lookahead, EMA, mixup, ...)."""
-    _load_builtin()
-    built = (builder(cfg, task) for builder in _BUILDERS.values())
-    return [cb for cb in built if cb is not None]
-
-
-def _load_builtin() -> None:
-    # The built-in callbacks register themselves on import; their order here is the order they run:
-    # Lookahead before the EMA (the average follows the synchronised weights), the EMA before the
-    # caller's callbacks (a probe at the last epoch sees the EMA), batch mixers last.
-    import cnnlab.train.builtin_callbacks  # noqa: F401  (registration)
 
 
 class EarlyStopping(Callback):

@@ -53,9 +53,10 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from cnnlab.checkpoint import rng_state, set_rng_state
 from cnnlab.data.loader import DeviceBatches, mix_seed
 from cnnlab.errors import CnnlabError
-from cnnlab.train.checkpoint import rng_state, set_rng_state
+from cnnlab.runs import resolve_device
 from cnnlab.train.evaluate import EvalResult, evaluate
 from cnnlab.train.strategy import Strategy
 
@@ -417,8 +418,6 @@ def same_on_every_rank(exc: CnnlabError) -> CnnlabError:
 
 def dist_device(cfg_device: str, env: LaunchEnv) -> torch.device:
     """The device of one rank: ``cuda:LOCAL_RANK`` on GPUs (one GPU per rank), else as configured."""
-    from cnnlab.runs import resolve_device
-
     device = resolve_device(cfg_device)
     if device.type != "cuda":
         return device

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.train.precision import autocast
+from cnnlab.train.tta import tta_logits
 
 
 @dataclass
@@ -27,8 +28,6 @@ def evaluate(model: nn.Module, batches, precision: str = "fp32", keep_logits: bo
 
     ``tta`` (flip, flip-translate) scores the mean logits over transformed copies (cnnlab.train.tta).
     """
-    from cnnlab.train.tta import tta_logits
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

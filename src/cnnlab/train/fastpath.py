@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.config import Config
-from cnnlab.train.precision import autocast
+from cnnlab.train.precision import autocast, check_fp16
 
 Notice = Callable[[str], None]
 
@@ -81,8 +81,6 @@ def effective_config(cfg: Config, device: torch.device, batch_size: int, notice:
                "(set train.precision=fp32 to silence this)")
         tc.precision = "fp32"
     if tc.precision == "fp16":
-        from cnnlab.train.precision import check_fp16
-
         check_fp16(device)
     return out
 

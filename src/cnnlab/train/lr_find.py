@@ -30,7 +30,16 @@ import time
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.datasets import load_dataset
+from cnnlab.data.pipeline import make_splits
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import atomic_path, write_json_atomic
+from cnnlab.rundir import check_out_dir, open_run_dir
+from cnnlab.runs import build_model, resolve_device
+from cnnlab.train.fastpath import effective_config
+from cnnlab.train.optim import build_optimizer
+from cnnlab.train.precision import autocast, make_scaler
+from cnnlab.train.whitening import apply_whitening
 
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum
 BETA = 0.9  # about 10 steps of memory: over 8 decades in 100-200 steps, 0.98 lagged the curve by 2 decades
@@ -71,9 +80,6 @@ def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: flo
     Raises a one-line error when the loss diverges at once (or never falls): no rate in the range
     trains this model.
     """
-    from cnnlab.runs import build_model
-    from cnnlab.train.optim import build_optimizer
-    from cnnlab.train.precision import autocast, make_scaler
 
     if not (0 < start_lr < end_lr):
         raise CnnlabError(f"the range test needs 0 < --start-lr < --end-lr, got {start_lr:g} and {end_lr:g}")
@@ -86,7 +92,6 @@ def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: flo
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if cfg.train.whitening != "none":  # the first conv from the patch statistics, as the run will have it
-            from cnnlab.train.whitening import apply_whitening
 
             src = splits.train
             apply_whitening(model, src.images, src.mean, src.std, cfg.train.whitening, cfg.train.whitening_eps,
@@ -155,8 +160,6 @@ def plot_range_test(result: dict, out_path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cnnlab.fileio import atomic_path
-
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(result["lrs"], result["losses"], color="0.75", linewidth=0.8, label="loss")
     ax.plot(result["lrs"], result["smoothed"], color="C0", label="smoothed loss")
@@ -185,10 +188,6 @@ def apply_found_lr(cfg, lr: float) -> None:
 
 def prepare(cfg, data=None):
     """``(cfg as it runs, splits, data, device)`` for a range test of a classification ``cfg``."""
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.data.pipeline import make_splits
-    from cnnlab.runs import resolve_device
-    from cnnlab.train.fastpath import effective_config
 
     if cfg.task != "classify":
         raise CnnlabError(f"the learning-rate range test runs on classification configs; this one has task: {cfg.task}")
@@ -209,8 +208,6 @@ def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps
     """The range test for ``cfg``; writes ``out/lr_find.json`` and ``out/lr_find.png`` once it has a result."""
     from pathlib import Path
 
-    from cnnlab.fileio import write_json_atomic
-    from cnnlab.rundir import check_out_dir, open_run_dir
 
     out = Path(out)
     check_out_dir(out, overwrite, kind="lr-find", inputs=inputs)  # inputs: the paths the test reads

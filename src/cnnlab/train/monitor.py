@@ -51,6 +51,12 @@ class Monitor:
         raise CnnlabError(f"cannot tell whether a higher or lower {name!r} is better; "
                           "name a metric ending in 'accuracy' or 'loss', or give the mode")
 
+    @classmethod
+    def for_task(cls, task, name: str, min_delta: float = 0.0) -> "Monitor":
+        """The monitor of ``name`` in ``task``'s direction (a name the task does not report: read from the name)."""
+        mode = task.direction(name)
+        return cls.from_name(name, min_delta) if mode is None else cls(name, mode, min_delta)
+
     def is_better(self, value: Optional[float], best: Optional[float]) -> bool:
         """Whether ``value`` improves on ``best`` by more than ``min_delta``.
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cnnlab.config import OptimConfig, check_fused_optimizer
+from cnnlab.models.stages import model_stages
 
 
 def _optimized(p: torch.Tensor) -> bool:
@@ -42,8 +43,6 @@ def _layer_decay_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     Stages are :func:`cnnlab.models.stages.model_stages`; the trainer multiplies its
     scheduled learning rate by each group's ``lr_scale``.
     """
-    from cnnlab.models.stages import model_stages
-
     stages = model_stages(model)
     seen: set[int] = set()
     groups = []

@@ -25,7 +25,6 @@ from typing import Any, Iterator
 
 import torch
 
-from cnnlab import __version__
 from cnnlab.config import Config, config_from_dict, config_to_dict, dump_config
 from cnnlab.config.scope import check_scope
 from cnnlab.errors import CnnlabError
@@ -33,12 +32,14 @@ from cnnlab.fileio import write_json_atomic, write_text_atomic
 from cnnlab.rundir import check_out_dir, check_resumable, lock_run_dir, open_run_dir
 from cnnlab.runs import CONFIG_FILE, read_run_config, resolve_device
 from cnnlab.tasks import Task, TaskData, get_task
-from cnnlab.train.callbacks import Callback, MetricsLogger, ProgressPrinter, config_callbacks
-from cnnlab.train.checkpoint import save_checkpoint
+from cnnlab.train.builtin_callbacks import config_callbacks
+from cnnlab.train.callbacks import Callback, MetricsLogger, ProgressPrinter
+from cnnlab.checkpoint import save_checkpoint
 from cnnlab.train.distributed import (comm_failures_as_errors, launch_env, process_group, same_on_every_rank)
 from cnnlab.train.fastpath import effective_config
 from cnnlab.train.strategy import SingleProcess, Strategy
 from cnnlab.train.trainer import Trainer
+from cnnlab.version import __version__
 
 HISTORY_FILE = "config_history.yaml"  # earlier configs of a run that --resume changed
 FINISHED = ("completed", "early_stopping")

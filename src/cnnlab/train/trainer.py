@@ -36,7 +36,7 @@ from cnnlab.config import Config
 from cnnlab.errors import CnnlabError
 from cnnlab.tasks import Task, get_task
 from cnnlab.train.callbacks import Callback, callback_states, restore_callback_states
-from cnnlab.train.checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
+from cnnlab.checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
 from cnnlab.train.monitor import Monitor
 from cnnlab.train.optim import build_optimizer, penalty, penalty_weights
 from cnnlab.train.precision import make_scaler
@@ -122,7 +122,7 @@ class Trainer:
 
     def _monitor(self) -> Monitor:
         """The metric that picks the best checkpoint (and feeds the plateau schedule): any improvement counts."""
-        return self.task.monitor(self.cfg.train.early_stopping.monitor)
+        return Monitor.for_task(self.task, self.cfg.train.early_stopping.monitor)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

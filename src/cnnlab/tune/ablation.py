@@ -39,14 +39,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnnlab.config import Config, config_to_dict, config_with_overrides
-from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.data.datasets import load_dataset
+from cnnlab.errors import CnnlabError, check_int_range, did_you_mean
 from cnnlab.fileio import atomic_path, write_json_atomic
-from cnnlab.tasks.base import require_accuracy
+from cnnlab.models.registry import model_arguments
+from cnnlab.rundir import check_out_dir, open_run_dir
+from cnnlab.runs import build_model, config_inputs
+from cnnlab.tasks import require_accuracy
+from cnnlab.train.run import train
 
 
 def _model_has(cfg: Config, option: str) -> bool:
-    from cnnlab.models.registry import model_arguments
-
     return option in model_arguments(cfg.model.name)
 
 
@@ -189,8 +192,6 @@ class Variant:
 
 def _no_model_effect(cfg: Config, on: dict, off: dict, input_size, num_classes: int) -> str | None:
     """A reason when switching a model option builds the same network (dropout on a net with no dense layer)."""
-    from cnnlab.runs import build_model
-
     keys = sorted(k for k in {**on, **off} if k.startswith("model."))
     if not keys or input_size is None:
         return None
@@ -257,12 +258,6 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
     standard deviation over seeds, the training seconds, and the change against the reference
     (full for leave-one-out, plain for add-one).
     """
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.runs import config_inputs
-    from cnnlab.rundir import check_out_dir, open_run_dir
-    from cnnlab.train.run import train
-
-    from cnnlab.errors import check_int_range
 
     check_int_range("--seeds", seeds, 1, 100, "each seed trains every variant once more")
     out = Path(out)

@@ -32,8 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnlab.config import config_to_dict, config_with_overrides
+from cnnlab.data.datasets import ImageData, load_dataset
+from cnnlab.data.splits import limit_train
 from cnnlab.errors import CnnlabError, check_int_range
 from cnnlab.fileio import write_json_atomic
+from cnnlab.rundir import check_out_dir, open_run_dir
+from cnnlab.runs import config_inputs, load_run
+from cnnlab.train.run import train
+from cnnlab.tune.ensemble import predict_probabilities
 
 MIN_ERROR = 1e-10  # a member perfect on the weighted sample gets a large, finite weight (and boosting stops)
 
@@ -64,10 +71,6 @@ def weighted_resample(weights: torch.Tensor, seed: int) -> np.ndarray:
 def run_boosting(cfg, out: str | Path, k: int, *, overwrite: bool = False, quiet: bool = False,
                  source: str = "") -> dict:
     """Train up to ``k`` SAMME members into ``out/members/``; write ``ensemble.json`` (= ``summary.json``)."""
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.data.splits import limit_train
-    from cnnlab.rundir import check_out_dir
-    from cnnlab.runs import config_inputs
 
     check_int_range("--boost", k, 2, 100, "each round is a full training run")
     out = Path(out)
@@ -87,12 +90,6 @@ def run_boosting(cfg, out: str | Path, k: int, *, overwrite: bool = False, quiet
 
 
 def _boost(cfg, out, k, data, x, y, overwrite, quiet, source, start, remove_on_error: bool) -> dict:
-    from cnnlab.config import config_to_dict, config_with_overrides
-    from cnnlab.data.datasets import ImageData
-    from cnnlab.rundir import open_run_dir
-    from cnnlab.runs import config_inputs, load_run
-    from cnnlab.train.run import train
-    from cnnlab.tune.ensemble import predict_probabilities
 
     classes = data.num_classes
     weights = torch.full((len(y),), 1.0 / len(y), dtype=torch.float64)

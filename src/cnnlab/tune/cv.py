@@ -23,9 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.config import Config, config_to_dict, config_with_overrides
+from cnnlab.data.datasets import ImageData, load_dataset
+from cnnlab.data.splits import limit_train
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json_atomic
-from cnnlab.tasks.base import require_accuracy
+from cnnlab.rundir import check_out_dir, open_run_dir
+from cnnlab.runs import config_inputs
+from cnnlab.tasks import require_accuracy
+from cnnlab.train.run import train
 
 
 def stratified_folds(labels, k: int, seed: int = 0) -> list[np.ndarray]:
@@ -53,11 +58,6 @@ def stratified_folds(labels, k: int, seed: int = 0) -> list[np.ndarray]:
 def run_cv(cfg: Config, out: str | Path, folds: int, *, overwrite: bool = False, quiet: bool = False,
            source: str = "") -> dict:
     """Train ``folds`` fold models into ``out/folds/``; write ``cv.json`` (= ``summary.json``); return it."""
-    from cnnlab.data.datasets import ImageData, load_dataset
-    from cnnlab.data.splits import limit_train
-    from cnnlab.runs import config_inputs
-    from cnnlab.rundir import check_out_dir, open_run_dir
-    from cnnlab.train.run import train
 
     out = Path(out)
     require_accuracy(cfg, "cnnlab cv")  # before anything is created

@@ -37,8 +37,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.errors import CnnlabError
+from cnnlab.config import config_to_dict, config_with_overrides
+from cnnlab.data.datasets import ImageData, load_dataset
+from cnnlab.data.pipeline import choose_train_val
+from cnnlab.data.splits import limit_train, stratified_split, stratified_subset
+from cnnlab.errors import CnnlabError, check_int_range
 from cnnlab.fileio import write_json_atomic
+from cnnlab.rundir import check_out_dir, open_run_dir
+from cnnlab.runs import config_inputs, load_run
+from cnnlab.train.run import train
 
 METHODS = ("mean", "vote", "stack")
 MAX_STACK_IMAGES = 10_000  # the meta-model is fitted on at most this many held-out training images (a stratified draw)
@@ -70,8 +77,6 @@ def _refuse_repeats(run_dirs) -> None:
 
 def load_members(run_dirs: list[str | Path], data_dir: str | None = None, data=None):
     """``(runs, data)``: the members (at least 2, all of one dataset) and that dataset, loaded once."""
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.runs import load_run
 
     if len(run_dirs) < 2:
         raise CnnlabError(f"an ensemble needs at least 2 runs, got {len(run_dirs)}")
@@ -170,8 +175,6 @@ def unseen_training_images(runs, data) -> np.ndarray:
     ``train.seed``; everything else of the training set — its validation split, and what
     ``limit_train`` left out — is unseen by it. A member without a validation split is refused.
     """
-    from cnnlab.data.pipeline import choose_train_val
-
     n = len(data.train_y)
     unseen = np.ones(n, dtype=bool)
     for r in runs:
@@ -194,8 +197,6 @@ def unseen_training_images(runs, data) -> np.ndarray:
 
 def _stack_set(runs, data) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, labels) for fitting the meta-model: unseen training images, at most MAX_STACK_IMAGES."""
-    from cnnlab.data.splits import stratified_subset
-
     held = unseen_training_images(runs, data)
     classes = data.num_classes
     if len(held) < 2 * classes:
@@ -251,14 +252,6 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     With ``method="stack"`` a stratified ``data.val_fraction`` of the training set (seeded by
     ``train.seed``) is held out of every bootstrap sample first; the meta-model is fitted there.
     """
-    from cnnlab.config import config_to_dict, config_with_overrides
-    from cnnlab.data.datasets import ImageData, load_dataset
-    from cnnlab.data.splits import limit_train, stratified_split, stratified_subset
-    from cnnlab.runs import config_inputs
-    from cnnlab.rundir import check_out_dir, open_run_dir
-    from cnnlab.train.run import train
-
-    from cnnlab.errors import check_int_range
 
     check_int_range("--bagging", k, 2, 100, "each member is a full training run")
     if method not in METHODS:

@@ -47,8 +47,9 @@ from typing import Any
 
 import yaml
 
-from cnnlab.config import _read_source, config_with_overrides  # noqa: PLC2701 (one reader for presets)
+from cnnlab.config import _read_source, config_with_overrides, load_yaml, parse_overrides, read_text_file
 from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.models.registry import get_model_constructor, model_arguments
 from cnnlab.rundir import check_name
 from cnnlab.tasks import get_task
 
@@ -181,7 +182,6 @@ def spec_text(source: str) -> str:
     if source.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise CnnlabError(f"sweep spec file '{source}' does not exist")
-        from cnnlab.config import read_text_file
 
         return read_text_file(path, "sweep spec")  # a folder, unreadable or non-UTF-8 file: one line
     if source not in shipped_spec_names():
@@ -193,16 +193,12 @@ def spec_text(source: str) -> str:
 def load_spec(source: str, trials: int | None = None, overrides: list[str] | None = None) -> SweepSpec:
     """Read and validate a spec (file or shipped name); ``trials`` overrides the spec's own count and
     ``overrides`` (``["train.epochs=2"]``) are added to the spec's fixed overrides."""
-    from cnnlab.config import load_yaml
-
     raw = load_yaml(spec_text(source), f"sweep spec '{source}'")  # alias bombs and deep nesting refused, as configs
     if not isinstance(raw, dict):
         raise CnnlabError(f"sweep spec '{source}' must hold a YAML mapping at the top level")
     if trials is not None:
         raw = {**raw, "trials": trials}
     if overrides:
-        from cnnlab.config import parse_overrides
-
         raw = {**raw, "overrides": {**_mapping(raw.get("overrides"), "'overrides'"), **parse_overrides(overrides)}}
     path = Path(source)
     folder = path.parent if source.endswith((".yaml", ".yml")) or path.is_file() else None
@@ -470,16 +466,12 @@ def _check_key_values(p: Param, base_raw: dict, overrides: dict, model_name: str
                                   model_name, space, where=f"{where}, choice '{label}'")
         return
     if p.key == "model.name":
-        from cnnlab.models.registry import get_model_constructor
-
         for name in models:
             try:
                 get_model_constructor(name)
             except CnnlabError as exc:
                 raise CnnlabError(f"{where}: {exc}") from None
     elif p.key.startswith("model.") and p.key != "model.options":
-        from cnnlab.models.registry import model_arguments
-
         option = p.key[len("model."):]
         for name in models:
             try:

@@ -36,11 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError, short_repr
+from cnnlab.errors import CnnlabError, check_int_range, short_repr
 from cnnlab.fileio import write_json_atomic
+from cnnlab.rundir import check_out_dir, lock_run_dir, open_run_dir
+from cnnlab.runs import build_model
 from cnnlab.tasks import get_task
 from cnnlab.train.callbacks import Callback
-from cnnlab.tune.spec import SweepSpec, encode_choice, spec_from_dict
+from cnnlab.train.run import train
+from cnnlab.tune.results import write_outputs
+from cnnlab.tune.spec import SweepSpec, _candidate_values, encode_choice, spec_from_dict
 from cnnlab.tune.storage import claim_lock, default_storage_url, open_storage, shown_url
 
 SWEEP_FILE = "sweep.json"
@@ -282,8 +286,6 @@ def run_trial(study, trial, spec: SweepSpec, job: WorkerJob, data_cache: dict) -
     """Train one trial into its run directory and tell the study; returns complete, pruned or fail."""
     from optuna.trial import TrialState
 
-    from cnnlab.train.run import train
-
     rel = f"{TRIALS_DIR}/{trial.number:04d}"
     trial.set_user_attr("run_dir", rel)
     t0 = time.perf_counter()
@@ -456,11 +458,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *, storage_
     >>> summary["trials"]  # doctest: +SKIP
     {'complete': 3, 'pruned': 1, 'fail': 0, ...}
     """
-    from cnnlab.rundir import check_out_dir, open_run_dir
-
     import os
-
-    from cnnlab.errors import check_int_range
 
     # More processes than 4 per core only fight over the CPU (and 100,000 would fork a storm).
     check_int_range("--workers", workers, 1, 4 * (os.cpu_count() or 1), "more workers than 4 per CPU only slow each other")
@@ -502,8 +500,6 @@ def resume_sweep(sweep_dir: str | os.PathLike, *, storage_url: str | None = None
     """Continue an interrupted (or finished, with more ``trials``) sweep in its own directory."""
     import optuna
 
-    from cnnlab.rundir import lock_run_dir
-
     sweep_dir = Path(sweep_dir)
     record = read_sweep_file(sweep_dir)
     raw = dict(record["spec"])
@@ -537,8 +533,6 @@ def refuse_hopeless_space(spec: SweepSpec, data_cache: dict, data_dir: str | Non
     """
     import random
 
-    from cnnlab.runs import build_model
-    from cnnlab.tune.spec import _candidate_values
 
     rng = random.Random(spec.sampler.get("seed", 0))
     candidates = {p.key: _candidate_values(p) for p in spec.space}
@@ -578,8 +572,6 @@ def _preload(spec: SweepSpec, data_dir: str | None) -> dict:
 
 def _run_and_report(spec, out: Path, url: str, study_name: str, n_trials: int, workers: int, timeout, quiet: bool,
                     data_dir, data_cache) -> dict:
-    from cnnlab.tune.results import write_outputs
-
     import optuna
 
     existing = len(optuna.load_study(study_name=study_name, storage=open_storage(url)).trials)

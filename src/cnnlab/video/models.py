@@ -87,10 +87,10 @@ class FrameDetector:
 
     def __init__(self, source: str, score_threshold: float | None = None, iou_threshold: float | None = None,
                  max_detections: int | None = None) -> None:
-        from cnnlab.detect.runs import PREDICT_SCORE, _options, load_detection_run
+        from cnnlab.detect.runs import PREDICT_SCORE, load_detection_run, prediction_options
 
         self.run = load_detection_run(source)  # cnnlab.runs.load_run, as predict does
-        self.opts = _options(self.run, PREDICT_SCORE if score_threshold is None else score_threshold,
+        self.opts = prediction_options(self.run, PREDICT_SCORE if score_threshold is None else score_threshold,
                              iou_threshold, max_detections)
         self.classes, self.input_size = self.run.classes, tuple(self.run.input_size)
         self.points = self.run.model.points()
