@@ -14,8 +14,8 @@ with its range and the tasks it serves), :mod:`~cnnlab.config.io` (presets, YAML
 from ``cnnlab.config``.
 """
 
-from cnnlab.config.io import (config_to_dict, config_with_overrides, dump_config, load_config, load_yaml,
-                              parse_overrides, preset_names, preset_text, read_source, read_text_file)
+from cnnlab.config.io import (config_to_dict, config_with_overrides, dump_config, flatten_config, load_config,
+                              load_yaml, parse_overrides, preset_names, preset_text, read_source, read_text_file)
 from cnnlab.config.schema import (FLOAT32_MAX, MAX_BATCH, MAX_CROP_PADDING, MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_SEED,
                                   MAX_STEPS, AugmentConfig, Config, DataConfig, DetectConfig, EarlyStopConfig,
                                   ModelConfig, OptimConfig, ScenesConfig, ScheduleConfig, TrainConfig, max_threads,
@@ -29,5 +29,5 @@ __all__ = ["FLOAT32_MAX", "MAX_BATCH", "MAX_CROP_PADDING", "MAX_EPOCHS", "MAX_IM
            "MAX_YAML_DEPTH", "MAX_YAML_NODES", "AugmentConfig", "Config", "DataConfig", "DetectConfig",
            "EarlyStopConfig", "ModelConfig", "OptimConfig", "ScenesConfig", "ScheduleConfig", "TrainConfig",
            "check_fused_optimizer", "check_yaml_size", "config_from_dict", "config_to_dict", "config_with_overrides",
-           "dump_config", "get_dotted", "leaf_fields", "load_config", "load_yaml", "max_threads", "parse_overrides",
+           "dump_config", "flatten_config", "get_dotted", "leaf_fields", "load_config", "load_yaml", "max_threads", "parse_overrides",
            "preset_names", "preset_text", "read_source", "read_text_file", "setting"]

@@ -165,6 +165,20 @@ def config_with_overrides(raw: dict, overrides: list[str] | dict | None = None) 
     return config_from_dict(raw)
 
 
+def flatten_config(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict -> its dotted keys.
+
+    >>> flatten_config({"train": {"epochs": 1, "early_stopping": {"patience": None}}, "name": "x"})
+    {'train.epochs': 1, 'train.early_stopping.patience': None, 'name': 'x'}
+    """
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten_config(value, f"{prefix}{key}."))
+    return out
+
+
 def config_to_dict(cfg: Config) -> dict:
     """A plain nested dict (model options flattened next to the name), YAML-ready."""
     out = dataclasses.asdict(cfg)

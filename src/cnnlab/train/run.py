@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import torch
 
-from cnnlab.config import Config, config_from_dict, config_to_dict, dump_config
+from cnnlab.config import Config, config_from_dict, config_to_dict, dump_config, flatten_config
 from cnnlab.config.scope import check_scope
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json_atomic, write_text_atomic
@@ -74,18 +74,9 @@ def restored_torch_state() -> Iterator[None]:
         cudnn.benchmark, cudnn.deterministic = flags
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(_flatten(value, f"{prefix}{key}."))
-    return flat
-
-
 def _config_changes(old: dict, new: dict) -> dict[str, list]:
     """``{"train.epochs": [1, 2], ...}``: the dotted keys whose values differ."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten_config(old), flatten_config(new)
     return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 

@@ -36,6 +36,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cnnlab.config import flatten_config
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.train.callbacks import Callback
 
@@ -75,16 +76,6 @@ def numbers(record: dict[str, Any], prefix: str) -> dict[str, float]:
             continue
         if math.isfinite(value):
             out[prefix + key] = float(value)
-    return out
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested config -> ``{"train.epochs": 1, ...}``."""
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(flatten(value, f"{prefix}{key}."))
     return out
 
 
@@ -166,7 +157,7 @@ class MlflowTracker(Tracker):
         self.run_id = self.client.create_run(experiment_id, run_name=run_name,
                                              tags={"cnnlab.run_dir": str(run_dir.absolute())}).info.run_id
         self.tracking_uri = uri
-        params = {k: str(v)[:500] for k, v in flatten(config).items()}  # MLflow caps a value at 500 characters
+        params = {k: str(v)[:500] for k, v in flatten_config(config).items()}  # MLflow caps a value at 500 characters
         from mlflow.entities import Param
 
         items = [Param(k, v) for k, v in params.items()]
