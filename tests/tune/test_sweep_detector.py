@@ -54,3 +54,12 @@ def test_a_detector_sweep_refuses_a_classification_objective(tmp_path, capsys):
     code, _, err = cli(capsys, "sweep", path, "--out", tmp_path / "sweep")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "for task=detect" in err and "val_map50" in err and not (tmp_path / "sweep").exists()
+
+
+def test_a_space_that_sets_what_the_task_ignores_is_refused_before_any_trial(tmp_path, capsys):
+    spec = {"name": "det-sweep", "base": "detect-mnist-scenes", "space": {"data.augment.rotate": [0.0, 15.0]}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(json.dumps(spec))
+    code, _, err = cli(capsys, "sweep", path, "--out", tmp_path / "sweep")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "sweep").exists()
+    assert "data.augment.rotate is not supported with task=detect: rotated boxes" in err

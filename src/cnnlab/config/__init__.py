@@ -23,7 +23,6 @@ from cnnlab.config.schema import (FLOAT32_MAX, MAX_BATCH, MAX_CROP_PADDING, MAX_
 from cnnlab.config.validate import check_fused_optimizer, config_from_dict, get_dotted, leaf_fields
 from cnnlab.yamlsafe import MAX_YAML_DEPTH, MAX_YAML_NODES, check_yaml_size
 
-_read_source = read_source  # the name sweep specs used before the split
 
 __all__ = ["FLOAT32_MAX", "MAX_BATCH", "MAX_CROP_PADDING", "MAX_EPOCHS", "MAX_IMAGE_SIZE", "MAX_SEED", "MAX_STEPS",
            "MAX_YAML_DEPTH", "MAX_YAML_NODES", "AugmentConfig", "Config", "DataConfig", "DetectConfig",

@@ -47,7 +47,8 @@ from typing import Any
 
 import yaml
 
-from cnnlab.config import _read_source, config_with_overrides, load_yaml, parse_overrides, read_text_file
+from cnnlab.config import config_with_overrides, load_yaml, parse_overrides, read_source, read_text_file
+from cnnlab.config.scope import check_scope
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.models.registry import get_model_constructor, model_arguments
 from cnnlab.rundir import check_name
@@ -256,12 +257,13 @@ def spec_from_dict(raw: dict, default_name: str = "sweep", folder: Path | None =
         base_raw, base = base, str(base.get("name") or "inline")
     elif isinstance(base, str) and base:
         base = raw["base"] = resolve_base(base, folder)
-        base_raw = _read_source(base)
+        base_raw = read_source(base)
     else:
         raise CnnlabError("a sweep spec needs 'base': a preset name or config YAML file the trials start from")
     overrides = _mapping(raw.get("overrides"), "'overrides'")
     try:
         base_cfg = config_with_overrides(base_raw, overrides)
+        check_scope(base_cfg)  # a setting the base task would ignore is refused here, as by cnnlab train
     except CnnlabError as exc:
         raise CnnlabError(f"sweep overrides: {exc}") from None
 
@@ -482,7 +484,7 @@ def _check_key_values(p: Param, base_raw: dict, overrides: dict, model_name: str
                 raise CnnlabError(f"{where}: model '{name}' has no option '{option}'; "
                                   f"{did_you_mean(p.key, ['model.' + a for a in valid])}")
     for value in _candidate_values(p):
-        try:
-            config_with_overrides(base_raw, copy.deepcopy({**overrides, p.key: value}))
+        try:  # the config's own checks: types, ranges and the task's scope
+            check_scope(config_with_overrides(base_raw, copy.deepcopy({**overrides, p.key: value})))
         except CnnlabError as exc:
             raise CnnlabError(f"{where}: {exc}") from None
