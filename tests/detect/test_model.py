@@ -81,3 +81,21 @@ def test_overfits_a_handful_of_scenes():
     assert losses[-1] < losses[0] / 5
     r = evaluate_detector(model, batches, cfg.detect, ["filled", "hollow"])
     assert r["map50"] > 0.9, r["map50"]
+
+
+def test_the_head_uses_the_zoo_block_and_reads_checkpoints_of_its_old_block():
+    """The head's conv blocks are models.layers.ConvNormAct; state dicts from before (children 0, 1, 2) load."""
+    import torch
+
+    from cnnlab.detect.model import Head
+    from cnnlab.models.layers import ConvNormAct
+
+    torch.manual_seed(0)
+    head = Head(16, 3, 2, True)
+    assert all(isinstance(m, ConvNormAct) for m in head.tower)
+    old = {k.replace(".conv.", ".0.").replace(".bn.", ".1."): v.clone() for k, v in head.state_dict().items()}
+    assert any(".0.0.weight" in k for k in old)
+    fresh = Head(16, 3, 2, True)
+    fresh.load_state_dict(old)
+    for (k, a), b in zip(fresh.state_dict().items(), head.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -32,6 +32,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, model_arguments
+from cnnlab.models.layers import ConvNormAct
 
 PRIOR_PROB = 0.01  # initial objectness/class probability: most cells are background (focal-loss paper's prior)
 
@@ -41,11 +42,13 @@ def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(16, channels), channels)
 
 
-class ConvNormAct(nn.Sequential):
-    """3x3 conv -> GroupNorm -> ReLU (one ReLU module per use: hooks see each activation)."""
+def head_conv(in_ch: int, out_ch: int) -> ConvNormAct:
+    """3x3 conv -> GroupNorm -> ReLU, the zoo's shared block (one ReLU module per use: hooks see each activation).
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
-        super().__init__(nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), _norm(out_ch), nn.ReLU())
+    Checkpoints written when the head had its own block (children numbered 0, 1, 2) still load:
+    :class:`~cnnlab.models.layers.ConvNormAct` reads the old names.
+    """
+    return ConvNormAct(in_ch, out_ch, 3, bias=False, norm_layer=_norm, act_layer=nn.ReLU)
 
 
 class FeatureTaps(nn.Module):
@@ -144,10 +147,10 @@ class Head(nn.Module):
     def __init__(self, channels: int, num_classes: int, convs: int = 2, decoupled: bool = False) -> None:
         super().__init__()
         self.decoupled = decoupled
-        self.tower = nn.Sequential(*[ConvNormAct(channels, channels) for _ in range(convs)])
+        self.tower = nn.Sequential(*[head_conv(channels, channels) for _ in range(convs)])
         prior = -math.log((1 - PRIOR_PROB) / PRIOR_PROB)
         if decoupled:
-            self.cls_tower = nn.Sequential(*[ConvNormAct(channels, channels) for _ in range(convs)])
+            self.cls_tower = nn.Sequential(*[head_conv(channels, channels) for _ in range(convs)])
             self.pred = nn.Conv2d(channels, 5, 1)  # l, t, r, b, objectness
             self.cls_pred = nn.Conv2d(channels, num_classes, 1)
             nn.init.normal_(self.cls_pred.weight, std=0.01)
