@@ -447,7 +447,8 @@ def _check_conditions(space: list[Param]) -> None:
         seen[p.key] = p
 
 
-def _candidate_values(p: Param) -> list:
+def candidate_values(p: Param) -> list:
+    """The values of ``p`` checked before any trial: every choice, or the two ends of a range."""
     if p.kind == "categorical":
         return list(p.choices)
     return [p.low, p.high] if p.low != p.high else [p.low]
@@ -483,7 +484,7 @@ def _check_key_values(p: Param, base_raw: dict, overrides: dict, model_name: str
             if option not in valid:
                 raise CnnlabError(f"{where}: model '{name}' has no option '{option}'; "
                                   f"{did_you_mean(p.key, ['model.' + a for a in valid])}")
-    for value in _candidate_values(p):
+    for value in candidate_values(p):
         try:  # the config's own checks: types, ranges and the task's scope
             check_scope(config_with_overrides(base_raw, copy.deepcopy({**overrides, p.key: value})))
         except CnnlabError as exc:

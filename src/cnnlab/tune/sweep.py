@@ -44,7 +44,7 @@ from cnnlab.tasks import get_task
 from cnnlab.train.callbacks import Callback
 from cnnlab.train.run import train
 from cnnlab.tune.results import write_outputs
-from cnnlab.tune.spec import SweepSpec, _candidate_values, encode_choice, spec_from_dict
+from cnnlab.tune.spec import SweepSpec, candidate_values, encode_choice, spec_from_dict
 from cnnlab.tune.storage import claim_lock, default_storage_url, open_storage, shown_url
 
 SWEEP_FILE = "sweep.json"
@@ -535,7 +535,7 @@ def refuse_hopeless_space(spec: SweepSpec, data_cache: dict, data_dir: str | Non
 
 
     rng = random.Random(spec.sampler.get("seed", 0))
-    candidates = {p.key: _candidate_values(p) for p in spec.space}
+    candidates = {p.key: candidate_values(p) for p in spec.space}
     seen, first = [], None
     for _ in range(points * 4):
         params = {key: rng.choice(values) for key, values in candidates.items()}
