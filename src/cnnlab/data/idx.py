@@ -88,8 +88,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if filled != expected or extra:
         raise CnnlabError(f"{path} is truncated or padded: shape {shape} needs {expected} data bytes, "
                           f"found {'more' if extra else filled}; re-copy it")
+    try:  # a header with a zero dimension holds no bytes, yet its other dimensions can be absurd
+        array = buffer.view(dtype).reshape(shape)
+    except ValueError as exc:
+        raise CnnlabError(f"{path} has a header of shape {shape} that no array can take ({exc}); "
+                          "the file is damaged, re-copy it") from None
     # uint8 needs no conversion; wider types are stored big-endian and are converted to native order.
-    return buffer.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+    return array.astype(dtype.newbyteorder("="), copy=False)
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
