@@ -84,11 +84,18 @@ def outputs_template(template, tmp_path_factory) -> Path:
     return root
 
 
+# Directories of the sandbox that are real outputs of a kind besides out-KIND: world.py's run, made by
+# `cnnlab train --out run` (its link runlink is a link, never replaced through)
+OWN_DIRS = {"run": "train"}
+
+
 def replaceable(target: str, kind: str, suffix: str | None) -> str | None:
     """The sandbox entry the policy lets this command replace with --overwrite, or None."""
     norm = os.path.normpath(target) if target else "."
     if suffix is None:
-        return norm if norm == f"out-{kind}" and target != "link-" + kind else None
+        if target in ("link-" + kind, "runlink"):
+            return None
+        return norm if norm == f"out-{kind}" or OWN_DIRS.get(norm) == kind else None
     return norm if MARKED_FILES.get(norm) == kind and norm.endswith(suffix) else None
 
 
@@ -152,6 +159,7 @@ def run_policy_case(template: Path, argv: list[str], target: str | None, allowed
 @example(name="report", target="m-report.html", overwrite=True)  # its own kind: replaced
 @example(name="filters", target="out-explain/figure-0.png", overwrite=True)  # an explanation's own figure
 @example(name="train", target="o/../out-sweep", overwrite=True)  # made o/, then met out-sweep unchecked
+@example(name="train", target="run", overwrite=True)  # a training run of its own kind: replaced
 def test_out_and_overwrite_across_commands(outputs_template, name, target, overwrite):
     argv, kind, suffix = COMMANDS[name]
     argv = [*argv, "--out", target] + (["--overwrite"] if overwrite else [])

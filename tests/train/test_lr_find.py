@@ -82,3 +82,23 @@ def test_lr_find_cli_writes_plot_and_json_and_refuses_a_config_that_diverges_at_
         code = main(["lr-find", "mnist-fast", *args, "--out", str(bad)])
         err = capsys.readouterr().err
         assert code == 2 and message in err and not bad.exists(), err
+
+
+def test_one_default_step_count_for_the_command_and_schedule_max_lr_find():
+    """90 steps (5 % of cifar10-cpu's 1,950 at most): the command, run_lr_find and range_test agree."""
+    import argparse
+    import inspect
+
+    from cnnlab.commands import lr_find as command
+    from cnnlab.train.lr_find import DEFAULT_STEPS, run_lr_find
+
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    command.register(subparsers)
+    args = parser.parse_args(["lr-find", "mnist-fast"])
+    assert args.steps is None  # left to run_lr_find's default
+    help_text = " ".join(subparsers.choices["lr-find"].format_help().split())
+    assert f"(default {DEFAULT_STEPS}:" in help_text
+    for fn in (range_test, run_lr_find):
+        assert inspect.signature(fn).parameters["steps"].default == DEFAULT_STEPS == 90
+    assert DEFAULT_STEPS / (10 * 195) <= 0.05  # cifar10-cpu: 10 epochs of 195 batches of 256

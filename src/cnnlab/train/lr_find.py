@@ -44,6 +44,9 @@ from cnnlab.train.whitening import apply_whitening
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum
 BETA = 0.9  # about 10 steps of memory: over 8 decades in 100-200 steps, 0.98 lagged the curve by 2 decades
 MIN_USEFUL = 10  # a test that diverges before this many steps (or never falls) says nothing
+# 90, not fastai's 100: on cifar10-cpu (1,950 training steps) the test must cost at most 5 % of the
+# training it precedes, and 100 steps were 5.1 % (docs/manual/techniques.md has the measurement)
+DEFAULT_STEPS = 90
 
 
 def lr_ramp(start: float, end: float, steps: int) -> list[float]:
@@ -73,7 +76,7 @@ def suggest(lrs: list[float], smoothed: list[float]) -> dict:
             "min_loss": smoothed[best]}
 
 
-def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
+def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = DEFAULT_STEPS,
                notice=None) -> dict:
     """Run the range test for ``cfg`` on ``splits.train``; the result dict (see the module docstring).
 
@@ -203,7 +206,7 @@ def prepare(cfg, data=None):
     return cfg, splits, data, device
 
 
-def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, overwrite: bool = False,
+def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = DEFAULT_STEPS, overwrite: bool = False,
                 notice=None, inputs=()) -> dict:
     """The range test for ``cfg``; writes ``out/lr_find.json`` and ``out/lr_find.png`` once it has a result."""
     from pathlib import Path
