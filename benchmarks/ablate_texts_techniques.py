@@ -3,12 +3,11 @@
     PYTHONPATH=src python benchmarks/ablate_texts_techniques.py fashion-convnet data.limit_train=6000 \
         train.epochs=3 train.threads=1 --seeds 2 --out runs/ablate-texts
 
-`cnnlab ablate` knows ten techniques (``cnnlab.tune.ablation.TECHNIQUES``); these three are not
-among them yet. This script adds them to that registry for its own process only — each as a pair
-of ``on``/``off`` overrides, exactly like the ten — and runs the ordinary ``run_ablation`` on them
-(full = CONFIG with all three on, plain = all three off, leave-one-out and add-one, ``--seeds``
-seeds each). The table, ``ablation.json`` and ``ablation.png`` are the ones ``cnnlab ablate``
-writes. A name that the registry already holds is left as it is.
+The three are ``cnnlab ablate``'s optional techniques (``cnnlab.tune.ablation.OPTIONAL_TECHNIQUES``,
+named with ``--techniques``, not in the default set): this script is ``cnnlab ablate CONFIG
+--techniques dropconnect,pca_lighting,random_resized_crop`` (full = CONFIG with all three on, plain =
+all three off, leave-one-out and add-one, ``--seeds`` seeds each) plus a JSON record with the
+command in ``benchmarks/results``.
 
     dropconnect          model.dropconnect                the recipe's (or 0.3) | 0
     pca_lighting         data.augment.pca_lighting        the recipe's (or 0.1) | 0
@@ -25,20 +24,10 @@ from pathlib import Path
 
 
 def texts_techniques() -> list:
-    """The three techniques as ``cnnlab.tune.ablation.Technique`` objects."""
-    from cnnlab.tune.ablation import Technique, _option
+    """The three techniques (``cnnlab.tune.ablation.OPTIONAL_TECHNIQUES``)."""
+    from cnnlab.tune.ablation import OPTIONAL_TECHNIQUES
 
-    dropconnect_on, dropconnect_off = _option("dropconnect", 0.3, 0.0)
-    return [
-        Technique("dropconnect", "DropConnect", dropconnect_on, dropconnect_off),
-        Technique("pca_lighting", "PCA lighting",
-                  lambda c: {"data.augment.pca_lighting": c.data.augment.pca_lighting or 0.1},
-                  lambda c: {"data.augment.pca_lighting": 0.0}),
-        Technique("random_resized_crop", "random-resized crop",
-                  lambda c: {"data.augment.random_resized_crop":
-                             list(c.data.augment.random_resized_crop or (0.6, 1.0))},
-                  lambda c: {"data.augment.random_resized_crop": None}),
-    ]
+    return list(OPTIONAL_TECHNIQUES.values())
 
 
 def main() -> int:
@@ -52,12 +41,9 @@ def main() -> int:
     args = p.parse_args()
 
     from cnnlab.config import load_config
-    from cnnlab.tune.ablation import TECHNIQUES, format_table, run_ablation
+    from cnnlab.tune.ablation import format_table, run_ablation
 
-    names = []
-    for t in texts_techniques():
-        TECHNIQUES.setdefault(t.name, t)
-        names.append(t.name)
+    names = [t.name for t in texts_techniques()]
     cfg = load_config(args.config, list(args.overrides))
     if args.data_dir:
         cfg.data.data_dir = args.data_dir

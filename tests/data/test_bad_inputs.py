@@ -290,3 +290,17 @@ def test_probe_skips_a_decompression_bomb(tmp_path):
     (root / "hstripes" / "000.png").write_bytes(_png_claiming(30000, 30000))
     side, _ = folders.probe(items)
     assert side == 16
+
+
+def test_an_idx_header_with_a_zero_dimension_and_absurd_others_is_one_line(tmp_path):
+    """Found by the long fuzz run: numpy's reshape refused the shape outside the reader's checks."""
+    import gzip
+
+    from cnnlab.data.idx import read_idx
+    from cnnlab.errors import CnnlabError
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x03\x00\x00\x00\x00" + b"\xff" * 8))
+    with pytest.raises(CnnlabError, match="no array can take") as info:
+        read_idx(path)
+    assert "\n" not in str(info.value)

@@ -110,3 +110,10 @@ def test_bad_ablation_input(tmp_path, base_yaml, capsys):
         code, _, err = cli(capsys, "ablate", base_yaml, *argv, "--out", tmp_path / "x")
         assert code == 2 and err.startswith("cnnlab: error: ") and text in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "x").exists()
+
+
+def test_the_texts_techniques_are_named_with_techniques_and_not_in_the_default_set():
+    from cnnlab.tune.ablation import OPTIONAL_TECHNIQUES, TECHNIQUES, parse_techniques
+
+    assert parse_techniques("dropconnect,pca_lighting,random_resized_crop") == list(OPTIONAL_TECHNIQUES)
+    assert parse_techniques(None) == list(TECHNIQUES) and not set(OPTIONAL_TECHNIQUES) & set(TECHNIQUES)

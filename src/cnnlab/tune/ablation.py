@@ -157,6 +157,25 @@ TECHNIQUES: dict[str, Technique] = {t.name: t for t in [
               lambda c: {"train.label_smoothing": 0.0}),
 ]}
 
+_dropconnect_on, _dropconnect_off = _option("dropconnect", 0.3, 0.0)
+
+# The source texts' last techniques: named with --techniques, not in the default set (which their
+# runs would make twice as long); the augmentation technique's off switch (data.augment: {}) would
+# also undo the two augmentations, so they are ablated on their own.
+OPTIONAL_TECHNIQUES: dict[str, Technique] = {t.name: t for t in [
+    Technique("dropconnect", "DropConnect", _dropconnect_on, _dropconnect_off),
+    Technique("pca_lighting", "PCA lighting", lambda c: {"data.augment.pca_lighting": c.data.augment.pca_lighting or 0.1},
+              lambda c: {"data.augment.pca_lighting": 0.0}),
+    Technique("random_resized_crop", "random-resized crop",
+              lambda c: {"data.augment.random_resized_crop": list(c.data.augment.random_resized_crop or (0.6, 1.0))},
+              lambda c: {"data.augment.random_resized_crop": None}),
+]}
+
+
+def known_techniques() -> dict[str, Technique]:
+    """Every technique --techniques may name: the default set, then the optional ones."""
+    return {**TECHNIQUES, **OPTIONAL_TECHNIQUES}
+
 
 def parse_techniques(text: str | None) -> list[str]:
     """``"dropout,adam"`` -> ``["dropout", "adam"]``; None -> all; an unknown name is one line.
@@ -173,10 +192,10 @@ def parse_techniques(text: str | None) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise CnnlabError(f"--techniques {text!r} names no technique; give one or more of "
-                          f"{', '.join(sorted(TECHNIQUES))} (comma-separated), or leave --techniques out for all of them")
+                          f"{', '.join(sorted(known_techniques()))} (comma-separated), or leave --techniques out for all of them")
     for n in names:
-        if n not in TECHNIQUES:
-            raise CnnlabError(f"unknown technique '{n}'; {did_you_mean(n, TECHNIQUES)}")
+        if n not in known_techniques():
+            raise CnnlabError(f"unknown technique '{n}'; {did_you_mean(n, known_techniques())}")
     if len(set(names)) != len(names):
         raise CnnlabError(f"--techniques names a technique twice: {text}")
     return names
@@ -211,7 +230,7 @@ def plan(cfg: Config, names: list[str], input_size=None, num_classes: int = 10) 
     """
     info: dict[str, dict] = {}
     for n in names:
-        t = TECHNIQUES[n]
+        t = known_techniques()[n]
         on, off = t.on(cfg), t.off(cfg)
         reason = on if isinstance(on, str) else off if isinstance(off, str) else None
         if reason is None:
