@@ -245,11 +245,7 @@ def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, 
         phases.update(train_steps=trainer.train_seconds, validate=trainer.val_seconds,
                       checkpoints=trainer.checkpoint_seconds)
         if cfg.train.plots and trainer.step > 0 and strategy.lead:
-            t0 = time.perf_counter()
-            from cnnlab.report.curves import plot_curves  # why lazy: matplotlib
-
-            plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png", task.curve_scores)
-            phases["plots"] = time.perf_counter() - t0
+            phases["plots"] = _plot(run_dir, task)
         phases["wall"] = time.perf_counter() - wall_start
         summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}
         if strategy.lead:
@@ -328,6 +324,15 @@ def _start_line(cfg: Config, task: Task, loaded: TaskData, params: int, strategy
              "images per rank a step]") if strategy.world_size > 1 else ""
     return (f"{task.describe_start(cfg, loaded, params)} [{c['train']} train / {c['val']} val / {c['test']} test"
             f"{classes}] on {strategy.device} -> {run_dir}{ranks}")
+
+
+def _plot(run_dir: Path, task: Task) -> float:
+    """``curves.png`` from ``metrics.jsonl`` (the task names its score panel); the seconds it took."""
+    t0 = time.perf_counter()
+    from cnnlab.report.curves import plot_curves  # why lazy: matplotlib
+
+    plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png", task.curve_scores)
+    return time.perf_counter() - t0
 
 
 def _summarise(cfg: Config, task: Task, strategy: Strategy, trainer: Trainer, loaded: TaskData, params: int,
