@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -481,8 +482,10 @@ def process_group(cfg, env: LaunchEnv | None) -> Iterator[DDPStrategy | None]:
     try:
         yield DDPStrategy(env.rank, env.world_size, env.local_rank, dist.get_backend(), device)
         if owned:
-            # Leave together: a rank tearing gloo down while another still writes the run's files
-            # can abort ("terminate called without an active exception").
+            # Leave together, with nothing left that talks to the group: a DDP wrapper freed after the
+            # group is destroyed, or a rank tearing gloo down while another still writes the run's
+            # files, can abort ("terminate called without an active exception").
+            gc.collect()
             dist.barrier()
     finally:
         if owned and dist.is_initialized():

@@ -252,6 +252,7 @@ def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, 
             write_json_atomic(run_dir / "summary.json", summary)
         for cb in all_callbacks:
             cb.on_summary(summary)
+        trainer.release()  # the DDP wrapper goes while the process group is alive
     return summary
 
 

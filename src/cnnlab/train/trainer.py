@@ -112,6 +112,10 @@ class Trainer:
         if not self.quiet:
             print(message, file=sys.stderr, flush=True)
 
+    def release(self) -> None:
+        """Drop the strategy's wrapper of the model (DDP's reducer), so nothing outlives the process group."""
+        self.train_model = self.model
+
     def resume_hint(self) -> str:
         """The command that continues this run (under torchrun, a torchrun command)."""
         return f"`{self.strategy.resume_command} {self.run_dir}`"
