@@ -41,6 +41,7 @@ class DetectionBatches:
         self.data = data
         self.batch_size = batch_size
         self.shuffle, self.augment, self.seed = shuffle, augment, seed
+        self.order_seed = seed  # the epoch's order; a rank's sharded view keeps it and augments with its own seed
         self.channels_last = channels_last
         dev = data.images.device
         self.mean = None if mean is None else torch.tensor(mean, device=dev).view(1, -1, 1, 1)
@@ -54,7 +55,7 @@ class DetectionBatches:
         n = len(self.data)
         if not self.shuffle:
             return torch.arange(n)
-        gen = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 0x5EED))
+        gen = torch.Generator().manual_seed(mix_seed(self.order_seed, epoch, 0x5EED))
         return torch.randperm(n, generator=gen)
 
     def _augment_active(self) -> bool:
@@ -114,7 +115,7 @@ class ShardedDetectionBatches(DetectionBatches):
         self.__dict__.update(full.__dict__)
         self._gen = torch.Generator(device=full.data.images.device)
         self.global_batch, self.rank, self.world_size = full.batch_size, rank, world_size
-        self.order_seed, self.seed = full.seed, seed
+        self.seed = seed  # order_seed stays full's: the permutation every rank agrees on
         per_rank = per_rank_batch(full.batch_size, world_size)  # refuses a batch the ranks cannot share
         if len(full.data) < full.batch_size:
             raise CnnlabError(f"{len(full.data)} training images are fewer than one global batch of "
@@ -123,10 +124,6 @@ class ShardedDetectionBatches(DetectionBatches):
 
     def __len__(self) -> int:
         return len(self.data) // self.global_batch  # every rank takes a full share of every step
-
-    def order(self, epoch: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(mix_seed(self.order_seed, epoch, 0x5EED))
-        return torch.randperm(len(self.data), generator=gen)
 
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, BoxTargets]]:
         order = self.order(epoch)

@@ -165,6 +165,9 @@ class DetectTask(Task):
         return (f"val loss {metrics['val_loss']:.4f} mAP@0.5 {metrics['val_map50']:.4f} "
                 f"mAP@[.5:.95] {metrics['val_map']:.4f}")
 
+    def describe_counts(self, data: TaskData) -> str:
+        return f"{super().describe_counts(data)}, {data.num_classes} classes"
+
     def describe_start(self, cfg, data: TaskData, params: int) -> str:
         return (f"training a detector on {cfg.model.name} features, strides {cfg.detect.strides} "
                 f"({params:,} parameters) on {data.dataset}")

@@ -10,6 +10,7 @@ a sweep, an ablation or a cross-validation reads.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -51,8 +52,8 @@ class TaskData:
     phases: dict[str, float] = field(default_factory=dict)  # extra timed phases (the lr range test)
 
 
-class Task:
-    """Base class; see the module docstring for when each method runs."""
+class Task(ABC):
+    """Base class; see the module docstring for when each method runs (the abstract ones a task must define)."""
 
     name = "task"
     headline = Headline("val_loss", "test_loss", "min")
@@ -85,32 +86,40 @@ class Task:
             out["train_accuracy"] = "maximize"
         return out
 
+    @abstractmethod
     def load(self, cfg, device, data, notice: Notice) -> TaskData:
         """The data of ``cfg`` as train/val/test batches on ``device``; ``data`` is a shared :meth:`load_source`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def make_model(self, cfg, input_size: tuple[int, int, int], num_classes: int, pretrained: bool = True):
         """The model for inputs of ``input_size`` and ``num_classes`` classes (also how a run is read back)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build_model(self, cfg, data: TaskData):
         """The model a run trains, on the data's device (with what the data decides: channels-last, whitening)."""
-        raise NotImplementedError
 
     def setup(self, trainer) -> None:
         """Called once by the Trainer with its model on the device (a task may cache what its loss needs)."""
 
+    @abstractmethod
     def training_loss(self, trainer, x, y):
         """``(loss, correct)`` of a training batch; ``correct`` is None when ``counts_correct`` is False."""
-        raise NotImplementedError
 
+    @abstractmethod
     def validate(self, trainer, batches) -> dict[str, Any]:
         """The validation metrics (over every rank's share) of the model as it is now."""
-        raise NotImplementedError
 
+    @abstractmethod
     def test(self, trainer, data: TaskData) -> dict[str, Any]:
         """The summary's test fields (the headline test metric among them)."""
-        raise NotImplementedError
+
+    def before_fit(self, trainer, data: TaskData, notice: Notice) -> dict[str, float]:
+        """Just before the loop (classification: ``train.compile``); the seconds of the phases it ran."""
+        return {}
+
+    def effective(self, cfg) -> dict[str, Any]:
+        """The task's entries of the summary's ``effective`` block (what ran, after the device's choices)."""
+        return {}
 
     def untested(self) -> dict[str, Any]:
         """The test fields of a run that ended before its test (interrupted, non-finite loss)."""
@@ -132,6 +141,11 @@ class Task:
         """The line ``cnnlab train`` prints with the test result (None when the run was not tested)."""
         value = summary.get(self.headline.test_metric)
         return None if value is None else f"{self.headline.test_metric.replace('_', ' ')}: {value:.4f}"
+
+    def describe_counts(self, data: TaskData) -> str:
+        """The split sizes in the 'training ...' line."""
+        c = data.counts
+        return f"{c['train']} train / {c['val']} val / {c['test']} test"
 
     def describe_start(self, cfg, data: TaskData, params: int) -> str:
         """The start of the 'training ...' line."""

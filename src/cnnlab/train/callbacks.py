@@ -35,6 +35,11 @@ class Callback:
         """The key of this callback's state in ``last.pt`` (the class name; override to keep two apart)."""
         return type(self).__qualname__
 
+    @property
+    def tested_weights(self) -> str | None:
+        """What the final test scores when this callback swapped the weights in (EMA: ``"ema"``), else None."""
+        return None
+
     def on_train_start(self, trainer) -> None: ...
 
     def on_train_batch_start(self, trainer, batch: tuple) -> tuple | None:

@@ -312,6 +312,10 @@ class DDPStrategy(Strategy):
 
     reduce_sum = all_reduce
 
+    def reduce_sums(self, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        device = sums["loss"].device
+        return {k: v.to(device) for k, v in unpack_sums(self.all_reduce(pack_sums(sums))).items()}
+
     def any_rank(self, flag: bool) -> bool:
         return bool(self.all_reduce(torch.tensor(float(flag), dtype=torch.float64)).item() > 0)
 
@@ -347,11 +351,6 @@ class DDPStrategy(Strategy):
     end_of_epoch = average_buffers  # before validation and checkpoints: every rank holds the same weights
 
     # -- data
-    def evaluate(self, model: nn.Module, batches: DeviceBatches, precision: str = "fp32", **options) -> EvalResult:
-        """Loss and accuracy over the whole split: each rank evaluates its share, the sums are added."""
-        sums = shard_sums(model, eval_shard(batches, self.rank, self.world_size), precision, **options)
-        return metrics_from_sums(self.all_reduce(sums))
-
     def shard_train(self, batches, seed: int):
         if hasattr(batches, "sharded"):  # a batch class that shards itself (detection)
             return batches.sharded(self.rank, self.world_size, rank_seed(seed, self.rank))

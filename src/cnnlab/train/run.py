@@ -234,8 +234,7 @@ def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, 
         params = sum(p.numel() for p in model.parameters())
         if not quiet:
             trainer.notice(_start_line(cfg, task, loaded, params, strategy, batch_size, run_dir))
-        before = getattr(task, "before_fit", None)
-        extra_phases = before(trainer, loaded, notice) if before is not None else {}
+        extra_phases = task.before_fit(trainer, loaded, notice)
         phases.update({k: v or 0.0 for k, v in extra_phases.items()})
         t0 = time.perf_counter()
         trainer.fit()
@@ -319,12 +318,10 @@ def _resume(trainer: Trainer, run_dir: Path, stored: dict, user_cfg: Config, str
 
 def _start_line(cfg: Config, task: Task, loaded: TaskData, params: int, strategy: Strategy, batch_size: int,
                 run_dir: Path) -> str:
-    c = loaded.counts
-    classes = f", {loaded.num_classes} classes" if task.name != "classify" else ""
     ranks = (f" [{strategy.world_size} ranks, {strategy.backend}, {batch_size // strategy.world_size} "
              "images per rank a step]") if strategy.world_size > 1 else ""
-    return (f"{task.describe_start(cfg, loaded, params)} [{c['train']} train / {c['val']} val / {c['test']} test"
-            f"{classes}] on {strategy.device} -> {run_dir}{ranks}")
+    return (f"{task.describe_start(cfg, loaded, params)} [{task.describe_counts(loaded)}] on {strategy.device} "
+            f"-> {run_dir}{ranks}")
 
 
 def _plot(run_dir: Path, task: Task) -> float:
@@ -355,7 +352,7 @@ def _summarise(cfg: Config, task: Task, strategy: Strategy, trainer: Trainer, lo
         "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
         "effective": {"precision": cfg.train.precision, "channels_last": cfg.train.channels_last,
                       "compile": compile_seconds is not None, "lr": cfg.optim.lr, **callback_effects,
-                      **(task.effective(cfg) if hasattr(task, "effective") else {})},
+                      **task.effective(cfg)},
     }
     summary.update(loaded.summary)
     summary.update(task.summary(trainer, loaded))
@@ -371,7 +368,7 @@ def _test(cfg: Config, task: Task, trainer: Trainer, loaded: TaskData, summary: 
     if trainer.stop_reason == "interrupted":
         summary.update(task.untested())
         return
-    swapped = next((cb.tested_weights for cb in callbacks if getattr(cb, "tested_weights", None)), None)
+    swapped = next((cb.tested_weights for cb in callbacks if cb.tested_weights), None)
     tested = trainer.restore_best_for_test() or swapped or "last"
     result = task.test(trainer, loaded)
     phases["test"] = result.pop("_seconds")

@@ -47,6 +47,10 @@ class Strategy:
         """``tensor`` added over ranks."""
         return tensor
 
+    def reduce_sums(self, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The trainer's running sums (loss, correct, count) added over ranks."""
+        return sums
+
     def any_rank(self, flag: bool) -> bool:
         """True when ``flag`` is true on any rank."""
         return bool(flag)

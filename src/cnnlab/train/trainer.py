@@ -247,13 +247,7 @@ class Trainer:
 
     def _reduced_sums(self) -> dict[str, torch.Tensor]:
         """The epoch's running sums (over all ranks in a distributed run)."""
-        if self.world_size == 1:
-            return self._sums
-        packed = torch.stack([self._sums["loss"].double(), self._sums["correct"].double(),
-                              self._sums["count"].double()])
-        total = self.strategy.reduce_sum(packed)  # counts stay exact in float64 below 2**53
-        return {"loss": total[0].clone().to(self.device), "correct": total[1].round().long().to(self.device),
-                "count": total[2].round().long().to(self.device)}
+        return self.strategy.reduce_sums(self._sums)
 
     def _epoch_accuracy(self, count: int) -> float | None:
         """Training accuracy of the epoch (None for a task that counts no correct predictions)."""
