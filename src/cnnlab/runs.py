@@ -20,7 +20,7 @@ from cnnlab.config import Config, check_yaml_size, config_from_dict
 from cnnlab.errors import CnnlabError
 from cnnlab.filemeta import check_image_meta
 from cnnlab.models.pretrained import create_pretrained, lookup, split_name, weights_path
-from cnnlab.tasks import task_class
+from cnnlab.tasks import RunReader, get_reader, task_class
 
 WEIGHT_FILES = ("final.pt", "best.pt", "last.pt")  # preference order: the tested weights first
 CONFIG_FILE = "config.yaml"  # every run has one; runs made before the marker existed have only this
@@ -79,6 +79,19 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise CnnlabError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
     return raw
+
+
+def run_reader(run_dir: str | os.PathLike) -> RunReader:
+    """The read side of the task ``run_dir`` was trained for (:mod:`cnnlab.tasks.reading`).
+
+    A directory whose config cannot be read gets the classification reader: its own loading then
+    names what is wrong in one line (and a pretrained name such as ``efficientnet_lite0.in1k`` is one).
+    """
+    try:
+        task = read_run_config(run_dir).get("task", "classify")
+    except CnnlabError:
+        task = "classify"
+    return get_reader(task if isinstance(task, str) else "classify")
 
 
 def load_run_config(run_dir: str | os.PathLike) -> Config:
@@ -174,9 +187,9 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu", wei
                           else f"run directory {run_dir} does not exist")
     cfg = load_run_config(run_dir)
     if task is not None and cfg.task != task:
-        kind = task_class(cfg.task)
+        kind = get_reader(cfg.task)
         raise CnnlabError(f"{run_dir} is {kind.run_kind} (task: {cfg.task}); this command works on "
-                          f"{task_class(task).run_kind.split(' ', 1)[1]}s ({cfg.task} runs: {kind.read_commands})")
+                          f"{get_reader(task).runs_name} ({cfg.task} runs: {kind.read_commands})")
     if "features_from" in cfg.model.options and not feature_head:
         raise feature_head_error(run_dir, cfg)
     candidates = [run_dir / weights] if weights else [run_dir / name for name in WEIGHT_FILES]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.api.results import Explanation, Metrics, Predictions
-from cnnlab.errors import CnnlabError, check_int_range
+from cnnlab.errors import CnnlabError
 
 # why the cnnlab imports inside functions: `import cnnlab` reaches this package, and it must not load torch
 
@@ -50,6 +50,13 @@ class Run:
     @property
     def task(self) -> str:
         return self.config.task
+
+    @property
+    def reader(self):
+        """How this run's task is read (:class:`cnnlab.tasks.reading.RunReader`)."""
+        from cnnlab.tasks import get_reader
+
+        return get_reader("classify" if self.pretrained else self.task)
 
     @property
     def summary(self) -> dict:
@@ -110,12 +117,17 @@ class Run:
         (C, H, W) or (N, C, H, W) - uint8 or floats on [0, 1] - or a list of these.
         Detection runs take ``score_threshold``, ``iou_threshold`` and ``max_detections``.
         """
+        from cnnlab.tasks import all_readers
+
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise CnnlabError(f"k must be an integer of at least 1, got {k!r}")
-        if self.task == "detect":
-            return Predictions(self._predict_boxes(images, **detect_options))
-        if detect_options:
-            raise CnnlabError(f"{', '.join(sorted(detect_options))} apply to detection runs only")
+        reader = self.reader
+        if reader.predicts == "boxes":
+            return Predictions(self._predict_boxes(images, reader, **detect_options))
+        if detect_options:  # options only box predictors take, named by the readers that take them
+            takers = [r.runs_name for r in all_readers() if set(detect_options) & set(r.options.get("predict", {}))]
+            raise CnnlabError(f"options given ({', '.join(sorted(detect_options))}) apply to "
+                              f"{' and '.join(takers) or 'no run'} only")
         return Predictions(_top_k(self._load(), images, k))
 
     def predict_video(self, video: str | os.PathLike, k: int = 3, **options: Any):
@@ -130,26 +142,24 @@ class Run:
 
         return predict_video(str(self.path), os.fspath(video), k=k, **options)
 
-    def _predict_boxes(self, images: Any, **options: Any) -> list[dict]:
+    def _predict_boxes(self, images: Any, reader, **options: Any) -> list[dict]:
         import tempfile
 
         from cnnlab.api.images import items_as_files
-        from cnnlab.detect.runs import PREDICT_SCORE, predict_detection_files
 
-        unknown = set(options) - {"score_threshold", "iou_threshold", "max_detections"}
+        takes = [k for k in reader.options.get("predict", {}) if k not in ("out", "overwrite")]
+        unknown = set(options) - set(takes)
         if unknown:
-            raise CnnlabError(f"unknown option '{sorted(unknown)[0]}'; detection runs take score_threshold, "
-                              "iou_threshold and max_detections")
-        options.setdefault("score_threshold", PREDICT_SCORE)
+            raise CnnlabError(f"unknown option '{sorted(unknown)[0]}'; {reader.runs_name} take {', '.join(takes)}")
         with tempfile.TemporaryDirectory(prefix="cnnlab-api-") as tmp:
             # In-memory images are saved losslessly (PNG) so they take exactly the file path's letterboxing.
             files, names = items_as_files(images, Path(tmp))
-            results = predict_detection_files(self.path, files, **options)
+            results = reader.predict(self.path, files, **options)
         for item, name in zip(results, names):
             item["image"] = name
         return results
 
-    def evaluate(self, data_dir: str | None = None, tta: str | None = None, top: int = 16, *,
+    def evaluate(self, data_dir: str | None = None, tta: str | None = None, top: int | None = None, *,
                  folder: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
                  overwrite: bool = False) -> Metrics:
         """Score the run's test split as ``cnnlab eval`` does (writes eval.json and its figures into the run).
@@ -164,19 +174,13 @@ class Run:
             if folder is None or out is None:
                 raise CnnlabError(f"{self.path} is a pretrained model, not a run: give folder= (class folders named "
                                   "by ImageNet WordNet id) and out= for the report")
-            return Metrics(evaluate_pretrained(str(self.path), folder, out, overwrite=overwrite, top=top))
+            return Metrics(evaluate_pretrained(str(self.path), folder, out, overwrite=overwrite,
+                                               top=16 if top is None else top))
         if folder is not None or out is not None:
             raise CnnlabError("folder= and out= apply to pretrained models; a run is scored on its own test split")
-        if self.task == "detect":
-            from cnnlab.detect.runs import evaluate_detection_run
-
-            if tta is not None:
-                raise CnnlabError("tta applies to classification runs only")
-            return Metrics(evaluate_detection_run(self.path, data_dir=data_dir))
-        from cnnlab.report.evaluation import MAX_TOP, evaluate_run
-
-        check_int_range("top", top, 1, MAX_TOP)
-        return Metrics(evaluate_run(self.path, data_dir=data_dir, top=top, tta=tta))
+        reader = self.reader  # the run's task: which of tta/top apply, and how its test split is scored
+        options = reader.take_options("eval", {"tta": tta, "top": top}, self.path)
+        return Metrics(reader.evaluate(self.path, data_dir=data_dir, **options))
 
     def explain(self, images: Any, method: str = "gradcam", target: str | int | None = None,
                 layer: str | None = None, **options: Any) -> Explanation:
@@ -189,8 +193,8 @@ class Run:
         from cnnlab.explain.layers import get_layer, last_conv_layer
         from cnnlab.explain.workflow import class_index, model_inputs, predict_logits
 
-        if self.task == "detect":
-            raise CnnlabError("explain works on classification runs; a detection run has no class scores to explain")
+        if not self.reader.explains:
+            raise CnnlabError(f"explain works on runs with class scores; {self.reader.run_kind} has none to explain")
         run = self._load()
         attribution = get_method(method)
         if layer is not None and not attribution.uses_layer:
@@ -220,8 +224,9 @@ class Run:
         """Export the tested weights as ``cnnlab export`` does and return its record (with the parity check)."""
         from cnnlab.transfer.export import export_run
 
-        if self.task == "detect":
-            raise CnnlabError("export works on classification runs only")
+        if not self.reader.exports:
+            raise CnnlabError(f"export does not apply to {self.reader.runs_name} "
+                              f"({self.task} runs: {self.reader.read_commands})")
         return export_run(self.path, format, path, overwrite=overwrite, dynamic_batch=dynamic_batch)
 
     def report(self, out: str | os.PathLike | None = None, explain_count: int = 4, overwrite: bool = False) -> Path:

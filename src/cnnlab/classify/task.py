@@ -67,7 +67,6 @@ class ClassifyTask(Task):
     headline = Headline(val_metric="val_accuracy", test_metric="test_accuracy", direction="max")
     metrics = {"val_accuracy": "max", "val_loss": "min"}
     validation_keys = ("val_loss", "val_accuracy")
-    run_kind = "a classification run"
     counts_correct = True
     curve_scores = ("accuracy", {"train_accuracy": "train", "val_accuracy": "validation"})
 

@@ -101,7 +101,7 @@ def run_video(args) -> int:
                    every=1 if args.every is None else args.every, start=0.0 if args.start is None else args.start,
                    duration=args.duration, batch=8 if args.batch is None else args.batch, track=args.track,
                    count_lines=args.count_line or [], count_regions=args.count_region or [], fps=args.fps)
-    if job.model.kind == "detect" or getattr(job.model, "run", None) is not None:  # torch is loaded: its threads
+    if "torch" in sys.modules:  # a run's model (not ONNX Runtime alone): set torch's threads
         import torch
 
         torch.set_num_threads(threads)

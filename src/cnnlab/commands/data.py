@@ -66,10 +66,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
-def _is_detection(cfg) -> bool:
+def _boxed_views(cfg):
+    """(info, preview) for a dataset whose task is labelled by boxes; None: one label per image (the default).
+
+    Keyed by the task the dataset registry gives the format, so a dataset kind adds a row here."""
     from cnnlab.data.registry import get_dataset
 
-    return get_dataset(cfg.name).task == "detect"
+    return {"detect": (_detection_info, _detection_preview)}.get(get_dataset(cfg.name).task)
 
 
 def _data_config(name: str, overrides: list[str], data_dir: str | None):
@@ -92,8 +95,8 @@ def run_info(args) -> int:
     from cnnlab.data.stats import channel_stats
 
     cfg = _data_config(args.name, args.overrides, args.data_dir)
-    if _is_detection(cfg):
-        return _detection_info(cfg, args.json)
+    if _boxed_views(cfg):
+        return _boxed_views(cfg)[0](cfg, args.json)
     data = load_dataset(cfg)
     counts = {}
     for split, labels in (("train", data.train_y), ("test", data.test_y)):
@@ -133,8 +136,8 @@ def run_preview(args) -> int:
         raise CnnlabError(f"--seed must be between 0 and 2**63-1, got {args.seed}")
     out = preview_path(args.out, args.overwrite)
     cfg = _data_config(args.name, args.overrides, args.data_dir)
-    if _is_detection(cfg):
-        return _detection_preview(cfg, args, out)
+    if _boxed_views(cfg):
+        return _boxed_views(cfg)[1](cfg, args, out)
     data = load_dataset(cfg)
     gen = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(data.train_y), generator=gen)[:args.count]

@@ -1,9 +1,9 @@
-"""``cnnlab predict RUN_DIR IMAGE...``: top-k classes with probabilities; ``predict RUN_DIR VIDEO``: see ``_video``."""
+"""``cnnlab predict RUN_DIR IMAGE...``: what the run's task predicts (top-k classes with probabilities, or boxes),
+through the run's reader; ``predict RUN_DIR VIDEO``: see ``_video``."""
 
 from __future__ import annotations
 
 from cnnlab.commands.common import notice, print_json
-from cnnlab.errors import CnnlabError
 
 # why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
@@ -38,67 +38,30 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _run_detection(args) -> int:
-    """Boxes in the original image's pixels, with labels and scores; drawn into --out DIR if given."""
-    from cnnlab.detect.runs import PREDICT_SCORE, predict_detection_files
-
-    results = predict_detection_files(
-        args.run_dir, args.images, out_dir=args.out, overwrite=args.overwrite,
-        score_threshold=PREDICT_SCORE if args.score_threshold is None else args.score_threshold,
-        iou_threshold=args.iou_threshold, max_detections=args.max_detections)
-    if args.json:
-        print_json({"run_dir": args.run_dir, "predictions": {r["image"]: r["detections"] for r in results}})
-        return 0
-    for r in results:
-        print(f"{r['image']} ({r['width']}x{r['height']}): {len(r['detections'])} detection(s)")
-        for d in r["detections"]:
-            x1, y1, x2, y2 = d["box"]
-            print(f"  {d['label']} {d['score']:.3f} [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]")
-    if args.out:
-        notice(f"drew {len(results)} image(s) into {args.out}")
-    return 0
-
-
 def run(args) -> int:
     from cnnlab.commands._video import is_video_request, run_video
     if is_video_request(args):  # a video file, or a folder of frames with --video (cnnlab.video)
         return run_video(args)
-
-    if not str(args.run_dir).endswith(".onnx"):  # the ONNX path must not import torch: no detect import there
-        from cnnlab.detect.runs import is_detection_run
-
-        if is_detection_run(args.run_dir):
-            if args.native_size:
-                raise CnnlabError("--native-size applies to classification runs; a detector letterboxes every "
-                                  "image to its size and maps the boxes back")
-            if args.top_k is not None:
-                raise CnnlabError(f"-k/--top-k {args.top_k} applies to classification runs; {args.run_dir} is a "
-                                  "detection run, which lists every box scoring at least --score-threshold "
-                                  "(cap them with --max-detections N)")
-            return _run_detection(args)
-    if (args.out or args.overwrite or args.score_threshold is not None or args.iou_threshold is not None
-            or args.max_detections is not None):
-        raise CnnlabError("--out, --overwrite, --score-threshold, --iou-threshold and --max-detections apply to "
-                          "detection runs (task: detect) only")
-
-    if args.top_k is None:
-        args.top_k = 3
-    if args.top_k < 1:  # checked before the run and the images are loaded
-        raise CnnlabError(f"-k/--top-k {args.top_k} must be at least 1")
-    if str(args.run_dir).endswith(".onnx"):  # ONNX Runtime alone: torch is never imported on this path
-        from cnnlab.transfer.onnx_predict import predict_onnx
-
-        if args.native_size:
-            raise CnnlabError("--native-size needs the run directory: an exported ONNX model has a fixed input size")
-        results = predict_onnx(args.run_dir, args.images, args.top_k)
-    else:
-        from cnnlab.predict import predict_files
-
-        results = predict_files(args.run_dir, args.images, args.top_k, native_size=args.native_size)
+    reader = _reader(args.run_dir)  # the run's task says which options apply and what is printed
+    options = reader.take_options("predict", vars(args), args.run_dir)
+    results = reader.predict(args.run_dir, args.images, **options)
     if args.json:
-        print_json({"run_dir": args.run_dir, "predictions": results})
+        print_json(reader.predictions_json(args.run_dir, results))
         return 0
-    for item in results:
-        best = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in item["top"])
-        print(f"{item['image']}: {best}")
+    lines, drawn = reader.prediction_text(results, options)
+    if lines:
+        print("\n".join(lines))
+    if drawn:
+        notice(drawn)
     return 0
+
+
+def _reader(run_dir):
+    """The run's reader; an exported MODEL.onnx is a classifier, read without torch (so without cnnlab.runs)."""
+    from cnnlab.tasks import get_reader
+
+    if str(run_dir).endswith(".onnx"):
+        return get_reader("classify")
+    from cnnlab.runs import run_reader
+
+    return run_reader(run_dir)

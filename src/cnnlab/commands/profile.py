@@ -112,8 +112,9 @@ def build_target(target: str, overrides: list[str], input_size: tuple[int, int, 
         return model, input_size or run_input, Path(target).name
 
     names = list_models()
-    if target not in names and _is_detection_config(target):
-        return _detector_target(target, overrides, input_size)
+    built = None if target in names else _config_target(target, overrides, input_size)
+    if built is not None:
+        return built
     if target not in names:
         close = difflib.get_close_matches(target, names, n=3, cutoff=0.4)
         hint = f"nearest: {', '.join(close)}" if close else f"registered models: {', '.join(names)}"
@@ -139,30 +140,23 @@ def build_target(target: str, overrides: list[str], input_size: tuple[int, int, 
     return model, input_size or tuple(model.default_input_size), target
 
 
-def _is_detection_config(target: str) -> bool:
-    """A preset or YAML file with ``task: detect`` (``cnnlab profile detect-mnist-scenes``)."""
-    from cnnlab.config import preset_names
+def _config_target(target: str, overrides: list[str], input_size):
+    """(model, input size, name) that a preset or YAML file builds when its task knows the model's input
+    without reading the data (``cnnlab profile detect-mnist-scenes``); None for any other target."""
+    from cnnlab.config import load_config, preset_names
+    from cnnlab.runs import build_model
+    from cnnlab.tasks import get_reader
 
     if target not in preset_names() and not target.endswith((".yaml", ".yml")):
-        return False
-    from cnnlab.config import load_config
-
-    return load_config(target).task == "detect"
-
-
-def _detector_target(target: str, overrides: list[str], input_size):
-    """The detector a detection config builds, for its data's channels, size and classes (no data read)."""
-    from cnnlab.config import load_config
-    from cnnlab.data.detection import FIXED_CLASSES, default_image_size
-    from cnnlab.runs import build_model
-
+        return None
+    reader = get_reader(load_config(target).task)
+    if reader.model_input(load_config(target)) is None:  # its input comes from the data: profile the model by name
+        return None
     cfg = load_config(target, overrides)
-    size = default_image_size(cfg.data)
-    channels = cfg.data.channels or (1 if cfg.data.name == "mnist-scenes" else 3)
-    classes = len(cfg.data.classes or FIXED_CLASSES.get(cfg.data.name, ["object"]))
-    size3 = input_size or (channels, size, size)
+    size3, classes = reader.model_input(cfg)
+    size3 = input_size or size3
     model = build_model(cfg, size3, classes, pretrained=False)
-    return model, size3, f"{cfg.name} (detector on {cfg.model.name})"
+    return model, size3, f"{cfg.name} ({reader.model_name(cfg)})"
 
 
 def overrides_keys(overrides: list[str]) -> set[str]:

@@ -29,18 +29,10 @@ from cnnlab.detect.postprocess import postprocess
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json_atomic
 from cnnlab.rundir import check_out_dir, lock_run_dir, open_run_dir
-from cnnlab.runs import load_run, read_run_config
+from cnnlab.runs import load_run
 
 GRID_IMAGES = 16  # test images drawn in detections.png
 PREDICT_SCORE = 0.25  # predict's default score threshold: what a reader wants listed (mAP uses the run's 0.05)
-
-
-def is_detection_run(run_dir) -> bool:
-    """Whether a run directory's config says ``task: detect`` (False when it cannot be read)."""
-    try:
-        return read_run_config(run_dir).get("task") == "detect"
-    except CnnlabError:
-        return False
 
 
 def check_threshold(name: str, value: float | None) -> None:

@@ -58,7 +58,6 @@ class DetectTask(Task):
     headline = Headline(val_metric="val_map50", test_metric="test_map50", direction="max")
     metrics = {"val_map50": "max", "val_map": "max", "val_loss": "min"}
     validation_keys = ("val_loss", "val_accuracy")  # val_accuracy stays null: the records keep one shape
-    run_kind = "an object-detection run"
     counts_correct = False
     curve_scores = ("mean average precision", {"val_map50": "validation mAP@0.5", "val_map": "validation mAP@[.5:.95]"})
 

@@ -23,6 +23,7 @@ import importlib
 
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.tasks.base import Headline, Task, TaskData
+from cnnlab.tasks.reading import READERS, RunReader, all_readers, get_reader, register_reader
 
 # Built-in tasks: name -> the module that registers it (imported on first use: the detector stays unloaded
 # for classification runs).
@@ -74,4 +75,4 @@ def require_accuracy(cfg, command: str) -> None:
                           f"is not supported by {command} yet (cnnlab sweep optimises its {headline.val_metric})")
 
 
-__all__ = ["require_accuracy", "BUILTIN", "Headline", "Task", "TaskData", "get_task", "register_task", "task_class", "task_names"]
+__all__ = ["RunReader", "all_readers", "get_reader", "register_reader", "READERS", "require_accuracy", "BUILTIN", "Headline", "Task", "TaskData", "get_task", "register_task", "task_class", "task_names"]

@@ -5,7 +5,8 @@ beyond the config's own, before any work), :meth:`Task.load` (the data as train/
 batches on the device), :meth:`Task.build_model`, then the Trainer calls
 :meth:`Task.setup`, :meth:`Task.training_loss` every step and :meth:`Task.validate` every
 epoch, and the run ends with :meth:`Task.test`. The :attr:`Task.headline` says which metric
-a sweep, an ablation or a cross-validation reads.
+a sweep, an ablation or a cross-validation reads. How the read commands use a finished run of
+the task (eval, predict, a video) is its :class:`~cnnlab.tasks.reading.RunReader`.
 """
 
 from __future__ import annotations
@@ -59,8 +60,6 @@ class Task(ABC):
     headline = Headline("val_loss", "test_loss", "min")
     metrics: dict[str, str] = {"val_loss": "min"}  # validation metric -> "min" | "max": what may be monitored
     validation_keys: tuple[str, ...] = ("val_loss",)  # epoch-record keys validation fills (None without val data)
-    run_kind = "a run"  # "an object-detection run": how messages name a run of this task
-    read_commands = "cnnlab eval, predict, profile"  # the commands that read its runs
     counts_correct = False  # whether training_loss returns a count of correct predictions (a training accuracy)
 
     def check(self, cfg) -> None:

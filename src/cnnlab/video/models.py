@@ -33,6 +33,7 @@ class FrameClassifier:
     """A classification run (or ``.onnx`` export): frames -> ``{"top": [{"class", "probability"}, ...]}``."""
 
     kind = "classify"
+    tracks = False  # top-k classes: nothing for a tracker to link
 
     def __init__(self, source: str, k: int = 3) -> None:
         if k < 1:
@@ -84,6 +85,7 @@ class FrameDetector:
     """A detection run: frames -> ``{"boxes": [{"class", "score", "box"}, ...]}`` in the frame's pixels, best first."""
 
     kind = "detect"
+    tracks = True  # boxes: what a tracker links from frame to frame
 
     def __init__(self, source: str, score_threshold: float | None = None, iou_threshold: float | None = None,
                  max_detections: int | None = None) -> None:
@@ -124,15 +126,22 @@ class FrameDetector:
         return out
 
 
+def frame_reader(source: str):
+    """The reader of ``source``'s task; an exported ``.onnx`` is a classifier (read without torch)."""
+    from cnnlab.tasks import get_reader
+
+    if str(source).endswith(".onnx"):
+        return get_reader("classify")
+    from cnnlab.runs import run_reader
+
+    return run_reader(source)
+
+
 def load_frame_model(source: str, *, k: int = 3, score_threshold: float | None = None,
                      iou_threshold: float | None = None, max_detections: int | None = None):
-    """A :class:`FrameDetector` for a detection run, else a :class:`FrameClassifier` (runs and ``.onnx``)."""
-    if not str(source).endswith(".onnx"):
-        from cnnlab.detect.runs import is_detection_run
-
-        if is_detection_run(source):
-            return FrameDetector(source, score_threshold, iou_threshold, max_detections)
-    if score_threshold is not None or iou_threshold is not None or max_detections is not None:
-        raise CnnlabError("--score-threshold, --iou-threshold and --max-detections apply to detection runs "
-                          "(task: detect) only")
-    return FrameClassifier(source, k)
+    """The frame model of ``source``'s task: a :class:`FrameDetector` for a detection run, a
+    :class:`FrameClassifier` for a classification run or ``.onnx`` export (its reader builds it)."""
+    reader = frame_reader(source)
+    options = reader.take_options("video", {"score_threshold": score_threshold, "iou_threshold": iou_threshold,
+                                            "max_detections": max_detections}, source)
+    return reader.frame_model(str(source), k=k, **options)

@@ -71,8 +71,9 @@ class VideoJob:
     def __init__(self, model, video, options: VideoOptions | None = None, draw: bool = False) -> None:
         self.options = (options or VideoOptions()).check()
         self.model = model
-        if self.options.track and model.kind != "detect":
-            raise CnnlabError("--track needs a detection run (task: detect); this is a classifier")
+        if self.options.track and not model.tracks:
+            raise CnnlabError("--track needs a detection run (its boxes are what a tracker links); this model "
+                              "predicts classes")
         self.info: VideoInfo = probe(video, self.options.fps)
         w, h = self.info.width, self.info.height
         self.lines = [LineCounter(parse_line(t, w, h)) for t in self.options.count_lines]
@@ -189,16 +190,10 @@ def predict_video(source, video, *, k: int = 3, score_threshold: float | None = 
     yield from job.records()
 
 
-def _is_detection_run(source) -> bool:
-    from cnnlab.detect.runs import is_detection_run
-
-    return is_detection_run(source)
-
-
 def open_job(source, video, *, k: int = 3, score_threshold: float | None = None, iou_threshold: float | None = None,
              max_detections: int | None = None, draw: bool = False, **options) -> VideoJob:
     """Check the options and the video's header, then load the model: a :class:`VideoJob` ready to iterate."""
-    from cnnlab.video.models import load_frame_model
+    from cnnlab.video.models import frame_reader, load_frame_model
     opts = VideoOptions(score_threshold=score_threshold, **options).check()
     onnx = str(source).endswith(".onnx")  # ONNX Runtime alone: this path never imports torch (nor cnnlab.detect)
     if not onnx:
@@ -211,8 +206,10 @@ def open_job(source, video, *, k: int = 3, score_threshold: float | None = None,
         parse_line(text, info.width, info.height)
     for text in opts.count_regions:
         parse_region(text, info.width, info.height)
-    if opts.track and (onnx or not _is_detection_run(source)):
-        raise CnnlabError(f"--track needs a detection run (task: detect); {source} is not one")
+    reader = frame_reader(source)  # the run's task: whether its predictions are boxes a tracker can link
+    if opts.track and not reader.tracks:
+        raise CnnlabError(f"--track needs a detection run (its boxes are what a tracker links); {source} is "
+                          f"{reader.run_kind}")
     detect_score = score_threshold
     if opts.track:  # ByteTrack's second association needs the weak detections too
         low = TrackerConfig().low_score
