@@ -95,7 +95,7 @@ class DetectTask(Task):
         return build_detector(cfg, input_size, num_classes, pretrained)
 
     def build_model(self, cfg, data: TaskData):
-        device = data.train.data.images.device
+        device = data.train.images.device
         model = build_detector(cfg, data.input_size, data.num_classes).to(device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
