@@ -70,6 +70,16 @@ class ClassifyTask(Task):
     counts_correct = True
     curve_scores = ("accuracy", {"train_accuracy": "train", "val_accuracy": "validation"})
 
+    def dataset_info(self, data_cfg):
+        from cnnlab.classify.data_views import dataset_info  # why lazy: the views load matplotlib; training does not
+
+        return dataset_info(data_cfg)
+
+    def dataset_preview(self, data_cfg, count, seed, augment, notice):
+        from cnnlab.classify.data_views import dataset_preview  # why lazy: as dataset_info
+
+        return dataset_preview(data_cfg, count, seed, augment, notice)
+
     def __init__(self) -> None:
         self.whitening = None  # what train.whitening did to the first conv (for the summary)
 

@@ -61,6 +61,16 @@ class DetectTask(Task):
     counts_correct = False
     curve_scores = ("mean average precision", {"val_map50": "validation mAP@0.5", "val_map": "validation mAP@[.5:.95]"})
 
+    def dataset_info(self, data_cfg):
+        from cnnlab.detect.data_views import dataset_info  # why lazy: the views load matplotlib; training does not
+
+        return dataset_info(data_cfg)
+
+    def dataset_preview(self, data_cfg, count, seed, augment, notice):
+        from cnnlab.detect.data_views import dataset_preview  # why lazy: as dataset_info
+
+        return dataset_preview(data_cfg, count, seed, augment, notice)
+
     def describe_test(self, summary: dict[str, Any]) -> str | None:
         if summary.get("test_map50") is None:
             return None
