@@ -89,7 +89,6 @@ class ClassifyTask(Task):
         return None if "features_from" in cfg.model.options else load_dataset(cfg.data)
 
     def load(self, cfg, device, data, notice) -> TaskData:
-        phases: dict[str, float] = {}
         if "features_from" in cfg.model.options:  # a head trained on cached backbone features (cnnlab.transfer)
             from cnnlab.transfer.features import feature_splits  # why lazy: transfer sits above runs/models
 
@@ -104,17 +103,9 @@ class ClassifyTask(Task):
                 data, stats = adapt_to_weights(data, weights, notice=notice, model_name=cfg.model.name)
             splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last, stats=stats)
         summary: dict[str, Any] = {"skipped_images": len(data.skipped), "skipped_files": data.skipped[:50]}
-        if cfg.schedule.max_lr == "find":  # the range test on a copy of the model; the RNG is left as it was
-            from cnnlab.train.lr_find import apply_found_lr, range_test
-
-            found = range_test(cfg, splits, data, device, notice=notice)
-            apply_found_lr(cfg, found["suggested_lr"])
-            phases["lr_find"] = found["seconds"]
-            summary["lr_find"] = {k: found[k] for k in ("suggested_lr", "min_loss_lr", "steepest_lr", "steps",
-                                                        "stop", "seconds")}
         return TaskData(train=splits.train, val=splits.val, test=splits.test, input_size=tuple(data.input_size),
                         num_classes=data.num_classes, classes=data.classes, mean=splits.mean, std=splits.std,
-                        counts=splits.counts, dataset=data.name, source=data, summary=summary, phases=phases)
+                        counts=splits.counts, dataset=data.name, source=data, summary=summary)
 
     def make_model(self, cfg, input_size, num_classes: int, pretrained: bool = True):
         return build_classifier(cfg, input_size, num_classes, pretrained)

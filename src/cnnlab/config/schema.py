@@ -232,9 +232,7 @@ class ScheduleConfig:
     threshold: float = setting(1e-4, valid=(lambda v: v >= 0, ">= 0"))
     step_epochs: int = setting(10, valid=_int_in(1, MAX_EPOCHS))  # step: cut every this many epochs
     # find: run the lr range test first (cnnlab lr-find) and train at its
-    max_lr: Optional[Literal["find"]] = setting(None,
-                                                tasks=CLASSIFY,
-                                                why='the lr range test (cnnlab lr-find) measures a classification loss')
+    max_lr: Optional[Literal["find"]] = setting(None)
     # suggestion (one-cycle: as peak_lr; other schedules: as optim.lr); give a number through peak_lr / optim.lr
 
 
