@@ -38,10 +38,10 @@ def input_stats(cfg, splits, notice) -> tuple[list[float] | None, list[float] | 
         return None, None
     mean, std = list(splits.mean), list(splits.std)
     weights = cfg.model.options.get("weights")
-    if isinstance(weights, str) and weights != "download":
+    if isinstance(weights, str):  # a file, a run, a tag (in1k) or torchvision's download
         from cnnlab.transfer.adapt import weights_input  # why lazy: transfer sits above detect's model
 
-        size, w_mean, w_std = weights_input(weights)
+        size, w_mean, w_std = weights_input(weights, cfg.model.name)
         if w_mean is not None and w_std is not None:
             if len(w_mean) != len(mean):
                 raise CnnlabError(f"model.weights {weights} was trained on {len(w_mean)}-channel images but "
