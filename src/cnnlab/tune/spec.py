@@ -263,9 +263,9 @@ def spec_from_dict(raw: dict, default_name: str = "sweep", folder: Path | None =
                           f"{base_cfg.data.val}{' and data.final_fit=true' if base_cfg.data.final_fit else ''}; "
                           "add `data.val: split` to the spec's overrides")
 
-    _, sampler_options, sampler = build_choice(top.sampler, SAMPLERS, "sampler", DEFAULT_SAMPLER)
+    sampler_options, sampler = build_choice(top.sampler, SAMPLERS, "sampler", DEFAULT_SAMPLER)
     sampler["seed"] = sampler_options.seed  # written out: a resumed sweep draws with the same seed
-    _, _, pruner = build_choice(top.pruner, PRUNERS, "pruner", DEFAULT_PRUNER)
+    _, pruner = build_choice(top.pruner, PRUNERS, "pruner", DEFAULT_PRUNER)
     for section, checked in (("sampler", sampler), ("pruner", pruner)):
         if raw.get(section):  # the spec as stored in the sweep directory holds the checked section
             raw[section] = checked
@@ -282,7 +282,8 @@ def spec_from_dict(raw: dict, default_name: str = "sweep", folder: Path | None =
         _check_key_values(p, base_raw, overrides, base_cfg.model.name, space)
 
     spec = SweepSpec(name=check_name(top.name or default_name, "the sweep's name"),
-                     description=" ".join((top.description or "").split()), base=base, base_raw=base_raw, overrides=overrides, space=space, metric=metric, direction=direction,
+                     description=" ".join((top.description or "").split()), base=base, base_raw=base_raw,
+                     overrides=overrides, space=space, metric=metric, direction=direction,
                      sampler=sampler, pruner=pruner, trials=trials, timeout=timeout, source=raw)
     if sampler["name"] == "grid":
         if any(p.when for p in space):

@@ -8,7 +8,7 @@ itself. The reference in docs/manual/tune.md is :func:`reference_markdown` (a te
 equal; ``python -m cnnlab.tune.spec_schema`` prints it).
 
 >>> build_choice({"name": "median", "warmup_epochs": 1}, PRUNERS, "pruner", DEFAULT_PRUNER)
-('median', MedianPruner(startup_trials=5, warmup_epochs=1), {'name': 'median', 'warmup_epochs': 1})
+(MedianPruner(startup_trials=5, warmup_epochs=1), {'name': 'median', 'warmup_epochs': 1})
 >>> build_choice({"name": "median", "warmup": 1}, PRUNERS, "pruner", DEFAULT_PRUNER)
 Traceback (most recent call last):
 ...
@@ -129,9 +129,9 @@ def spec_file(raw: dict) -> SweepSpecFile:
     return validate_section(SweepSpecFile, raw, unknown="sweep spec key")
 
 
-def build_choice(section: Any, kinds: dict[str, type], what: str, default: str) -> tuple[str, Any, dict]:
-    """A ``sampler`` or ``pruner`` section: ``(name, its options with defaults, the section as written,
-    its values checked)``. An empty section is the default kind."""
+def build_choice(section: Any, kinds: dict[str, type], what: str, default: str) -> tuple[Any, dict]:
+    """A ``sampler`` or ``pruner`` section: ``(its options with defaults, the section as written with its
+    values checked)``. A section without a ``name`` (or none at all) is the ``default`` kind."""
     if section is None:
         section = {}
     if not isinstance(section, dict):
@@ -141,7 +141,7 @@ def build_choice(section: Any, kinds: dict[str, type], what: str, default: str) 
         raise CnnlabError(f"unknown {what} {short_repr(name)}; {did_you_mean(str(name), kinds)}")
     options = {k: v for k, v in section.items() if k != "name"}
     built = validate_section(kinds[name], options, f"{what}.", unknown=f"{what} '{name}' option")
-    return name, built, {"name": name, **{k: getattr(built, k) for k in options}}
+    return built, {"name": name, **{k: getattr(built, k) for k in options}}
 
 
 def choice_options(section: dict, kinds: dict[str, type]):
