@@ -404,7 +404,7 @@ def format_table(record: dict) -> str:
     lines = [f"{'variant':<30}{'test ' + name:>22}{'median':>9}{'vs ref (' + unit + ')':>24}{'train s':>14}"]
     for r in record["variants"]:
         value = "-" if r["test_metric_mean"] is None else f"{r['test_metric_mean']:.4f} ± {r['test_metric_std']:.4f}"
-        delta = f"{scale * r['delta_metric']:+.2f} {r['effect']}" if r.get("delta_metric") is not None else ""
+        delta = f"{scale * r['delta_metric']:+.2f} {r['effect']:<6}" if r.get("delta_metric") is not None else ""
         secs = "-" if r["train_seconds_mean"] is None else f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}"
         med = r.get("test_metric_median")
         med = "-" if med is None else f"{med:.4f}"
