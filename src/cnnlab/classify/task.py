@@ -14,8 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cnnlab.data.datasets import load_dataset
+from cnnlab.data.datasets import ImageData, load_dataset
 from cnnlab.data.pipeline import make_splits
+from cnnlab.data.splits import limit_train
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, model_arguments
 from cnnlab.models.shapes import feature_shape
@@ -64,7 +65,8 @@ def build_classifier(cfg: Config, input_size: tuple[int, int, int], num_classes:
 
 @register_task("classify")
 class ClassifyTask(Task):
-    headline = Headline(val_metric="val_accuracy", test_metric="test_accuracy", direction="max")
+    headline = Headline(val_metric="val_accuracy", test_metric="test_accuracy", direction="max", label="accuracy",
+                        fraction=True)
     metrics = {"val_accuracy": "max", "val_loss": "min"}
     validation_keys = ("val_loss", "val_accuracy")
     counts_correct = True
@@ -87,6 +89,21 @@ class ClassifyTask(Task):
 
     def load_source(self, cfg):
         return None if "features_from" in cfg.model.options else load_dataset(cfg.data)
+
+    def cv_items(self, cfg, data):
+        """The training images (after ``data.limit_train``, each class keeping its share); folds are stratified."""
+        data = data if data is not None else load_dataset(cfg.data)
+        x, y = data.train_x, data.train_y
+        keep = limit_train(y.numpy(), cfg.data.limit_train, cfg.train.seed)
+        if keep is not None:
+            x, y = x[keep], y[keep]
+        items = ImageData(data.name, x, y, data.test_x, data.test_y, data.classes, data.source, data.skipped)
+        return items, len(y), y.numpy()
+
+    def fold_data(self, items, train_index, held_index, fold: int):
+        x, y = items.train_x, items.train_y
+        return ImageData(f"{items.name}-fold{fold}", x[train_index], y[train_index], x[held_index], y[held_index],
+                         items.classes, items.source, items.skipped)
 
     def load(self, cfg, device, data, notice) -> TaskData:
         if "features_from" in cfg.model.options:  # a head trained on cached backbone features (cnnlab.transfer)

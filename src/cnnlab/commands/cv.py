@@ -7,10 +7,12 @@ from cnnlab.commands.common import notice, print_json
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "cv", help="stratified k-fold cross-validation of a config",
-        description=("Split the training images into K stratified folds; train CONFIG K times, each time holding "
-                     "out one fold, and report the accuracy on each held-out fold with the mean ± std. Each fold "
-                     "is a run directory under OUT/folds/; cv.json holds the numbers."))
+        "cv", help="k-fold cross-validation of a config (stratified for classifiers, shuffled for detectors)",
+        description=("Split the training images into K folds (a classifier's stratified by class, a detector's "
+                     "shuffled images with their boxes); train CONFIG K times, each time holding out one fold, and "
+                     "report the task's test metric (accuracy; a detector's mAP@0.5) on each held-out fold with the "
+                     "mean ± std. Each fold is a run directory under OUT/folds/; cv.json holds the numbers, "
+                     "folds.json the held-out items of each fold."))
     p.add_argument("config", help="preset name or YAML file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--folds", type=int, default=5, help="number of folds K (default 5)")
@@ -37,10 +39,14 @@ def run(args) -> int:
     if args.json:
         print_json(record)
         return 0
+    from cnnlab.tasks import task_class
+
+    metric, name = record["metric"], task_class(cfg.task).headline.name
     for r in record["per_fold"]:
-        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
-        print(f"fold {r['fold']}  accuracy {acc}  ({r['held_out_images']} held out, {r['train_images']} trained on)")
-    if record["mean_accuracy"] is not None:
-        print(f"mean accuracy {record['mean_accuracy']:.4f} ± {record['std_accuracy']:.4f} over {record['folds']} folds")
+        value = "-" if r[metric] is None else f"{r[metric]:.4f}"
+        print(f"fold {r['fold']}  {name} {value}  ({r['held_out_images']} held out, {r['train_images']} trained on)")
+    if record["test_metric_mean"] is not None:
+        print(f"mean {name} {record['test_metric_mean']:.4f} ± {record['test_metric_std']:.4f} "
+              f"over {record['folds']} folds")
     notice(f"cv directory: {out}")
     return 0

@@ -37,6 +37,11 @@ def out_of_scope(cfg: Config) -> list[tuple[str, str]]:
     return found
 
 
+def refusal(task: str, key: str, why: str) -> str:
+    """The scope's one reason: ``data.augment.rotate is not supported with task=detect: <why>``."""
+    return f"{key} is not supported with task={task}: {why}"
+
+
 def check_scope(cfg: Config) -> None:
     """Refuse (one line) the first setting ``cfg.task`` would ignore; the others are named after it."""
     found = out_of_scope(cfg)
@@ -44,4 +49,4 @@ def check_scope(cfg: Config) -> None:
         return
     (key, why), others = found[0], [k for k, _ in found[1:]]
     more = f" (nor {', '.join(others)})" if others else ""
-    raise CnnlabError(f"{key} is not supported with task={cfg.task}: {why}; remove it from the config{more}")
+    raise CnnlabError(f"{refusal(cfg.task, key, why)}; remove it from the config{more}")

@@ -359,10 +359,47 @@ def choose_detection_split(n: int, cfg: DataConfig, seed: int) -> tuple[np.ndarr
     return np.sort(index[order[held:]]), np.sort(index[order[:held]])
 
 
-def load_detection_data(cfg: Config, device: torch.device | str = "cpu") -> DetectionSplits:
-    """Read, letterbox and split the detection dataset of ``cfg.data``; everything on ``device``."""
+@dataclass
+class DetectionSource:
+    """A detection dataset read once on the CPU, before a run's own split choice: what many runs share
+    (an ablation's variants, a sweep's trials) and what cross-validation deals into folds."""
+
+    train: DetectionData
+    test: DetectionData
+    classes: list[str]
+    counts: dict[str, int]
+    source: str
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in self.train.images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def fold(self, train_index, held_index) -> "DetectionSource":
+        """The training images at ``train_index`` as the training split and those at ``held_index`` as the test split."""
+        train, test = self.train.subset(train_index), self.train.subset(held_index)
+        counts = {**self.counts, "images_without_boxes": sum(int(b.shape[0] == 0) for d in (train, test)
+                                                             for b in d.boxes)}
+        return DetectionSource(train, test, list(self.classes), counts, self.source)
+
+
+def read_detection_source(cfg: DataConfig) -> DetectionSource:
+    """:func:`read_detection_dataset` as one :class:`DetectionSource`."""
+    return DetectionSource(*read_detection_dataset(cfg))
+
+
+def load_detection_data(cfg: Config, device: torch.device | str = "cpu",
+                        source: DetectionSource | None = None) -> DetectionSplits:
+    """Read (or take ``source``, already read), letterbox and split the detection dataset of ``cfg.data``;
+    everything on ``device``."""
     data = cfg.data
-    train, test, classes, counts, source = read_detection_dataset(data)
+    if source is None:
+        source = read_detection_source(data)
+    train, test, classes, counts = source.train, source.test, list(source.classes), dict(source.counts)
+    source = source.source
     keep, held = choose_detection_split(len(train), data, cfg.train.seed)
     val = None
     if held is not None:

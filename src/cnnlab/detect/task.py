@@ -15,12 +15,13 @@ Headline(val_metric='val_map50', test_metric='test_map50', direction='max')
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 import torch
 
-from cnnlab.data.detection import load_detection_data
+from cnnlab.data.detection import choose_detection_split, load_detection_data, read_detection_source
 from cnnlab.detect.batches import DetectionBatches
 from cnnlab.detect.evaluate import detect_batches
 from cnnlab.detect.loss import DetectionLoss
@@ -55,7 +56,8 @@ def input_stats(cfg, splits, notice) -> tuple[list[float] | None, list[float] | 
 
 @register_task("detect")
 class DetectTask(Task):
-    headline = Headline(val_metric="val_map50", test_metric="test_map50", direction="max")
+    headline = Headline(val_metric="val_map50", test_metric="test_map50", direction="max", label="mAP@0.5",
+                        fraction=True)
     metrics = {"val_map50": "max", "val_map": "max", "val_loss": "min"}
     validation_keys = ("val_loss", "val_accuracy")  # val_accuracy stays null: the records keep one shape
     counts_correct = False
@@ -84,8 +86,23 @@ class DetectTask(Task):
 
     # ------------------------------------------------------------------ data and model
 
+    def load_source(self, cfg):
+        """The train and test images with their boxes, decoded once on the CPU (a sweep's trials share them)."""
+        return read_detection_source(cfg.data)
+
+    def cv_items(self, cfg, data):
+        """The training images (after ``data.limit_train``) with their boxes; folds are plain shuffled ones."""
+        data = data if data is not None else read_detection_source(cfg.data)
+        # the same draw of limit_train as a run's (choose_detection_split); no validation split is held out here
+        keep, _ = choose_detection_split(len(data.train), dataclasses.replace(cfg.data, val="none"), cfg.train.seed)
+        items = data.fold(keep, []) if len(keep) < len(data.train) else data
+        return items, len(items.train), None
+
+    def fold_data(self, items, train_index, held_index, fold: int):
+        return items.fold(train_index, held_index)
+
     def load(self, cfg, device, data, notice) -> TaskData:
-        splits = load_detection_data(cfg, device)
+        splits = load_detection_data(cfg, device, data)
         mean, std = input_stats(cfg, splits, notice)
         classes = list(splits.classes)
         train = DetectionBatches(splits.train, cfg.data.batch_size, shuffle=True, augment=cfg.data.augment,

@@ -65,14 +65,16 @@ def get_task(name: str) -> Task:
 
 
 def require_accuracy(cfg, command: str) -> None:
-    """Refuse ``command`` (an ablation, a cross-validation) for a task whose headline is not test accuracy.
+    """Refuse ``command`` (bagging, boosting) for a task whose headline is not test accuracy.
 
-    They compare classification accuracies; a sweep optimises any task's headline metric.
+    They combine classifiers' class probabilities; sweeps, ablations and cross-validation read any
+    task's headline metric.
     """
     headline = task_class(cfg.task).headline
     if headline.test_metric != "test_accuracy":
-        raise CnnlabError(f"{command} compares test accuracies; task={cfg.task} reports {headline.test_metric} and "
-                          f"is not supported by {command} yet (cnnlab sweep optimises its {headline.val_metric})")
+        raise CnnlabError(f"{command} combines classifiers' class probabilities; task={cfg.task} reports "
+                          f"{headline.test_metric} and is not supported by {command} (cnnlab sweep, ablate and cv "
+                          f"take any task)")
 
 
 __all__ = ["RunReader", "all_readers", "get_reader", "register_reader", "READERS", "require_accuracy", "BUILTIN", "Headline", "Task", "TaskData", "get_task", "register_task", "task_class", "task_names"]

@@ -32,6 +32,21 @@ class Headline:
     val_metric: str
     test_metric: str
     direction: str = "max"
+    # How reports name the test metric ("accuracy", "mAP@0.5"; default: its key without "test_") and whether
+    # it is a fraction in [0, 1] (changes are then shown in points, x100). Out of the repr: it is display only.
+    label: str = field(default="", repr=False)
+    fraction: bool = field(default=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The test metric as a report names it: ``accuracy``, ``mAP@0.5``."""
+        return self.label or self.test_metric.removeprefix("test_").replace("_", " ")
+
+    def better(self, change: float) -> str:
+        """``"better"``, ``"worse"`` or ``"same"``: what a change of the metric by ``change`` means."""
+        if change == 0:
+            return "same"
+        return "better" if (change > 0) == (self.direction == "max") else "worse"
 
 
 @dataclass
@@ -76,6 +91,17 @@ class Task(ABC):
     def load_source(self, cfg):
         """The dataset of ``cfg`` decoded once, for many runs to share (sweeps, ablations); None: each run loads."""
         return None
+
+    def cv_items(self, cfg, data) -> tuple[Any, int, Any]:
+        """What ``cnnlab cv`` deals into folds: ``(items, count, strata)`` -- the training split of ``data``
+        (a :meth:`load_source`, or None) after ``data.limit_train``, how many items it holds, and per item the
+        class to stratify the folds by (a NumPy array; None: plain shuffled folds)."""
+        raise CnnlabError(f"cnnlab cv does not support task={self.name} yet")
+
+    def fold_data(self, items, train_index, held_index, fold: int):
+        """The ``data`` a run of this task takes to train on ``items[train_index]`` and test on ``items[held_index]``
+        (index arrays into :meth:`cv_items`' items)."""
+        raise CnnlabError(f"cnnlab cv does not support task={self.name} yet")
 
     def objective_metrics(self) -> dict[str, str]:
         """What a sweep may optimise: ``{metric: "maximize" | "minimize"}`` (validation and training metrics)."""

@@ -1,4 +1,7 @@
-"""Ablation: how much each technique buys, in test accuracy and in training time.
+"""Ablation: how much each technique buys, in the task's headline test metric and in training time.
+
+The metric is the base config's task's (:attr:`cnnlab.tasks.base.Task.headline`): test accuracy
+for a classifier, test mAP@0.5 (``test_map50``) for a detector; the record's ``metric`` names it.
 
 Each technique knows how to switch itself on and off in a config::
 
@@ -18,7 +21,11 @@ setting where it uses the technique, the default above where it does not); the *
 baseline has every one off. Variants: full, plain, full minus each technique
 (leave-one-out) and plain plus each technique (add-one), each trained with ``--seeds``
 seeds (``train.seed`` = the config's seed + i). A technique the model cannot switch (no
-``residual`` option, no ``norm`` option) is reported as not applicable with the reason.
+``residual`` option, no ``norm`` option) is reported as not applicable with the reason. A
+technique whose switch sets a key the task does not use (``config/scope.py``: label smoothing
+for a detector) is left out of the default set with a one-line notice, and refused in one line
+when ``--techniques`` names it. A detector's default augmentation is box-aware (scale and
+translate jitter, plus horizontal flips for photographs).
 
 >>> from cnnlab.config import load_config
 >>> t = TECHNIQUES["weight_decay"]
@@ -39,13 +46,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnnlab.config import Config, config_to_dict, config_with_overrides
-from cnnlab.data.datasets import load_dataset
+from cnnlab.config.scope import check_scope, out_of_scope, refusal
 from cnnlab.errors import CnnlabError, check_int_range, did_you_mean
 from cnnlab.fileio import atomic_path, write_json_atomic
 from cnnlab.models.registry import model_arguments
 from cnnlab.rundir import check_out_dir, open_run_dir
 from cnnlab.runs import build_model, config_inputs
-from cnnlab.tasks import require_accuracy
+from cnnlab.tasks import get_task, task_class
 from cnnlab.train.run import train
 
 
@@ -60,7 +67,13 @@ def _augment_is_on(cfg: Config) -> bool:
 
 
 def _default_augment(cfg: Config) -> dict:
-    """A mild default for recipes without augmentation: digits are not flipped; photos are."""
+    """A mild default for recipes without augmentation: digits are not flipped; photos are.
+
+    A detector's is box-aware (the boxes move with the pixels): scale and translate jitter.
+    """
+    if cfg.task == "detect":
+        flip = {} if cfg.data.name == "mnist-scenes" else {"data.augment.hflip": 0.5}
+        return {"data.augment.scale": 0.1, "data.augment.translate": 0.05, **flip}
     if cfg.data.name in ("mnist",):
         return {"data.augment.crop_padding": 2, "data.augment.rotate": 10.0}
     return {"data.augment.crop_padding": 4 if (cfg.data.image_size or 32) >= 32 else 2,
@@ -222,22 +235,40 @@ def _no_model_effect(cfg: Config, on: dict, off: dict, input_size, num_classes: 
     return f"{shown} changes nothing in model '{cfg.model.name}' as configured (it builds the same layers)"
 
 
-def plan(cfg: Config, names: list[str], input_size=None, num_classes: int = 10) -> tuple[list[Variant], dict[str, dict]]:
+def _out_of_scope(cfg: Config, on: dict, off: dict) -> str | None:
+    """The scope's reason (config/scope.py) when switching the technique sets a key ``cfg.task`` does not use."""
+    base = config_to_dict(cfg)
+    for overrides in (on, off):
+        for key, why in out_of_scope(_apply(base, overrides)):
+            return refusal(cfg.task, key, why)
+    return None
+
+
+def plan(cfg: Config, names: list[str], input_size=None, num_classes: int = 10,
+         refuse_scope: bool = False) -> tuple[list[Variant], dict[str, dict]]:
     """The variants to train and, per technique, its on/off overrides or why it does not apply.
 
     With ``input_size`` (C, H, W) given, a model option whose on and off settings build the same
     network (e.g. dropout where the model puts it on dense layers but has none) is not applicable.
+    A technique whose switch sets a key the task does not use is not applicable with the scope's
+    reason and ``out_of_scope: true`` -- or, with ``refuse_scope`` (techniques named on the command line),
+    refused in one line.
     """
     info: dict[str, dict] = {}
     for n in names:
         t = known_techniques()[n]
         on, off = t.on(cfg), t.off(cfg)
         reason = on if isinstance(on, str) else off if isinstance(off, str) else None
+        scoped = reason is None and (reason := _out_of_scope(cfg, on, off)) is not None
         if reason is None:
             reason = _no_model_effect(cfg, on, off, input_size, num_classes)
         info[n] = {"title": t.title, "applicable": reason is None, "reason": reason,
                    "on": None if reason else on, "off": None if reason else off,
                    "in_recipe": None if reason else _in_recipe(cfg, on, off)}
+        if scoped:
+            if refuse_scope:
+                raise CnnlabError(f"technique '{n}' cannot be ablated: {reason}; leave it out of --techniques")
+            info[n]["out_of_scope"] = True
     usable = [n for n in names if info[n]["applicable"]]
     if not usable:
         raise CnnlabError(f"none of the techniques {', '.join(names)} can be switched in this config: " +
@@ -269,21 +300,52 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _scope_notice(cfg: Config, info: dict[str, dict]) -> None:
+    """One line naming the default techniques left out because the task does not use what they set."""
+    scoped = [n for n, t in info.items() if t.get("out_of_scope")]
+    if scoped:
+        print(f"cnnlab ablate: task={cfg.task} leaves out {', '.join(scoped)} (" +
+              "; ".join(info[n]["reason"] for n in scoped) + ")", file=sys.stderr, flush=True)
+
+
+def _stats(runs: list[dict], metric: str) -> dict:
+    """A variant's metric and seconds over its seeds: the generic keys, and classification's own as they were."""
+    values = [r[metric] for r in runs]
+    mean, std = _mean_std(values)
+    finite = [v for v in values if v is not None]
+    median = statistics.median(finite) if finite else None
+    out = {"test_metric_mean": mean, "test_metric_std": std, "test_metric_median": median}
+    if metric == "test_accuracy":  # the keys readers of classification ablations know
+        out = {"test_accuracy_mean": mean, "test_accuracy_std": std, "test_accuracy_median": median, **out}
+    sec_mean, sec_std = _mean_std([r["train_seconds"] for r in runs])
+    return {**out, "train_seconds_mean": sec_mean, "train_seconds_std": sec_std}
+
+
 def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None = None, seeds: int = 1,
                  overwrite: bool = False, quiet: bool = False, source: str = "") -> dict:
     """Train every variant with every seed into ``out/variants/``; write ``ablation.json`` and ``ablation.png``.
 
-    Returns the ablation record (also ``summary.json``): per variant the test accuracy mean and
-    standard deviation over seeds, the training seconds, and the change against the reference
-    (full for leave-one-out, plain for add-one).
+    Returns the ablation record (also ``summary.json``): ``metric`` names the task's headline test
+    metric (``test_accuracy``, ``test_map50``); per variant its mean, standard deviation and median
+    over seeds (``test_metric_mean``, ...; a classifier's also as ``test_accuracy_mean``, ...), the
+    training seconds, and the change against the reference (full for leave-one-out, plain for
+    add-one: ``delta_metric``, with ``effect`` better/worse by the metric's direction).
+    ``techniques=None`` is the default set, less what the task does not use (a notice says which).
     """
 
     check_int_range("--seeds", seeds, 1, 100, "each seed trains every variant once more")
     out = Path(out)
-    require_accuracy(cfg, "cnnlab ablate")  # before anything is created
+    task = get_task(cfg.task)
+    headline, metric = task.headline, task.headline.test_metric
+    check_scope(cfg)  # before anything is created: every variant would refuse it
+    task.check(cfg)
     check_out_dir(out, overwrite, kind="ablation", inputs=config_inputs(cfg, source))
-    data = load_dataset(cfg.data)  # the variants differ in normalisation/augmentation, never in the files read
-    variants, info = plan(cfg, techniques or list(TECHNIQUES), data.input_size, data.num_classes)
+    names = techniques or list(TECHNIQUES)
+    plan(cfg, names, refuse_scope=bool(techniques))  # refusals that need no data, before it is read
+    data = task.load_source(cfg)  # the variants differ in normalisation/augmentation, never in the files read
+    shape = (data.input_size, data.num_classes) if data is not None else (None, 10)
+    variants, info = plan(cfg, names, *shape)
+    _scope_notice(cfg, info)
     base_raw = config_to_dict(cfg)
     configs = {v.name: _apply(base_raw, v.overrides) for v in variants}  # every variant validates before work
     results: list[dict] = []
@@ -297,30 +359,30 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
                 slug = v.name.replace(" - ", "-minus-").replace(" + ", "-plus-")
                 run_dir = out / "variants" / f"{slug}-seed{s}"
                 summary = train(vcfg, run_dir, data=data, quiet=True)
-                runs.append({"seed": vcfg.train.seed, "test_accuracy": summary.get("test_accuracy"),
+                runs.append({"seed": vcfg.train.seed, metric: summary.get(metric),
                              "train_seconds": summary.get("train_seconds"), "status": summary.get("status"),
                              "run_dir": str(run_dir)})
                 if not quiet:
-                    acc = summary.get("test_accuracy")
-                    print(f"[{i * seeds + s + 1}/{total}] {v.name:<28} seed {vcfg.train.seed}  test accuracy "
-                          f"{'-' if acc is None else f'{acc:.4f}'}  {summary.get('train_seconds', 0):.1f}s",
+                    value = summary.get(metric)
+                    print(f"[{i * seeds + s + 1}/{total}] {v.name:<28} seed {vcfg.train.seed}  test {headline.name} "
+                          f"{'-' if value is None else f'{value:.4f}'}  {summary.get('train_seconds', 0):.1f}s",
                           file=sys.stderr, flush=True)
-            acc_mean, acc_std = _mean_std([r["test_accuracy"] for r in runs])
-            accs = [r["test_accuracy"] for r in runs if r["test_accuracy"] is not None]
-            sec_mean, sec_std = _mean_std([r["train_seconds"] for r in runs])
             results.append({"variant": v.name, "kind": v.kind, "technique": v.technique, "overrides": v.overrides,
-                            "test_accuracy_mean": acc_mean, "test_accuracy_std": acc_std,
-                            "test_accuracy_median": statistics.median(accs) if accs else None,
-                            "train_seconds_mean": sec_mean, "train_seconds_std": sec_std, "runs": runs})
+                            **_stats(runs, metric), "runs": runs})
         ref = {r["kind"]: r for r in results if r["kind"] in ("full", "plain")}
         for r in results:
             base = ref["full"] if r["kind"] == "leave-one-out" else ref["plain"] if r["kind"] == "add-one" else None
-            if base is not None and r["test_accuracy_mean"] is not None and base["test_accuracy_mean"] is not None:
-                r["delta_accuracy"] = r["test_accuracy_mean"] - base["test_accuracy_mean"]
+            if base is not None and r["test_metric_mean"] is not None and base["test_metric_mean"] is not None:
+                delta = r["test_metric_mean"] - base["test_metric_mean"]
+                if metric == "test_accuracy":
+                    r["delta_accuracy"] = delta
+                r["delta_metric"] = delta
+                r["effect"] = headline.better(delta)
                 r["delta_seconds"] = r["train_seconds_mean"] - base["train_seconds_mean"]
-        record = {"kind": "ablation", "config": source or cfg.name, "seeds": seeds, "techniques": info,
+        record = {"kind": "ablation", "config": source or cfg.name, "task": cfg.task, "metric": metric,
+                  "direction": headline.direction, "seeds": seeds, "techniques": info,
                   "variants": results, "wall_seconds": round(time.perf_counter() - start, 3),
-                  "test_accuracy": ref["full"]["test_accuracy_mean"],
+                  metric: ref["full"]["test_metric_mean"],  # the full recipe's, under the summary's own key
                   "train_seconds": round(sum(r["train_seconds_mean"] or 0 for r in results) * seeds, 3)}
         write_json_atomic(out / "ablation.json", record)
         write_json_atomic(out / "summary.json", record)
@@ -328,54 +390,65 @@ def run_ablation(cfg: Config, out: str | Path, *, techniques: list[str] | None =
     return record
 
 
+def _display(record: dict) -> tuple[str, str, float, str]:
+    """(the metric's name, its key, the scale of a change, the change's unit) for the table and the plot."""
+    headline = task_class(record.get("task", "classify")).headline
+    return headline.name, record.get("metric", "test_accuracy"), *((100.0, "points") if headline.fraction
+                                                                   else (1.0, "change"))
+
+
 def format_table(record: dict) -> str:
-    """The table: variant, test accuracy mean ± std, change vs its reference (points), training seconds."""
+    """The table: variant, test metric mean ± std and median, change vs its reference (better/worse), seconds."""
     seeds = record["seeds"]
-    lines = [f"{'variant':<30}{'test accuracy':>22}{'median':>9}{'vs ref (points)':>17}{'train s':>14}"]
+    name, _, scale, unit = _display(record)
+    lines = [f"{'variant':<30}{'test ' + name:>22}{'median':>9}{'vs ref (' + unit + ')':>24}{'train s':>14}"]
     for r in record["variants"]:
-        acc = "-" if r["test_accuracy_mean"] is None else \
-            f"{r['test_accuracy_mean']:.4f} ± {r['test_accuracy_std']:.4f}"
-        delta = f"{100 * r['delta_accuracy']:+.2f}" if r.get("delta_accuracy") is not None else ""
+        value = "-" if r["test_metric_mean"] is None else f"{r['test_metric_mean']:.4f} ± {r['test_metric_std']:.4f}"
+        delta = f"{scale * r['delta_metric']:+.2f} {r['effect']:<6}" if r.get("delta_metric") is not None else ""
         secs = "-" if r["train_seconds_mean"] is None else f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}"
-        med = r.get("test_accuracy_median")
+        med = r.get("test_metric_median")
         med = "-" if med is None else f"{med:.4f}"
-        lines.append(f"{r['variant']:<30}{acc:>22}{med:>9}{delta:>17}{secs:>14}")
-    for name, t in record["techniques"].items():
+        lines.append(f"{r['variant']:<30}{value:>22}{med:>9}{delta:>24}{secs:>14}")
+    for n, t in record["techniques"].items():
         if not t["applicable"]:
-            lines.append(f"{'(' + name + ')':<30}  not applicable: {t['reason']}")
+            lines.append(f"{'(' + n + ')':<30}  not applicable: {t['reason']}")
     lines.append(f"mean ± std over {seeds} seed(s); 'vs ref' = change against full (leave-one-out) or plain (add-one)")
     return "\n".join(lines)
 
 
 def plot_ablation(record: dict, path: Path) -> None:
-    """Two bar charts: accuracy lost removing each technique from the full recipe, gained adding it to plain."""
+    """Two bar charts of the test metric: lost removing each technique from the full recipe, gained adding it to plain."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    name, metric, scale, unit = _display(record)
+    better = "> 0" if record.get("direction", "max") == "max" else "< 0"
     panels = [("leave-one-out", "full recipe minus one technique", "#c44e52"),
               ("add-one", "plain baseline plus one technique", "#4c72b0")]
     rows = max(1, max(sum(r["kind"] == k for r in record["variants"]) for k, _, _ in panels))
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * rows + 2), sharey=False)
     for ax, (kind, title, colour) in zip(axes, panels):
-        items = [r for r in record["variants"] if r["kind"] == kind and r.get("delta_accuracy") is not None]
+        items = [r for r in record["variants"] if r["kind"] == kind and r.get("delta_metric") is not None]
         names = [r["technique"] for r in items][::-1]
-        deltas = [100 * r["delta_accuracy"] for r in items][::-1]
-        errs = [100 * (r["test_accuracy_std"] or 0) for r in items][::-1]
+        deltas = [scale * r["delta_metric"] for r in items][::-1]
+        errs = [scale * (r["test_metric_std"] or 0) for r in items][::-1]
         ax.barh(names, deltas, xerr=errs if record["seeds"] > 1 else None, color=colour, alpha=0.85)
         ax.axvline(0, color="black", lw=0.8)
         ref = next(r for r in record["variants"] if r["kind"] == ("full" if kind == "leave-one-out" else "plain"))
         if record["seeds"] > 1:  # each seed against the reference's run with the same seed: shows a diverged seed
-            ref_by_seed = {run["seed"]: run["test_accuracy"] for run in ref["runs"]}
+            ref_by_seed = {run["seed"]: run[metric] for run in ref["runs"]}
             for y, r in enumerate(items[::-1]):
-                paired = [100 * (run["test_accuracy"] - ref_by_seed[run["seed"]]) for run in r["runs"]
-                          if run["test_accuracy"] is not None and ref_by_seed.get(run["seed"]) is not None]
+                paired = [scale * (run[metric] - ref_by_seed[run["seed"]]) for run in r["runs"]
+                          if run[metric] is not None and ref_by_seed.get(run["seed"]) is not None]
                 ax.scatter(paired, [y] * len(paired), s=14, color="black", zorder=3,
                            label="each seed vs the reference's same seed" if y == 0 else None)
             ax.legend(fontsize=8, loc="lower right")
-        ax.set_title(f"{title}\n(reference {100 * (ref['test_accuracy_mean'] or 0):.2f}%)", fontsize=10)
-        ax.set_xlabel("change in test accuracy (points)")
+        shown = (f"{100 * (ref['test_metric_mean'] or 0):.2f}%" if unit == "points"
+                 else f"{ref['test_metric_mean'] or 0:.4f}")
+        ax.set_title(f"{title}\n(reference test {name} {shown})", fontsize=10)
+        ax.set_xlabel(f"change in test {name} ({unit}; {better} is better)")
         ax.grid(axis="x", alpha=0.3)
     na = [n for n, t in record["techniques"].items() if not t["applicable"]]
     fig.suptitle(f"ablation of {record['config']} ({record['seeds']} seed(s); error bars: std over seeds)"

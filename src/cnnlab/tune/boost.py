@@ -39,6 +39,7 @@ from cnnlab.errors import CnnlabError, check_int_range
 from cnnlab.fileio import write_json_atomic
 from cnnlab.rundir import check_out_dir, open_run_dir
 from cnnlab.runs import config_inputs, load_run
+from cnnlab.tasks import require_accuracy
 from cnnlab.train.run import train
 from cnnlab.tune.ensemble import predict_probabilities
 
@@ -73,6 +74,7 @@ def run_boosting(cfg, out: str | Path, k: int, *, overwrite: bool = False, quiet
     """Train up to ``k`` SAMME members into ``out/members/``; write ``ensemble.json`` (= ``summary.json``)."""
 
     check_int_range("--boost", k, 2, 100, "each round is a full training run")
+    require_accuracy(cfg, "cnnlab ensemble --boost")  # before anything is read or created
     out = Path(out)
     check_out_dir(out, overwrite, kind="ensemble", inputs=config_inputs(cfg, source))
     data = load_dataset(cfg.data)

@@ -45,6 +45,7 @@ from cnnlab.errors import CnnlabError, check_int_range
 from cnnlab.fileio import write_json_atomic
 from cnnlab.rundir import check_out_dir, open_run_dir
 from cnnlab.runs import config_inputs, load_run
+from cnnlab.tasks import require_accuracy
 from cnnlab.train.run import train
 
 METHODS = ("mean", "vote", "stack")
@@ -254,6 +255,7 @@ def run_bagging(cfg, out: str | Path, k: int, method: str = "mean", *, overwrite
     """
 
     check_int_range("--bagging", k, 2, 100, "each member is a full training run")
+    require_accuracy(cfg, "cnnlab ensemble --bagging")  # before anything is read or created
     if method not in METHODS:
         raise CnnlabError(f"unknown ensemble method '{method}'; expected one of {', '.join(METHODS)}")
     out = Path(out)

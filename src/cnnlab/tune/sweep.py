@@ -243,9 +243,11 @@ class WorkerJob:
 
 
 def _data_key(cfg) -> str:
+    """What a task's shared source (``load_source``) depends on: trials with one key share one copy."""
     d = cfg.data
-    return json.dumps([d.name, d.root, d.data_dir, d.image_size, d.resize, d.channels, d.cache_dir, d.strict,
-                       d.download])
+    # classes and the scenes' settings decide what a detection source reads (defaults for classification)
+    return json.dumps([cfg.task, d.name, d.root, d.data_dir, d.image_size, d.resize, d.channels, d.cache_dir,
+                       d.strict, d.download, d.classes, vars(d.scenes)])
 
 
 def run_worker(job: WorkerJob, data_cache: dict | None = None) -> dict[str, int]:
