@@ -103,16 +103,44 @@ _TORCHRUN_AFTER = "; torchrun's own report of the stopped processes follows"
 def _report(line: str) -> None:
     """Print the error ``line`` to stderr, once per torchrun job when several ranks meet the same one.
 
-    Under torchrun each local rank is a child of the same launcher process; the first rank to
-    claim the line (an empty marker file created exclusively, named by the line's hash, in a
-    folder keyed by that launcher's pid and run) prints it, and a rank with the same line stays
-    quiet. A line that differs (an error only one rank met) is printed by its rank. The markers
-    are empty files in the temporary folder; they are left there, since removing one while
-    another rank is about to claim it would print the line twice.
+    Under torchrun each local rank is a child of the same launcher; the first rank to claim the
+    line (an empty marker file created exclusively, named by the line's hash, in a folder keyed by
+    this launch, see :func:`_launch_key`) prints it, and a rank with the same line stays quiet. A
+    line that differs (an error only one rank met) is printed by its rank. The markers are empty
+    files in the temporary folder; they are left there, since removing one while another rank is
+    about to claim it would print the line twice.
     """
     if _torchrun_rank() != "" and not _first_to_claim(line):
         return
     print(line, file=sys.stderr)
+
+
+def _launch_key() -> str | None:
+    """What the local ranks of one torchrun launch (and attempt) share and no other launch does.
+
+    torchrun gives each rank an error file under a folder it made for this launch with mkdtemp
+    (``<log dir>/<run id>_XXXX/attempt_<restart>/<local rank>/error.json``): the attempt folder is
+    the key. Without one (``--log-dir /dev/null``): the launcher's pid with its start time (a pid
+    alone comes back after reuse), run id, restart count and port. None when no torchrun agent
+    started this process (RANK set by hand or another launcher): its parent may be the shell that
+    runs every launch, so no key is unique to one and every rank prints its line.
+    """
+    import os
+
+    error_file = os.environ.get("TORCHELASTIC_ERROR_FILE", "")
+    if error_file and error_file != os.devnull:
+        return "file:" + os.path.dirname(os.path.dirname(os.path.abspath(error_file)))
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return None
+    parent = os.getppid()
+    try:  # field 22 of /proc/PID/stat, after the parenthesised command name: the start time in ticks
+        with open(f"/proc/{parent}/stat") as fh:
+            started = fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None  # not Linux: no way to tell this launcher from an earlier one with its pid
+    launch = "-".join(os.environ.get(k, "") for k in ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
+                                                        "MASTER_PORT"))
+    return f"pid:{parent}-{started}-{launch}"
 
 
 def _first_to_claim(line: str) -> bool:
@@ -121,9 +149,10 @@ def _first_to_claim(line: str) -> bool:
     import os
     import tempfile
 
-    launch = "-".join(os.environ.get(k, "") for k in ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
-                                                        "MASTER_PORT"))
-    key = hashlib.sha256(f"{os.getppid()}-{launch}".encode()).hexdigest()[:16]
+    launch = _launch_key()
+    if launch is None:
+        return True
+    key = hashlib.sha256(launch.encode()).hexdigest()[:16]
     folder = os.path.join(tempfile.gettempdir(), f"cnnlab-torchrun-{key}")
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)

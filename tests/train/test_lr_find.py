@@ -102,3 +102,45 @@ def test_one_default_step_count_for_the_command_and_schedule_max_lr_find():
     for fn in (range_test, run_lr_find):
         assert inspect.signature(fn).parameters["steps"].default == DEFAULT_STEPS == 90
     assert DEFAULT_STEPS / (10 * 195) <= 0.05  # cifar10-cpu: 10 epochs of 195 batches of 256
+
+
+def test_a_resumed_max_lr_find_run_trains_at_the_rate_it_found_not_a_second_tests(tmp_path, monkeypatch):
+    from cnnlab.train import lr_find
+    from tests.train.test_trainer import StopAt
+
+    data, cfg = toy_data(), toy_config("schedule.max_lr=find", "train.epochs=2")
+    full = train(cfg, tmp_path / "full", data=data, quiet=True)
+    cut = train(toy_config("schedule.max_lr=find", "train.epochs=2"), tmp_path / "cut", data=data, quiet=True,
+                callbacks=[StopAt(5)])
+    assert cut["status"] == "interrupted"
+    real = lr_find.range_test
+
+    def elsewhere(*args, **kwargs):  # a second test that lands on another rate (a GPU, another thread count)
+        result = real(*args, **kwargs)
+        return {**result, "suggested_lr": result["suggested_lr"] * 3}
+
+    monkeypatch.setattr(lr_find, "range_test", elsewhere)
+    resumed = train(toy_config("schedule.max_lr=find", "train.epochs=2"), tmp_path / "cut", data=data, quiet=True,
+                    resume=True)
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
+    for k in a:  # the resumed run is the uninterrupted one
+        assert torch.equal(a[k], b[k]), k
+    recorded = json.loads((tmp_path / "cut" / "lr_find.json").read_text())
+    assert recorded == cut["lr_find"] == resumed["lr_find"]
+    assert recorded["suggested_lr"] == full["lr_find"]["suggested_lr"]
+    assert resumed["status"] == "completed" and resumed["phase_seconds"]["lr_find"] == 0.0  # not tested again
+
+
+def test_a_resumed_run_refuses_a_damaged_range_test_record(tmp_path):
+    from tests.train.test_trainer import StopAt
+
+    cut = train(toy_config("schedule.max_lr=find", "train.epochs=2"), tmp_path / "cut", data=toy_data(), quiet=True,
+                callbacks=[StopAt(5)])
+    assert cut["status"] == "interrupted"
+    (tmp_path / "cut" / "lr_find.json").write_text('{"suggested_lr": NaN}')
+    from cnnlab.errors import CnnlabError
+
+    with pytest.raises(CnnlabError, match="lr_find.json is not the range test record"):
+        train(toy_config("schedule.max_lr=find", "train.epochs=2"), tmp_path / "cut", data=toy_data(), quiet=True,
+              resume=True)

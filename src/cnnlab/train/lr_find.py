@@ -214,14 +214,48 @@ def prepare(cfg, data=None, notice=None):
     return cfg, task, data, device
 
 
-def find_and_apply(cfg, task, data, device, notice=None) -> dict:
+RECORD_FILE = "lr_find.json"  # in a run directory: the rate schedule.max_lr=find found, which --resume reuses
+ENTRY_KEYS = ("suggested_lr", "min_loss_lr", "steepest_lr", "steps", "stop", "seconds")
+
+
+def find_and_apply(cfg, task, data, device, notice=None, recorded=None, share=None) -> dict:
     """``schedule.max_lr=find`` in a run: the range test, then ``cfg`` set to train at its suggestion.
 
     Returns the summary's ``lr_find`` entry (suggestion, minimum, steepest, steps, stop, seconds).
+    ``recorded``: the entry an earlier part of the run found (:func:`recorded_entry`); a resumed run
+    trains at that rate rather than testing again, since a second test may land on another rate (a
+    GPU's nondeterministic kernels, another thread count or device) and change the schedule mid-run.
+    ``share``: the strategy's broadcast, so every rank trains at rank 0's rate, for the same reason.
     """
-    found = range_test(cfg, task, data, device, notice=notice)
-    apply_found_lr(cfg, found["suggested_lr"])
-    return {k: found[k] for k in ("suggested_lr", "min_loss_lr", "steepest_lr", "steps", "stop", "seconds")}
+    if recorded is not None:
+        if notice:
+            notice(f"lr range test: reusing the rate this run found, suggested peak lr {recorded['suggested_lr']:.3g}")
+        entry = recorded
+    else:
+        found = range_test(cfg, task, data, device, notice=notice)
+        entry = {k: found[k] for k in ENTRY_KEYS}
+        entry = share(entry) if share else entry
+    apply_found_lr(cfg, entry["suggested_lr"])
+    return entry
+
+
+def recorded_entry(run_dir) -> dict | None:
+    """The ``lr_find`` entry ``run_dir`` recorded (:data:`RECORD_FILE`); None when it has none."""
+    import json
+    from pathlib import Path
+
+    path = Path(run_dir) / RECORD_FILE
+    if not path.is_file():
+        return None  # a run from before the record, or one that did not find its rate: the test runs again
+    try:
+        entry = json.loads(path.read_text())
+        lr = float(entry["suggested_lr"])
+        if not (math.isfinite(lr) and lr > 0) or set(ENTRY_KEYS) - set(entry):
+            raise ValueError("not a positive finite suggested_lr with its companions")
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise CnnlabError(f"cannot resume: {path} is not the range test record cnnlab writes ({exc}); "
+                          "restore it, or delete it to run the test again") from None
+    return {k: entry[k] for k in ENTRY_KEYS}
 
 
 def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = DEFAULT_STEPS, overwrite: bool = False,

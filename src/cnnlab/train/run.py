@@ -37,7 +37,7 @@ from cnnlab.train.callbacks import Callback, MetricsLogger, ProgressPrinter
 from cnnlab.checkpoint import save_checkpoint
 from cnnlab.train.distributed import (comm_failures_as_errors, launch_env, process_group, same_on_every_rank)
 from cnnlab.train.fastpath import effective_config
-from cnnlab.train.lr_find import find_and_apply
+from cnnlab.train.lr_find import RECORD_FILE as LR_FIND_RECORD, find_and_apply, recorded_entry
 from cnnlab.train.strategy import SingleProcess, Strategy
 from cnnlab.train.trainer import Trainer
 from cnnlab.version import __version__
@@ -207,9 +207,13 @@ def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, 
     t0 = time.perf_counter()
     loaded = task.load(cfg, strategy.device, data, notice)
     batch_size = _fit_batch_size(cfg, loaded, strategy, notice)
+    found_now = None  # the range test's entry when this process ran it: recorded in the run directory
     if cfg.schedule.max_lr == "find":  # the range test on a copy of the model; the RNG is left as it was
-        loaded.summary["lr_find"] = find_and_apply(cfg, task, loaded, strategy.device, notice)
-        loaded.phases["lr_find"] = loaded.summary["lr_find"]["seconds"]
+        recorded = recorded_entry(run_dir) if stored is not None else None
+        entry = find_and_apply(cfg, task, loaded, strategy.device, notice, recorded, share=strategy.broadcast)
+        found_now = entry if recorded is None else None
+        loaded.summary["lr_find"] = entry
+        loaded.phases["lr_find"] = 0.0 if recorded is not None else entry["seconds"]
     loaded.train = strategy.shard_train(loaded.train, cfg.train.seed)  # this rank's slice of every global batch
     phases["data"] = time.perf_counter() - t0 - sum(loaded.phases.values())
     phases.update(loaded.phases)
@@ -227,6 +231,8 @@ def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, 
     with holder, contextlib.ExitStack() as cleanup:
         if stored is None and strategy.lead:
             write_text_atomic(run_dir / CONFIG_FILE, dump_config(user_cfg))
+        if found_now is not None and strategy.lead:  # what --resume trains at (lr_find.recorded_entry)
+            write_json_atomic(run_dir / LR_FIND_RECORD, found_now)
         meta = _checkpoint_meta(cfg, user_cfg, task, loaded)
         all_callbacks = _make_callbacks(cfg, user_cfg, task, strategy, run_dir, callbacks, cleanup, quiet)
         trainer = Trainer(cfg, model, loaded.train, loaded.val, run_dir, all_callbacks, meta, quiet,
