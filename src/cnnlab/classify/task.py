@@ -80,6 +80,7 @@ class ClassifyTask(Task):
 
     def load(self, cfg, device, data, notice) -> TaskData:
         phases: dict[str, float] = {}
+        recorded = None  # the preprocessing of published weights (model.weights=in1k or download)
         if "features_from" in cfg.model.options:  # a head trained on cached backbone features (cnnlab.transfer)
             from cnnlab.transfer.features import feature_splits  # why lazy: transfer sits above runs/models
 
@@ -89,11 +90,14 @@ class ClassifyTask(Task):
             stats = None
             weights = cfg.model.options.get("weights")
             if isinstance(weights, str):  # pretrained: feed it what it learned on (its size, its mean/std)
-                from cnnlab.transfer.adapt import adapt_to_weights  # why lazy: as above
+                from cnnlab.transfer.adapt import adapt_to_weights, weights_preprocessing  # why lazy: as above
 
                 data, stats = adapt_to_weights(data, weights, notice=notice, model_name=cfg.model.name)
+                recorded = weights_preprocessing(weights, cfg.model.name)
             splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last, stats=stats)
         summary: dict[str, Any] = {"skipped_images": len(data.skipped), "skipped_files": data.skipped[:50]}
+        if recorded is not None:
+            summary["weights_preprocessing"] = recorded
         if cfg.schedule.max_lr == "find":  # the range test on a copy of the model; the RNG is left as it was
             from cnnlab.train.lr_find import apply_found_lr, range_test
 
