@@ -44,3 +44,13 @@ def test_interleaved_medians_each_function_after_a_warm_up():
     calls = []
     seconds = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=2)
     assert calls == ["a", "b"] * 3 and set(seconds) == {"a", "b"}
+
+
+def test_lite0_options_out_of_range_are_one_line(capsys, tmp_path):
+    from cnnlab.cli import main
+
+    for bad in (["--lite0-size", "8"], ["--lite0-batch", "0"], ["--lite0-rounds", "0"]):
+        code = main(["bench", "transfer", *bad, "--out-dir", str(tmp_path / "r")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code != 0 and len(err) == 1 and err[0].startswith("cnnlab: error: --lite0-size takes 32..512")
+    assert not (tmp_path / "r").exists()

@@ -16,8 +16,16 @@ from __future__ import annotations
 import copy
 import importlib.util
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.models import create_model
+from cnnlab.transfer.export import export_model, onnx_session
 
 def reference_lite0(num_classes: int):
     """(the independent lite0, its description) -- timm's if installed, else efficientnet-lite-pytorch's, else None."""
@@ -46,9 +54,6 @@ def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, flo
 
 
 def _train_step(model, x, y):
-    import torch
-    import torch.nn.functional as F
-
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
@@ -63,10 +68,6 @@ def _train_step(model, x, y):
 
 def bench_finetune(size: int = 160, batch: int = 32, rounds: int = 3, num_classes: int = 10) -> dict[str, Any]:
     """Fine-tuning images/s: cnnlab's lite0 (channels-last) against the reference (NCHW and channels-last)."""
-    import torch
-
-    from cnnlab.models import create_model
-
     torch.manual_seed(0)
     ours = create_model("efficientnet_lite0", num_classes=num_classes, image_size=size, variant="imagenet")
     ref, described = reference_lite0(num_classes)
@@ -95,14 +96,6 @@ def bench_finetune(size: int = 160, batch: int = 32, rounds: int = 3, num_classe
 
 def bench_inference_lite0(size: int = 224, batches: tuple[int, ...] = (1, 32), rounds: int = 3) -> list[dict]:
     """Inference images/s at each batch: cnnlab's lite0 (NCHW, channels-last), ONNX Runtime, the reference."""
-    import tempfile
-    from pathlib import Path
-
-    import torch
-
-    from cnnlab.models import create_model
-    from cnnlab.transfer.export import export_model, onnx_session
-
     torch.manual_seed(0)
     ours = create_model("efficientnet_lite0", num_classes=1000, image_size=size, variant="imagenet").eval()
     ref, _ = reference_lite0(1000)

@@ -38,6 +38,7 @@ from typing import Any, Optional
 from cnnlab.data.download import BadDownload, fetch_verified, network_reason, offline
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_text_atomic
+from cnnlab.models.external import import_timm
 from cnnlab.models.pretrained import file_sha256, imagenet_classes
 from cnnlab.models.weights import TORCHVISION_TWINS, WeightsFile, read_weights
 
@@ -87,9 +88,7 @@ def torchvision_published(arch: str, model: str) -> Published:
 
 def timm_published(arch: str, model: str) -> Published:
     """timm's default pretrained tag for ``arch``: its URL (or the hub's file) and its ``pretrained_cfg``."""
-    from cnnlab.models.external import _import_timm
-
-    _import_timm()
+    import_timm()
     from timm.models import get_pretrained_cfg
 
     pc = get_pretrained_cfg(arch)
@@ -139,15 +138,16 @@ def _hub_sha256(headers: Any) -> Optional[str]:
     return value.lower() if re.fullmatch(r"[0-9a-fA-F]{64}", value) else None
 
 
-def _cached(pub: Published, path: Path) -> bool:
-    """A cached file that still has its checksum (for hub files: the one recorded beside it on download)."""
+def _cached(pub: Published, path: Path) -> Optional[str]:
+    """The SHA-256 of a cached file that still has its checksum (hub files: the one recorded beside it), else None."""
     if not path.is_file():
-        return False
+        return None
     want = pub.sha256
     if want is None:
         record = path.with_name(path.name + ".sha256")
-        want = record.read_text(encoding="ascii").strip() if record.is_file() else None
-    return bool(want) and file_sha256(path).startswith(want)
+        want = record.read_text(encoding="ascii", errors="replace").strip() if record.is_file() else None
+    digest = file_sha256(path)
+    return digest if want and digest.startswith(want) else None
 
 
 def fetch(pub: Published, directory: Path | None = None) -> tuple[Path, str]:
@@ -155,8 +155,9 @@ def fetch(pub: Published, directory: Path | None = None) -> tuple[Path, str]:
     directory = Path(directory) if directory is not None else cache_dir()
     target = directory / pub.file
     instead = f"or download {pub.url} yourself and pass model.weights=PATH"
-    if _cached(pub, target):
-        return target, file_sha256(target)
+    digest = _cached(pub, target)
+    if digest is not None:
+        return target, digest
     if offline():
         raise CnnlabError(f"model.weights=download but CNNLAB_OFFLINE is set and {target} is not cached; "
                           f"unset CNNLAB_OFFLINE, set {DIR_ENV} to a folder holding {pub.file}, {instead}")
