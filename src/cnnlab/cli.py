@@ -82,19 +82,58 @@ def main(argv: list[str] | None = None) -> int:
 
             time.sleep(1.0)
             return 2
-        after = ""
-        if _torchrun_rank() != "":  # the launcher prints its own multi-line report of the stopped ranks next
-            after = "; torchrun's own report of the stopped processes follows"
-        print(f"cnnlab: error: {_one_line(exc, limit=MAX_LINE - len(after))}{after}", file=sys.stderr)
+        after = _TORCHRUN_AFTER if _torchrun_rank() != "" else ""
+        _report(f"cnnlab: error: {_one_line(exc, limit=MAX_LINE - len(after))}{after}")
         return getattr(exc, "exit_code", 2)  # 2: bad input; an error that says otherwise (a failed run: 1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
         if args.debug:
             raise
-        detail = _one_line(exc, limit=MAX_LINE - 120)
-        print(f"cnnlab: error: internal error: {type(exc).__name__}: {detail}; "
-              "rerun with --debug for the traceback", file=sys.stderr)
+        after = _TORCHRUN_AFTER if _torchrun_rank() != "" else ""
+        detail = _one_line(exc, limit=MAX_LINE - 120 - len(after))
+        _report(f"cnnlab: error: internal error: {type(exc).__name__}: {detail}; "
+                f"rerun with --debug for the traceback{after}")
         return 1
     return int(result or 0)
+
+
+# The launcher prints its own multi-line report of the stopped ranks after ours.
+_TORCHRUN_AFTER = "; torchrun's own report of the stopped processes follows"
+
+
+def _report(line: str) -> None:
+    """Print the error ``line`` to stderr, once per torchrun job when several ranks meet the same one.
+
+    Under torchrun each local rank is a child of the same launcher process; the first rank to
+    claim the line (an empty marker file created exclusively, named by the line's hash, in a
+    folder keyed by that launcher's pid and run) prints it, and a rank with the same line stays
+    quiet. A line that differs (an error only one rank met) is printed by its rank. The markers
+    are empty files in the temporary folder; they are left there, since removing one while
+    another rank is about to claim it would print the line twice.
+    """
+    if _torchrun_rank() != "" and not _first_to_claim(line):
+        return
+    print(line, file=sys.stderr)
+
+
+def _first_to_claim(line: str) -> bool:
+    """True for the first local rank of this torchrun launch to report ``line`` (see _report)."""
+    import hashlib
+    import os
+    import tempfile
+
+    launch = "-".join(os.environ.get(k, "") for k in ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
+                                                        "MASTER_PORT"))
+    key = hashlib.sha256(f"{os.getppid()}-{launch}".encode()).hexdigest()[:16]
+    folder = os.path.join(tempfile.gettempdir(), f"cnnlab-torchrun-{key}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        marker = os.path.join(folder, hashlib.sha256(line.encode()).hexdigest()[:16])
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    except OSError:  # no usable temporary folder: print, as every rank did before
+        return True
+    return True
 
 
 def _torchrun_rank() -> str:

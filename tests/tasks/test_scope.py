@@ -24,7 +24,7 @@ ALL_TASKS = {
     "optim.bias_lr_scale", "optim.decay_norm_and_bias", "optim.eps", "optim.fused", "optim.l1", "optim.l2",
     "optim.layer_decay", "optim.lr", "optim.momentum", "optim.name", "optim.nesterov", "optim.per_1024",
     "optim.weight_decay", "schedule.factor", "schedule.final_div", "schedule.initial_div", "schedule.min_lr",
-    "schedule.name", "schedule.patience", "schedule.peak_lr", "schedule.step_epochs", "schedule.threshold",
+    "schedule.max_lr", "schedule.name", "schedule.patience", "schedule.peak_lr", "schedule.step_epochs", "schedule.threshold",
     "schedule.warmup_epochs", "schedule.warmup_fraction", "task", "train.channels_last", "train.checkpoint_every",
     "train.clip_norm", "train.clip_value", "train.deterministic", "train.device", "train.dist_backend",
     "train.dist_timeout", "train.early_stopping.min_delta", "train.early_stopping.monitor",

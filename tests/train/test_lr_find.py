@@ -33,9 +33,9 @@ def test_ramp_smoothing_and_suggestion_against_numpy():
 
 def test_range_test_stops_at_divergence_and_leaves_the_rng_alone():
     cfg = toy_config("optim.name=sgd", "optim.momentum=0.9", "train.device=cpu")
-    cfg, splits, data, device = prepare(cfg, toy_data())
+    cfg, task, data, device = prepare(cfg, toy_data())
     state = torch.get_rng_state()
-    result = range_test(cfg, splits, data, device, start_lr=1e-5, end_lr=1e4, steps=120)
+    result = range_test(cfg, task, data, device, start_lr=1e-5, end_lr=1e4, steps=120)
     assert torch.equal(torch.get_rng_state(), state)
     assert result["stop"] in ("diverged", "non-finite loss") and result["steps"] < 120
     assert result["lrs"] == pytest.approx(lr_ramp(1e-5, 1e4, 120)[:len(result["lrs"])])

@@ -70,6 +70,16 @@ class ClassifyTask(Task):
     counts_correct = True
     curve_scores = ("accuracy", {"train_accuracy": "train", "val_accuracy": "validation"})
 
+    def dataset_info(self, data_cfg):
+        from cnnlab.classify.data_views import dataset_info  # why lazy: the views load matplotlib; training does not
+
+        return dataset_info(data_cfg)
+
+    def dataset_preview(self, data_cfg, count, seed, augment, notice):
+        from cnnlab.classify.data_views import dataset_preview  # why lazy: as dataset_info
+
+        return dataset_preview(data_cfg, count, seed, augment, notice)
+
     def __init__(self) -> None:
         self.whitening = None  # what train.whitening did to the first conv (for the summary)
 
@@ -79,7 +89,6 @@ class ClassifyTask(Task):
         return None if "features_from" in cfg.model.options else load_dataset(cfg.data)
 
     def load(self, cfg, device, data, notice) -> TaskData:
-        phases: dict[str, float] = {}
         recorded = None  # the preprocessing of published weights (model.weights=in1k or download)
         if "features_from" in cfg.model.options:  # a head trained on cached backbone features (cnnlab.transfer)
             from cnnlab.transfer.features import feature_splits  # why lazy: transfer sits above runs/models
@@ -98,17 +107,9 @@ class ClassifyTask(Task):
         summary: dict[str, Any] = {"skipped_images": len(data.skipped), "skipped_files": data.skipped[:50]}
         if recorded is not None:
             summary["weights_preprocessing"] = recorded
-        if cfg.schedule.max_lr == "find":  # the range test on a copy of the model; the RNG is left as it was
-            from cnnlab.train.lr_find import apply_found_lr, range_test
-
-            found = range_test(cfg, splits, data, device, notice=notice)
-            apply_found_lr(cfg, found["suggested_lr"])
-            phases["lr_find"] = found["seconds"]
-            summary["lr_find"] = {k: found[k] for k in ("suggested_lr", "min_loss_lr", "steepest_lr", "steps",
-                                                        "stop", "seconds")}
         return TaskData(train=splits.train, val=splits.val, test=splits.test, input_size=tuple(data.input_size),
                         num_classes=data.num_classes, classes=data.classes, mean=splits.mean, std=splits.std,
-                        counts=splits.counts, dataset=data.name, source=data, summary=summary, phases=phases)
+                        counts=splits.counts, dataset=data.name, source=data, summary=summary)
 
     def make_model(self, cfg, input_size, num_classes: int, pretrained: bool = True):
         return build_classifier(cfg, input_size, num_classes, pretrained)

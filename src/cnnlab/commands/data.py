@@ -66,13 +66,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
-def _boxed_views(cfg):
-    """(info, preview) for a dataset whose task is labelled by boxes; None: one label per image (the default).
-
-    Keyed by the task the dataset registry gives the format, so a dataset kind adds a row here."""
+def _task_of(cfg):
+    """The task whose datasets ``cfg`` names (its data views draw and count them)."""
     from cnnlab.data.registry import get_dataset
+    from cnnlab.tasks import get_task
 
-    return {"detect": (_detection_info, _detection_preview)}.get(get_dataset(cfg.name).task)
+    return get_task(get_dataset(cfg.name).task)
 
 
 def _data_config(name: str, overrides: list[str], data_dir: str | None):
@@ -89,76 +88,32 @@ def _data_config(name: str, overrides: list[str], data_dir: str | None):
 
 
 def run_info(args) -> int:
-    import torch
-
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.data.stats import channel_stats
-
     cfg = _data_config(args.name, args.overrides, args.data_dir)
-    if _boxed_views(cfg):
-        return _boxed_views(cfg)[0](cfg, args.json)
-    data = load_dataset(cfg)
-    counts = {}
-    for split, labels in (("train", data.train_y), ("test", data.test_y)):
-        bins = torch.bincount(labels, minlength=data.num_classes).tolist()
-        counts[split] = dict(zip(data.classes, bins))
-    mean, std = channel_stats(data.train_x)
-    info = {"name": data.name, "source": data.source, "image_size": list(data.input_size),
-            "classes": data.classes, "train": len(data.train_y), "test": len(data.test_y),
-            "per_class": counts, "train_mean": mean, "train_std": std, "skipped_images": len(data.skipped)}
+    info, lines = _task_of(cfg).dataset_info(cfg)
     if args.json:
         print_json(info)
-        return 0
-    c, h, w = data.input_size
-    print(f"{data.name}  ({data.source})")
-    print(f"images {h}x{w}, {c} channel(s); {len(data.train_y)} train, {len(data.test_y)} test, "
-          f"{data.num_classes} classes")
-    print(f"train mean {mean}  std {std}")
-    width = max(len(n) for n in data.classes) + 2
-    print(f"{'class':<{width}}{'train':>8}{'test':>8}")
-    for name in data.classes:
-        print(f"{name:<{width}}{counts['train'][name]:>8}{counts['test'][name]:>8}")
-    if data.skipped:
-        print(f"skipped {len(data.skipped)} unreadable images")
+    else:
+        print("\n".join(lines))
     return 0
 
 
 def run_preview(args) -> int:
-    import torch
-
-    from cnnlab.data.augment import BatchAugment
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.report.plots import image_grid_axes, show_image
-
     if not 1 <= args.count <= MAX_COUNT:
         raise CnnlabError(f"--count must be between 1 and {MAX_COUNT}, got {args.count}")
     if not 0 <= args.seed < 2**63:
         raise CnnlabError(f"--seed must be between 0 and 2**63-1, got {args.seed}")
     out = preview_path(args.out, args.overwrite)
     cfg = _data_config(args.name, args.overrides, args.data_dir)
-    if _boxed_views(cfg):
-        return _boxed_views(cfg)[1](cfg, args, out)
-    data = load_dataset(cfg)
-    gen = torch.Generator().manual_seed(args.seed)
-    idx = torch.randperm(len(data.train_y), generator=gen)[:args.count]
-    images = data.train_x[idx].float() / 255.0
-    augment = BatchAugment.for_images(cfg.augment, data.train_x)
-    if args.augment:
-        if not augment.active:
-            notice("note: this config enables no augmentation; set data.augment.* or name a preset that does")
-        images = augment(images, gen)
-    images = (images * 255).round().clamp(0, 255).to(torch.uint8)
-    plt, fig, axes = image_grid_axes(len(images))
-    for ax, img, label in zip(axes, images, data.train_y[idx]):
-        show_image(ax, img)
-        ax.set_title(data.classes[int(label)], fontsize=8)
-    fig.suptitle(f"{data.name}: {'augmented' if args.augment else 'raw'} training samples", fontsize=10)
-    _save_preview(plt, fig, out)
+    fig = _task_of(cfg).dataset_preview(cfg, count=args.count, seed=args.seed, augment=args.augment, notice=notice)
+    _save_preview(fig, out)
     return 0
 
 
-def _save_preview(plt, fig, out: Path) -> None:
+def _save_preview(fig, out: Path) -> None:
     """Write a preview figure atomically (a failed write leaves no partial PNG) and close it."""
+    from cnnlab.report.plots import pyplot
+
+    plt = pyplot()
     fig.tight_layout()
     try:
         with atomic_path(out) as tmp:
@@ -168,73 +123,6 @@ def _save_preview(plt, fig, out: Path) -> None:
     finally:
         plt.close(fig)
     notice(f"wrote {out}")
-
-
-def _detection_info(cfg, as_json: bool) -> int:
-    import torch
-
-    from cnnlab.data.detection import read_detection_dataset
-    from cnnlab.data.stats import channel_stats
-
-    train, test, classes, problems, source = read_detection_dataset(cfg)
-    per_class = {}
-    for split, data in (("train", train), ("test", test)):
-        labels = torch.cat(data.labels) if data.labels else torch.zeros(0, dtype=torch.long)
-        per_class[split] = dict(zip(classes, torch.bincount(labels, minlength=len(classes)).tolist()))
-    mean, std = channel_stats(train.images)
-    info = {"name": cfg.name, "task": "detect", "source": source, "image_size": list(train.images.shape[1:]),
-            "classes": classes, "train": len(train), "test": len(test), "train_boxes": train.num_boxes,
-            "test_boxes": test.num_boxes, "boxes_per_class": per_class, "train_mean": mean, "train_std": std,
-            "problems": problems}
-    if as_json:
-        print_json(info)
-        return 0
-    c, s, _ = train.images.shape[1:]
-    print(f"{cfg.name}  ({source})")
-    print(f"detection: images letterboxed to {s}x{s}, {c} channel(s); {len(train)} train images "
-          f"({train.num_boxes} boxes), {len(test)} test images ({test.num_boxes} boxes), {len(classes)} classes")
-    print(f"train mean {mean}  std {std}")
-    width = max(len(n) for n in classes + ["class"]) + 2
-    print(f"{'class':<{width}}{'train boxes':>12}{'test boxes':>12}")
-    for name in classes:
-        print(f"{name:<{width}}{per_class['train'][name]:>12}{per_class['test'][name]:>12}")
-    for kind, count in problems.items():
-        print(f"{kind}: {count}")
-    return 0
-
-
-def _detection_preview(cfg, args, out: Path) -> int:
-    import torch
-
-    from cnnlab.data.box_augment import augment_detection_batch
-    from cnnlab.data.detection import read_detection_dataset
-    from cnnlab.report.plots import image_grid_axes, show_image
-
-    train, _, classes, _, _ = read_detection_dataset(cfg)
-    gen = torch.Generator().manual_seed(args.seed)
-    idx = torch.randperm(len(train), generator=gen)[:args.count].tolist()
-    images = train.images[idx].float() / 255.0
-    boxes, labels = [train.boxes[i] for i in idx], [train.labels[i] for i in idx]
-    if args.augment:
-        c = cfg.augment
-        if not any([c.scale, c.translate, c.hflip, c.brightness, c.contrast, c.saturation]):
-            notice("note: this config enables no box-aware augmentation (data.augment.scale, translate, hflip, "
-                   "brightness, contrast, saturation)")
-        images, boxes, labels = augment_detection_batch(images, boxes, labels, cfg.augment, gen)
-    images = (images * 255).round().clamp(0, 255).to(torch.uint8)
-    plt, fig, axes = image_grid_axes(len(images))
-    from matplotlib.patches import Rectangle
-
-    for ax, img, box, lab in zip(axes, images, boxes, labels):
-        show_image(ax, img)
-        for (x1, y1, x2, y2), k in zip(box.tolist(), lab.tolist()):
-            # imshow puts pixel i's centre at i, so continuous coordinate x is drawn at x - 0.5
-            ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor="lime", lw=1))
-            ax.text(x1 - 0.5, y1 - 1, classes[k], color="lime", fontsize=6, va="bottom")
-        ax.set_title(f"{len(box)} box" + ("" if len(box) == 1 else "es"), fontsize=8)
-    fig.suptitle(f"{cfg.name}: {'augmented' if args.augment else 'raw'} training images with boxes", fontsize=10)
-    _save_preview(plt, fig, out)
-    return 0
 
 
 def run_make_scenes(args) -> int:

@@ -18,9 +18,10 @@ from cnnlab.config.io import (config_to_dict, config_with_overrides, dump_config
                               load_yaml, parse_overrides, preset_names, preset_text, read_source, read_text_file)
 from cnnlab.config.schema import (FLOAT32_MAX, MAX_BATCH, MAX_CROP_PADDING, MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_SEED,
                                   MAX_STEPS, AugmentConfig, Config, DataConfig, DetectConfig, EarlyStopConfig,
-                                  ModelConfig, OptimConfig, ScenesConfig, ScheduleConfig, TrainConfig, max_threads,
-                                  setting)
-from cnnlab.config.validate import check_fused_optimizer, config_from_dict, get_dotted, leaf_fields
+                                  ModelConfig, OptimConfig, ScenesConfig, ScheduleConfig, TrainConfig, int_in,
+                                  max_threads, setting)
+from cnnlab.config.validate import (check_fused_optimizer, config_from_dict, get_dotted, leaf_fields,
+                                    validate_section)
 from cnnlab.yamlsafe import MAX_YAML_DEPTH, MAX_YAML_NODES, check_yaml_size
 
 
@@ -28,5 +29,5 @@ __all__ = ["FLOAT32_MAX", "MAX_BATCH", "MAX_CROP_PADDING", "MAX_EPOCHS", "MAX_IM
            "MAX_YAML_DEPTH", "MAX_YAML_NODES", "AugmentConfig", "Config", "DataConfig", "DetectConfig",
            "EarlyStopConfig", "ModelConfig", "OptimConfig", "ScenesConfig", "ScheduleConfig", "TrainConfig",
            "check_fused_optimizer", "check_yaml_size", "config_from_dict", "config_to_dict", "config_with_overrides",
-           "dump_config", "flatten_config", "get_dotted", "leaf_fields", "load_config", "load_yaml", "max_threads", "parse_overrides",
-           "preset_names", "preset_text", "read_source", "read_text_file", "setting"]
+           "dump_config", "flatten_config", "get_dotted", "int_in", "leaf_fields", "load_config", "load_yaml", "max_threads", "parse_overrides",
+           "preset_names", "preset_text", "read_source", "read_text_file", "setting", "validate_section"]

@@ -33,16 +33,40 @@ def leaf_fields(cls: type = Config, prefix: str = "") -> Iterator[tuple[str, dat
             yield f"{prefix}{f.name}", f
 
 
-def check_ranges(cfg: Config) -> None:
-    """Every value inside the range its field declares (``setting(valid=...)``)."""
-    for key, f in leaf_fields():
+def check_ranges(obj: Any, prefix: str = "") -> None:
+    """Every value of a built section (a :class:`Config` or any schema dataclass) inside the range its
+    field declares (``setting(valid=...)``); ``prefix`` is the section's dotted place in the error."""
+    for key, f in leaf_fields(type(obj)):
         valid = f.metadata.get("valid")
         if valid is None:
             continue
         ok, desc = valid
-        value = get_dotted(cfg, key)
+        value = get_dotted(obj, key)
         if not ok(value):
-            raise CnnlabError(f"{key}={short_repr(value)} is out of range; expected {desc() if callable(desc) else desc}")
+            raise CnnlabError(f"{prefix}{key}={short_repr(value)} is out of range; "
+                              f"expected {desc() if callable(desc) else desc}")
+
+
+def validate_section(cls: type, raw: Any, prefix: str = "", unknown: str | None = None):
+    """Build the dataclass ``cls`` from the mapping ``raw``: the config's type checks (lossless
+    conversions only), did-you-mean for an unknown key and every field's ``valid=`` range.
+
+    ``prefix`` places the section in messages (``"pruner."``: ``pruner.min_epochs=0 is out of range``).
+    An unknown key is named with its full dotted key among the config's (``unknown config key
+    'train.epohcs'``) unless ``unknown`` names what the section's keys are; then the key is named
+    relative to the section (``unknown pruner 'median' option 'warmup'; did you mean 'warmup_epochs'?``).
+
+    >>> from cnnlab.config.schema import EarlyStopConfig
+    >>> validate_section(EarlyStopConfig, {"patience": 3.0}, "train.early_stopping.").patience
+    3
+    >>> validate_section(EarlyStopConfig, {"patince": 3}, "train.early_stopping.", unknown="early-stopping option")
+    Traceback (most recent call last):
+    ...
+    cnnlab.errors.CnnlabError: unknown early-stopping option 'patince'; did you mean 'patience'?
+    """
+    obj = _build(cls, raw, prefix, unknown)
+    check_ranges(obj, prefix)
+    return obj
 
 
 def config_from_dict(raw: dict) -> Config:
@@ -61,10 +85,9 @@ def config_from_dict(raw: dict) -> Config:
     options = dict(options)
     name = model_raw.pop("name", ModelConfig.name)
     options.update(model_raw)  # model.<option> may be written flat, next to the name
-    cfg = _build(Config, raw, "")
+    cfg = validate_section(Config, raw)
     check_name(cfg.name)  # runs/<name>-<time>: never a path out of runs/
-    cfg.model = ModelConfig(name=_check_type(name, str, "model.name"), options=options)
-    check_ranges(cfg)
+    cfg.model = ModelConfig(name=check_type(name, str, "model.name"), options=options)
     check_fused_optimizer(cfg.optim)
     if cfg.train.mixup is not None and cfg.train.cutmix is not None:
         raise CnnlabError("train.mixup and train.cutmix are both set; choose one (set the other to null)")
@@ -78,26 +101,32 @@ def check_fused_optimizer(optim: OptimConfig) -> None:
                           "(set optim.fused=false)")
 
 
-def _build(cls, raw: dict, prefix: str):
+def _build(cls, raw: Any, prefix: str, unknown: str | None, rel: str = ""):
+    """``cls`` from ``raw`` with every value type-checked; nested sections are built the same way.
+    ``rel`` is the key path inside the section ``unknown`` names (see :func:`validate_section`)."""
     if not isinstance(raw, dict):
-        raise CnnlabError(f"'{prefix.rstrip('.')}' must be a mapping, got {short_repr(raw)}")
+        raise CnnlabError(f"'{(prefix + rel).rstrip('.')}' must be a mapping, got {short_repr(raw)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in raw.items():
-        dotted = f"{prefix}{key}"
+        dotted = f"{prefix}{rel}{key}"
         if key not in fields:
-            valid = [f"{prefix}{k}" for k in fields] + ([] if prefix else ["model"])
-            raise CnnlabError(f"unknown config key '{_cut(dotted, 100)}'; {did_you_mean(dotted, valid)}")
+            if unknown is None:
+                valid = [f"{prefix}{rel}{k}" for k in fields]
+                raise CnnlabError(f"unknown config key '{_cut(dotted, 100)}'; {did_you_mean(dotted, valid)}")
+            shown = f"{rel}{key}"
+            suggestion = did_you_mean(shown, [f"{rel}{k}" for k in fields]) if fields else "it takes no options"
+            raise CnnlabError(f"unknown {unknown} '{_cut(shown, 100)}'; {suggestion}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value or {}, dotted + ".")
+            kwargs[key] = _build(hint, value or {}, prefix, unknown, f"{rel}{key}.")
         else:
-            kwargs[key] = _check_type(value, hint, dotted)
+            kwargs[key] = check_type(value, hint, dotted)
     return cls(**kwargs)
 
 
-def _check_type(value: Any, hint: Any, key: str) -> Any:
+def check_type(value: Any, hint: Any, key: str) -> Any:
     """Return ``value`` converted to ``hint`` where lossless, else raise naming the key."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -107,7 +136,7 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
         errors = []
         for option in [a for a in args if a is not type(None)]:
             try:
-                return _check_type(value, option, key)
+                return check_type(value, option, key)
             except CnnlabError as exc:
                 errors.append(str(exc))
         raise CnnlabError(errors[0] if errors else f"{key} must not be null")
@@ -120,7 +149,7 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
             raise CnnlabError(f"{key} must be a list, got {short_repr(value)}")
         if origin is tuple and args and len(args) != len(value):
             raise CnnlabError(f"{key} must have {len(args)} values, got {len(value)}")
-        items = [_check_type(v, args[i] if origin is tuple else (args[0] if args else Any), key)
+        items = [check_type(v, args[i] if origin is tuple else (args[0] if args else Any), key)
                  for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if hint is Any:

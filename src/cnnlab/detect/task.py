@@ -38,10 +38,10 @@ def input_stats(cfg, splits, notice) -> tuple[list[float] | None, list[float] | 
         return None, None
     mean, std = list(splits.mean), list(splits.std)
     weights = cfg.model.options.get("weights")
-    if isinstance(weights, str) and weights != "download":
+    if isinstance(weights, str):  # a file, a run, a tag (in1k) or torchvision's download
         from cnnlab.transfer.adapt import weights_input  # why lazy: transfer sits above detect's model
 
-        size, w_mean, w_std = weights_input(weights)
+        size, w_mean, w_std = weights_input(weights, cfg.model.name)
         if w_mean is not None and w_std is not None:
             if len(w_mean) != len(mean):
                 raise CnnlabError(f"model.weights {weights} was trained on {len(w_mean)}-channel images but "
@@ -60,6 +60,16 @@ class DetectTask(Task):
     validation_keys = ("val_loss", "val_accuracy")  # val_accuracy stays null: the records keep one shape
     counts_correct = False
     curve_scores = ("mean average precision", {"val_map50": "validation mAP@0.5", "val_map": "validation mAP@[.5:.95]"})
+
+    def dataset_info(self, data_cfg):
+        from cnnlab.detect.data_views import dataset_info  # why lazy: the views load matplotlib; training does not
+
+        return dataset_info(data_cfg)
+
+    def dataset_preview(self, data_cfg, count, seed, augment, notice):
+        from cnnlab.detect.data_views import dataset_preview  # why lazy: as dataset_info
+
+        return dataset_preview(data_cfg, count, seed, augment, notice)
 
     def describe_test(self, summary: dict[str, Any]) -> str | None:
         if summary.get("test_map50") is None:
@@ -95,7 +105,7 @@ class DetectTask(Task):
         return build_detector(cfg, input_size, num_classes, pretrained)
 
     def build_model(self, cfg, data: TaskData):
-        device = data.train.data.images.device
+        device = data.train.images.device
         model = build_detector(cfg, data.input_size, data.num_classes).to(device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)

@@ -150,3 +150,10 @@ class Task(ABC):
         """The start of the 'training ...' line."""
         return f"training {cfg.model.name} ({params:,} parameters) on {data.dataset}"
 
+    def dataset_info(self, data_cfg) -> tuple[dict[str, Any], list[str]]:
+        """``cnnlab data info`` for a dataset of this task: ``(the JSON object, the text lines)``."""
+        raise CnnlabError(f"cnnlab data info does not describe datasets of task={self.name}")
+
+    def dataset_preview(self, data_cfg, count: int, seed: int, augment: bool, notice: Callable[[str], None]):
+        """``cnnlab data preview``: a matplotlib figure of ``count`` training samples drawn with ``seed``."""
+        raise CnnlabError(f"cnnlab data preview does not draw datasets of task={self.name}")

@@ -201,7 +201,7 @@ class ShardedBatches(DeviceBatches):
         self._gen = torch.Generator(device=full.images.device)
         self.global_batch = full.batch_size
         self.rank, self.world_size = rank, world_size
-        self.order_seed = full.seed  # the permutation every rank agrees on
+        self.order_seed = full.order_seed  # the permutation every rank agrees on
         self.seed = seed  # prepare() seeds the augmentation from self.seed
         self.batch_size = per_rank_batch(full.batch_size, world_size)
         self.drop_last = True  # every rank must take a full share of every step (DDP needs equal steps)
@@ -212,15 +212,11 @@ class ShardedBatches(DeviceBatches):
     def __len__(self) -> int:
         return len(self.images) // self.global_batch
 
-    def order(self, epoch: int) -> torch.Tensor:
-        self._gen.manual_seed(mix_seed(self.order_seed, epoch, 0x5EED))  # as DeviceBatches.order, with the run's seed
-        return torch.randperm(len(self.images), generator=self._gen, device=self.images.device)
-
-    def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, Any]]:
         order = self.order(epoch)
         for b in range(start_batch, len(self)):
             idx = shard_batch_indices(order, b, self.global_batch, self.rank, self.world_size)  # (B / world,)
-            yield self.prepare(self.images[idx], epoch, b), self.labels[idx]
+            yield self.batch(idx, epoch, b)
 
 
 def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -236,12 +232,7 @@ def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
 
 def eval_shard(batches: DeviceBatches, rank: int, world_size: int) -> DeviceBatches:
     """Rank ``rank``'s contiguous share of an evaluation split (same batch size, no shuffling)."""
-    start, stop = shard_range(len(batches.images), rank, world_size)
-    shard = DeviceBatches.__new__(DeviceBatches)
-    shard.__dict__.update(batches.__dict__)
-    shard.images, shard.labels = batches.images[start:stop], batches.labels[start:stop]
-    shard._gen = torch.Generator(device=batches.images.device)
-    return shard
+    return batches.subset(*shard_range(len(batches.images), rank, world_size))
 
 
 # ----------------------------------------------------------------------------- reducing metrics
@@ -352,13 +343,9 @@ class DDPStrategy(Strategy):
 
     # -- data
     def shard_train(self, batches, seed: int):
-        if hasattr(batches, "sharded"):  # a batch class that shards itself (detection)
-            return batches.sharded(self.rank, self.world_size, rank_seed(seed, self.rank))
-        return ShardedBatches(batches, self.rank, self.world_size, rank_seed(seed, self.rank))
+        return ShardedBatches(batches, self.rank, self.world_size, rank_seed(seed, self.rank))  # any target type
 
     def eval_shard(self, batches):
-        if hasattr(batches, "subset"):
-            return batches.subset(*shard_range(len(batches.data), self.rank, self.world_size))
         return eval_shard(batches, self.rank, self.world_size)
 
     # -- the model

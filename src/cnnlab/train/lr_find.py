@@ -28,18 +28,15 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 
-from cnnlab.data.datasets import load_dataset
-from cnnlab.data.pipeline import make_splits
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, write_json_atomic
 from cnnlab.rundir import check_out_dir, open_run_dir
-from cnnlab.runs import build_model, resolve_device
+from cnnlab.runs import resolve_device
 from cnnlab.train.fastpath import effective_config
 from cnnlab.train.optim import build_optimizer
-from cnnlab.train.precision import autocast, make_scaler
-from cnnlab.train.whitening import apply_whitening
+from cnnlab.tasks import get_task
+from cnnlab.train.precision import make_scaler
 
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum
 BETA = 0.9  # about 10 steps of memory: over 8 decades in 100-200 steps, 0.98 lagged the curve by 2 decades
@@ -76,12 +73,20 @@ def suggest(lrs: list[float], smoothed: list[float]) -> dict:
             "min_loss": smoothed[best]}
 
 
-def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = DEFAULT_STEPS,
-               notice=None) -> dict:
-    """Run the range test for ``cfg`` on ``splits.train``; the result dict (see the module docstring).
+class _RangeTestRun:
+    """What :meth:`Task.setup` and :meth:`Task.training_loss` read of a trainer, for the test's model copy."""
 
-    Raises a one-line error when the loss diverges at once (or never falls): no rate in the range
-    trains this model.
+    def __init__(self, cfg, model, device) -> None:
+        self.cfg, self.model, self.train_model, self.device = cfg, model, model, device
+
+
+def range_test(cfg, task, data, device, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = DEFAULT_STEPS,
+               notice=None) -> dict:
+    """Run the range test for ``cfg`` on ``data.train`` (a :class:`~cnnlab.tasks.base.TaskData` of ``task``).
+
+    The model is the task's own (:meth:`Task.build_model`), its loss the task's training loss, so
+    any task's run can find its rate. Returns the result dict (see the module docstring); raises a
+    one-line error when the loss diverges at once (or never falls): no rate in the range trains it.
     """
 
     if not (0 < start_lr < end_lr):
@@ -91,34 +96,30 @@ def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: flo
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(cfg.train.seed)
-        model = build_model(cfg, data.input_size, data.num_classes).to(device)  # a copy: nothing else sees it
-        if cfg.train.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if cfg.train.whitening != "none":  # the first conv from the patch statistics, as the run will have it
-
-            src = splits.train
-            apply_whitening(model, src.images, src.mean, src.std, cfg.train.whitening, cfg.train.whitening_eps,
-                            cfg.train.seed)
+        model = task.build_model(cfg, data)  # a copy on the data's device: nothing else sees it
+        probe = _RangeTestRun(cfg, model, device)
+        task.setup(probe)
         optimizer = build_optimizer(model, cfg.optim)
         scaler = make_scaler(cfg.train.precision, device)
         lrs, losses, smoothed = [], [], []
         ramp = lr_ramp(start_lr, end_lr, steps)
         model.train()
         epoch, stop = 0, "end of range"
-        batches = splits.train.epoch(epoch)
+        batches, seen = data.train.epoch(epoch), False
         while len(lrs) < steps:
             try:
                 x, y = next(batches)
             except StopIteration:
+                if not seen:  # a whole epoch without a batch: another would bring none either
+                    raise CnnlabError("the learning-rate range test got no training batch; lower data.batch_size") from None
                 epoch += 1
-                batches = splits.train.epoch(epoch)
+                batches, seen = data.train.epoch(epoch), False
                 continue
+            seen = True
             lr = ramp[len(lrs)]
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
-            with autocast(device.type, cfg.train.precision):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing)
+            loss, _ = task.training_loss(probe, x, y)
             optimizer.zero_grad(set_to_none=True)
             value = float(loss.detach())
             lrs.append(lr)
@@ -147,7 +148,7 @@ def range_test(cfg, splits, data, device, *, start_lr: float = 1e-7, end_lr: flo
                           "lower --start-lr, or check the config trains at all with `cnnlab train`")
     result = {"kind": "lr_find", "config": cfg.name, "steps": len(lrs), "stop": stop, "start_lr": start_lr,
               "end_lr": end_lr, "lrs": lrs[:len(finite)], "losses": [losses[i] for i in finite],
-              "smoothed": smoothed, "optimizer": cfg.optim.name, "batch_size": splits.train.batch_size,
+              "smoothed": smoothed, "optimizer": cfg.optim.name, "batch_size": data.train.batch_size,
               "seconds": round(time.perf_counter() - t0, 3),
               **suggest(lrs[:len(finite)], smoothed)}
     if notice:
@@ -189,11 +190,12 @@ def apply_found_lr(cfg, lr: float) -> None:
         cfg.optim.lr = lr
 
 
-def prepare(cfg, data=None):
-    """``(cfg as it runs, splits, data, device)`` for a range test of a classification ``cfg``."""
+def prepare(cfg, data=None, notice=None):
+    """``(cfg as it runs, task, its TaskData, device)`` for a range test of ``cfg`` (any task).
 
-    if cfg.task != "classify":
-        raise CnnlabError(f"the learning-rate range test runs on classification configs; this one has task: {cfg.task}")
+    ``data`` is a dataset already decoded (:meth:`Task.load_source`); None: the task loads it.
+    A batch larger than the training images is one batch of all of them, as in ``cnnlab train``.
+    """
     if "features_from" in cfg.model.options or "weights" in cfg.model.options:
         raise CnnlabError("the learning-rate range test trains the config's model from scratch; drop model.weights "
                           "and model.features_from for it")
@@ -201,9 +203,25 @@ def prepare(cfg, data=None):
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     cfg = effective_config(cfg, device, cfg.data.batch_size, notice=lambda m: None)
-    data = data if data is not None else load_dataset(cfg.data)
-    splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last)
-    return cfg, splits, data, device
+    task = get_task(cfg.task)
+    data = task.load(cfg, device, data, notice=None)
+    n = data.counts["train"]
+    if data.train.batch_size > n:
+        data.train.batch_size = n
+        if notice:
+            notice(f"notice: data.batch_size={cfg.data.batch_size} is larger than the {n} training images; "
+                   f"using batches of {n}")
+    return cfg, task, data, device
+
+
+def find_and_apply(cfg, task, data, device, notice=None) -> dict:
+    """``schedule.max_lr=find`` in a run: the range test, then ``cfg`` set to train at its suggestion.
+
+    Returns the summary's ``lr_find`` entry (suggestion, minimum, steepest, steps, stop, seconds).
+    """
+    found = range_test(cfg, task, data, device, notice=notice)
+    apply_found_lr(cfg, found["suggested_lr"])
+    return {k: found[k] for k in ("suggested_lr", "min_loss_lr", "steepest_lr", "steps", "stop", "seconds")}
 
 
 def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = DEFAULT_STEPS, overwrite: bool = False,
@@ -214,8 +232,8 @@ def run_lr_find(cfg, out, *, start_lr: float = 1e-7, end_lr: float = 10.0, steps
 
     out = Path(out)
     check_out_dir(out, overwrite, kind="lr-find", inputs=inputs)  # inputs: the paths the test reads
-    cfg, splits, data, device = prepare(cfg)
-    result = range_test(cfg, splits, data, device, start_lr=start_lr, end_lr=end_lr, steps=steps, notice=notice)
+    cfg, task, data, device = prepare(cfg, notice=notice)
+    result = range_test(cfg, task, data, device, start_lr=start_lr, end_lr=end_lr, steps=steps, notice=notice)
     # only now: a diverged test leaves nothing
     with open_run_dir(out, overwrite=overwrite, kind="lr-find", inputs=inputs):
         plot_range_test(result, out / "lr_find.png")

@@ -37,6 +37,7 @@ from cnnlab.train.callbacks import Callback, MetricsLogger, ProgressPrinter
 from cnnlab.checkpoint import save_checkpoint
 from cnnlab.train.distributed import (comm_failures_as_errors, launch_env, process_group, same_on_every_rank)
 from cnnlab.train.fastpath import effective_config
+from cnnlab.train.lr_find import find_and_apply
 from cnnlab.train.strategy import SingleProcess, Strategy
 from cnnlab.train.trainer import Trainer
 from cnnlab.version import __version__
@@ -206,6 +207,9 @@ def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, 
     t0 = time.perf_counter()
     loaded = task.load(cfg, strategy.device, data, notice)
     batch_size = _fit_batch_size(cfg, loaded, strategy, notice)
+    if cfg.schedule.max_lr == "find":  # the range test on a copy of the model; the RNG is left as it was
+        loaded.summary["lr_find"] = find_and_apply(cfg, task, loaded, strategy.device, notice)
+        loaded.phases["lr_find"] = loaded.summary["lr_find"]["seconds"]
     loaded.train = strategy.shard_train(loaded.train, cfg.train.seed)  # this rank's slice of every global batch
     phases["data"] = time.perf_counter() - t0 - sum(loaded.phases.values())
     phases.update(loaded.phases)

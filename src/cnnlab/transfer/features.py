@@ -307,8 +307,8 @@ def head_config(cfg, notice: Callable[[str], None] | None = None):
 class FeatureBatches(DeviceBatches):
     """Batches of cached features: like :class:`~cnnlab.data.loader.DeviceBatches` without conversion."""
 
-    def prepare(self, raw: torch.Tensor, epoch: int = 0, batch: int = 0) -> torch.Tensor:
-        return raw  # (B, D, 1, 1) float32 features: nothing to convert, augment or normalise
+    def prepare(self, raw: torch.Tensor, y, epoch: int = 0, batch: int = 0, index=None):
+        return raw, y  # (B, D, 1, 1) float32 features: nothing to convert, augment or normalise
 
 
 def load_cache(out: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -49,16 +49,12 @@ import yaml
 
 from cnnlab.config import config_with_overrides, load_yaml, parse_overrides, read_source, read_text_file
 from cnnlab.config.scope import check_scope
-from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.errors import CnnlabError, did_you_mean, short_repr
 from cnnlab.models.registry import get_model_constructor, model_arguments
 from cnnlab.rundir import check_name
 from cnnlab.tasks import get_task
+from cnnlab.tune.spec_schema import DEFAULT_PRUNER, DEFAULT_SAMPLER, PRUNERS, SAMPLERS, build_choice, spec_file
 
-SPEC_KEYS = ("name", "description", "base", "overrides", "objective", "sampler", "pruner", "trials", "timeout",
-             "space")
-SAMPLERS = {"grid": (), "random": ("seed",), "tpe": ("seed", "startup_trials")}
-PRUNERS = {"none": (), "median": ("startup_trials", "warmup_epochs"),
-           "halving": ("min_epochs", "reduction_factor"), "hyperband": ("min_epochs", "reduction_factor")}
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize", "train_accuracy": "maximize",
            "train_loss": "minimize"}  # classification's; a spec reads its base task's (Task.objective_metrics)
 MAX_GRID = 100_000  # more points than any sweep here would run; refuse before enumerating them
@@ -213,20 +209,7 @@ def _mapping(value: Any, what: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise CnnlabError(f"{what} must be a mapping, got {value!r}")
-    return value
-
-
-def _options(section: dict, names: tuple[str, ...], what: str) -> dict:
-    for key in section:
-        if key not in names + ("name",):
-            raise CnnlabError(f"unknown {what} option '{key}'; {did_you_mean(key, names + ('name',))}")
-    return section
-
-
-def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise CnnlabError(f"{what} must be an integer >= {minimum}, got {value!r}")
+        raise CnnlabError(f"{what} must be a mapping, got {short_repr(value)}")
     return value
 
 
@@ -249,10 +232,10 @@ def spec_from_dict(raw: dict, default_name: str = "sweep", folder: Path | None =
     working directory.
     """
     raw = copy.deepcopy(raw)
-    for key in raw:
-        if key not in SPEC_KEYS:
-            raise CnnlabError(f"unknown sweep spec key '{key}'; {did_you_mean(str(key), SPEC_KEYS)}")
-    base = raw.get("base")
+    if not isinstance(raw, dict):
+        raise CnnlabError(f"a sweep spec must be a mapping, got {short_repr(raw)}")
+    top = spec_file(raw)  # the spec's own keys: types, ranges and unknown keys, by the config's engine
+    base = top.base
     if isinstance(base, dict):  # an inline config (how a sweep directory stores its base)
         base_raw, base = base, str(base.get("name") or "inline")
     elif isinstance(base, str) and base:
@@ -260,55 +243,35 @@ def spec_from_dict(raw: dict, default_name: str = "sweep", folder: Path | None =
         base_raw = read_source(base)
     else:
         raise CnnlabError("a sweep spec needs 'base': a preset name or config YAML file the trials start from")
-    overrides = _mapping(raw.get("overrides"), "'overrides'")
+    overrides = top.overrides or {}
     try:
         base_cfg = config_with_overrides(base_raw, overrides)
         check_scope(base_cfg)  # a setting the base task would ignore is refused here, as by cnnlab train
     except CnnlabError as exc:
         raise CnnlabError(f"sweep overrides: {exc}") from None
 
-    objective = _options(_mapping(raw.get("objective"), "'objective'"), ("metric", "direction"), "objective")
     task = get_task(base_cfg.task)  # the objective is one of the base task's metrics (mAP for a detector)
     metrics = task.objective_metrics()
-    metric = objective.get("metric", task.headline.val_metric)
+    metric = top.objective.metric or task.headline.val_metric
     if metric not in metrics:
         raise CnnlabError(f"objective metric '{metric}' is not one the trainer reports each epoch for "
                           f"task={base_cfg.task}; {did_you_mean(str(metric), metrics)} "
                           f"(one of {', '.join(sorted(metrics))})")
-    direction = objective.get("direction", metrics[metric])
-    if direction not in ("maximize", "minimize"):
-        raise CnnlabError(f"objective direction must be maximize or minimize, got {direction!r}")
+    direction = top.objective.direction or metrics[metric]
     if metric.startswith("val_") and (base_cfg.data.val == "none" or base_cfg.data.final_fit):
         raise CnnlabError(f"objective {metric} needs validation data, but the base config has data.val="
                           f"{base_cfg.data.val}{' and data.final_fit=true' if base_cfg.data.final_fit else ''}; "
                           "add `data.val: split` to the spec's overrides")
 
-    sampler = _mapping(raw.get("sampler"), "'sampler'") or {"name": "tpe"}
-    if sampler.get("name") not in SAMPLERS:
-        raise CnnlabError(f"unknown sampler {sampler.get('name')!r}; {did_you_mean(str(sampler.get('name')), SAMPLERS)}")
-    _options(sampler, SAMPLERS[sampler["name"]] + ("seed",), f"sampler '{sampler['name']}'")
-    sampler.setdefault("seed", 0)
-    _positive_int(sampler["seed"], "sampler seed", 0)
-    if "startup_trials" in sampler:
-        _positive_int(sampler["startup_trials"], "sampler startup_trials", 0)
+    sampler_options, sampler = build_choice(top.sampler, SAMPLERS, "sampler", DEFAULT_SAMPLER)
+    sampler["seed"] = sampler_options.seed  # written out: a resumed sweep draws with the same seed
+    _, pruner = build_choice(top.pruner, PRUNERS, "pruner", DEFAULT_PRUNER)
+    for section, checked in (("sampler", sampler), ("pruner", pruner)):
+        if raw.get(section):  # the spec as stored in the sweep directory holds the checked section
+            raw[section] = checked
+    trials, timeout = top.trials, top.timeout
 
-    pruner = _mapping(raw.get("pruner"), "'pruner'") or {"name": "none"}
-    if pruner.get("name") not in PRUNERS:
-        raise CnnlabError(f"unknown pruner {pruner.get('name')!r}; {did_you_mean(str(pruner.get('name')), PRUNERS)}")
-    _options(pruner, PRUNERS[pruner["name"]], f"pruner '{pruner['name']}'")
-    for key in ("startup_trials", "warmup_epochs"):
-        if key in pruner:
-            _positive_int(pruner[key], f"pruner {key}", 0)
-    for key in ("min_epochs", "reduction_factor"):
-        if key in pruner:
-            _positive_int(pruner[key], f"pruner {key}", 2 if key == "reduction_factor" else 1)
-
-    trials = _positive_int(raw.get("trials", 20), "trials")
-    timeout = raw.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise CnnlabError(f"timeout must be a positive number of seconds, got {timeout!r}")
-
-    space_raw = _mapping(raw.get("space"), "'space'")
+    space_raw = top.space or {}
     if not space_raw:
         raise CnnlabError("the sweep spec's 'space' is empty; name at least one config key to search")
     space = [_parse_param(key, value) for key, value in space_raw.items()]
@@ -318,8 +281,9 @@ def spec_from_dict(raw: dict, default_name: str = "sweep", folder: Path | None =
             raise CnnlabError(f"'{p.key}' is both fixed in 'overrides' and searched in 'space'; keep one")
         _check_key_values(p, base_raw, overrides, base_cfg.model.name, space)
 
-    spec = SweepSpec(name=check_name(str(raw.get("name") or default_name), "the sweep's name"), description=" ".join(str(raw.get("description", "")).split()),
-                     base=base, base_raw=base_raw, overrides=overrides, space=space, metric=metric, direction=direction,
+    spec = SweepSpec(name=check_name(top.name or default_name, "the sweep's name"),
+                     description=" ".join((top.description or "").split()), base=base, base_raw=base_raw,
+                     overrides=overrides, space=space, metric=metric, direction=direction,
                      sampler=sampler, pruner=pruner, trials=trials, timeout=timeout, source=raw)
     if sampler["name"] == "grid":
         if any(p.when for p in space):

@@ -45,6 +45,7 @@ from cnnlab.train.callbacks import Callback
 from cnnlab.train.run import train
 from cnnlab.tune.results import write_outputs
 from cnnlab.tune.spec import SweepSpec, candidate_values, encode_choice, spec_from_dict
+from cnnlab.tune.spec_schema import PRUNERS, SAMPLERS, choice_options
 from cnnlab.tune.storage import claim_lock, default_storage_url, open_storage, shown_url
 
 SWEEP_FILE = "sweep.json"
@@ -86,7 +87,8 @@ def make_sampler(spec: SweepSpec, worker: int = 0, existing: int = 0):
     import optuna
 
     s = spec.sampler
-    seed = int(s.get("seed", 0))
+    options = choice_options(s, SAMPLERS)  # every option the spec leaves out at the schema's default
+    seed = options.seed
     if s["name"] == "grid":
         return _GridSampler(spec.grid(), seed=seed)
     seed = (seed + worker + 1_000_003 * existing) % 2**32
@@ -99,7 +101,7 @@ def make_sampler(spec: SweepSpec, worker: int = 0, existing: int = 0):
     # constant_liar keeps parallel workers from proposing the same point while trials run.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks multivariate/group/constant_liar experimental
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(s.get("startup_trials", 10)),
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=options.startup_trials,
                                           multivariate=True, group=conditional, constant_liar=True)
 
 
@@ -108,17 +110,18 @@ def make_pruner(spec: SweepSpec, epochs: int):
     import optuna
 
     p = spec.pruner
+    options = choice_options(p, PRUNERS)  # every option the spec leaves out at the schema's default
     if p["name"] == "median":
         # warmup_epochs: the first N epochs of every trial always run. Steps are epoch numbers from 1 and
         # Optuna prunes from step == n_warmup_steps on, hence the + 1.
-        return optuna.pruners.MedianPruner(n_startup_trials=int(p.get("startup_trials", 5)),
-                                           n_warmup_steps=int(p.get("warmup_epochs", 0)) + 1)
+        return optuna.pruners.MedianPruner(n_startup_trials=options.startup_trials,
+                                           n_warmup_steps=options.warmup_epochs + 1)
     if p["name"] == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=int(p.get("min_epochs", 1)),
-                                                      reduction_factor=int(p.get("reduction_factor", 3)))
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=options.min_epochs,
+                                                      reduction_factor=options.reduction_factor)
     if p["name"] == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=int(p.get("min_epochs", 1)), max_resource=max(epochs, 1),
-                                              reduction_factor=int(p.get("reduction_factor", 3)))
+        return optuna.pruners.HyperbandPruner(min_resource=options.min_epochs, max_resource=max(epochs, 1),
+                                              reduction_factor=options.reduction_factor)
     return optuna.pruners.NopPruner()
 
 
@@ -534,7 +537,7 @@ def refuse_hopeless_space(spec: SweepSpec, data_cache: dict, data_dir: str | Non
     import random
 
 
-    rng = random.Random(spec.sampler.get("seed", 0))
+    rng = random.Random(spec.sampler["seed"])
     candidates = {p.key: candidate_values(p) for p in spec.space}
     seen, first = [], None
     for _ in range(points * 4):
