@@ -1,12 +1,9 @@
 """The first-run download, against a local HTTP server on 127.0.0.1 (tests never reach the internet)."""
 
-import functools
 import hashlib
-import http.server
 import io
 import shutil
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +16,7 @@ from cnnlab.data.cifar import write_batch
 from cnnlab.data.datasets import load_dataset
 from cnnlab.data.locate import find_dataset_dir
 from cnnlab.errors import CnnlabError
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output clean
-        pass
+from tests.local_http import serve
 
 
 @pytest.fixture
@@ -31,12 +24,8 @@ def server(tmp_path):
     """Serve tmp_path/www on 127.0.0.1; yields (base URL, folder)."""
     root = tmp_path / "www"
     root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/", root
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(root) as url:
+        yield url, root
 
 
 @pytest.fixture

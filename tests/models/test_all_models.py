@@ -1,5 +1,7 @@
 """One shared check over every registered model: shape, finiteness, gradients, a few steps."""
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -13,12 +15,22 @@ def build(name, in_channels=3, num_classes=10, size=32):
     return create_model(name, **kwargs)
 
 
-@pytest.mark.parametrize("name", list_models())
+def _external() -> list:
+    """torchvision and timm architectures (random weights) behind the same interface; timm is in the dev extra."""
+    names = ["tv:resnet18", "tv:mobilenet_v3_small"]
+    # (timm's resnet18 zero-initialises each block's last BN scale, so its convs get no first-step gradient)
+    timm_names = ["timm:efficientnet_lite0", "timm:mobilenetv3_small_050", "timm:xception41"]
+    mark = pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm not installed (dev extra)")
+    return names + [pytest.param(n, marks=mark) for n in timm_names]
+
+
+@pytest.mark.parametrize("name", list_models() + _external())
 def test_every_model_builds_trains_and_swaps_its_head(name):
     """Shape, finiteness, a gradient for every parameter, falling loss, and the common interface."""
     torch.manual_seed(0)
-    model = build(name, num_classes=4)
-    x = torch.randn(4, 3, 32, 32)  # CIFAR-shaped; 4 images so batch norm has statistics
+    size = 64 if ":" in name else 32  # ImageNet networks reduce 32 px to 1 x 1, where batch norm of 1 image fails
+    model = build(name, num_classes=4, size=size)
+    x = torch.randn(4, 3, size, size)  # CIFAR-shaped for the zoo; 4 images so batch norm has statistics
     y = torch.arange(4)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     losses = []

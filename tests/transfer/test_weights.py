@@ -119,13 +119,16 @@ def test_a_pickle_carrying_code_is_refused_and_nothing_runs(tmp_path):
         read_weights(evil)
 
 
-def test_download_is_explicit_and_fails_offline_with_one_line(monkeypatch):
+def test_download_is_explicit_and_fails_offline_with_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNLAB_OFFLINE", "1")
+    monkeypatch.setenv("CNNLAB_WEIGHTS_DIR", str(tmp_path / "empty-cache"))
     with pytest.raises(CnnlabError) as info:
         create_model("tv:resnet18", weights="download")
     message = str(info.value)
-    assert message.startswith("model.weights=download but CNNLAB_OFFLINE is set; on a machine that is online")
+    assert message.startswith("model.weights=download but CNNLAB_OFFLINE is set and ")
+    assert "resnet18-f37072fd.pth is not cached" in message  # torchvision's own file name
     assert "model.weights=PATH" in message and "\n" not in message
+    assert not (tmp_path / "empty-cache").exists()  # offline: not even the cache folder is made
     with pytest.raises(CnnlabError, match="no published weights for model 'convnet'"):
         create_model("convnet", weights="download")
 

@@ -7,7 +7,9 @@ against the frozen backbone run live on every batch (forward without gradients,
 then the same head step); the one-time cost of filling the cache is reported
 beside it. (2) Inference images/s of the ``mnist-fast``, ``resnet9`` and
 ``resnet18`` networks (random weights: speed does not depend on them) in PyTorch
-(the better of NCHW and channels-last) and in ONNX Runtime at batch 1 and 64.
+(the better of NCHW and channels-last) and in ONNX Runtime at batch 1 and 64. (3) EfficientNet-Lite0
+(:mod:`cnnlab.bench.lite0`): fine-tuning images/s of cnnlab's network beside timm's in the same run,
+and its inference images/s in PyTorch and ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -133,8 +135,13 @@ def bench_inference(names: list[str], batches: tuple[int, ...] = (1, 64), budget
 
 def run_transfer_bench(images: int = 5000, backbone: str | None = None, data_dir: str | None = None,
                        models: list[str] | None = None, threads: int = 1, out_dir: str = "benchmarks/results",
-                       say: Callable[[str], None] = print, data_cfg=None, budget: float = 2.0) -> dict[str, Any]:
+                       say: Callable[[str], None] = print, data_cfg=None, budget: float = 2.0,
+                       lite0: dict | None = None) -> dict[str, Any]:
+    """Both comparisons, then the EfficientNet-Lite0 rows (:mod:`cnnlab.bench.lite0`; ``lite0`` holds its
+    keyword arguments, ``{"skip": True}`` leaves them out); the JSON goes to ``out_dir``."""
     import torch
+
+    from cnnlab.bench.lite0 import bench_lite0
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -143,9 +150,11 @@ def run_transfer_bench(images: int = 5000, backbone: str | None = None, data_dir
         cache = bench_cache(images, backbone, data_dir, data_cfg=data_cfg)
         say(f"inference: PyTorch vs ONNX Runtime, {threads} thread(s) ...")
         inference = bench_inference(models or list(INFERENCE_MODELS), budget=budget)
+        options = dict(lite0 or {})
+        rows = None if options.pop("skip", False) else bench_lite0(say=say, **options)
     finally:
         torch.set_num_threads(previous)
-    payload = {"threads": threads, "cache": cache, "inference": inference}
+    payload = {"threads": threads, "cache": cache, "inference": inference, "lite0": rows}
     payload["json_path"] = str(write_result("transfer", payload, out_dir))
     return payload
 
@@ -160,4 +169,8 @@ def format_table(payload: dict[str, Any]) -> list[str]:
     for r in payload["inference"]:
         lines.append(f"| {r['model']} | {r['batch']} | {r['torch_images_per_second']:,.1f} ({r['torch_layout']}) | "
                      f"{r['onnxruntime_images_per_second']:,.1f} | {r['onnxruntime_vs_torch']:.2f}x |")
+    if payload.get("lite0"):
+        from cnnlab.bench.lite0 import format_lite0
+
+        lines += format_lite0(payload["lite0"])
     return lines

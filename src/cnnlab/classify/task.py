@@ -106,6 +106,7 @@ class ClassifyTask(Task):
                          items.classes, items.source, items.skipped)
 
     def load(self, cfg, device, data, notice) -> TaskData:
+        recorded = None  # the preprocessing of published weights (model.weights=in1k or download)
         if "features_from" in cfg.model.options:  # a head trained on cached backbone features (cnnlab.transfer)
             from cnnlab.transfer.features import feature_splits  # why lazy: transfer sits above runs/models
 
@@ -115,11 +116,14 @@ class ClassifyTask(Task):
             stats = None
             weights = cfg.model.options.get("weights")
             if isinstance(weights, str):  # pretrained: feed it what it learned on (its size, its mean/std)
-                from cnnlab.transfer.adapt import adapt_to_weights  # why lazy: as above
+                from cnnlab.transfer.adapt import adapt_to_weights, weights_preprocessing  # why lazy: as above
 
                 data, stats = adapt_to_weights(data, weights, notice=notice, model_name=cfg.model.name)
+                recorded = weights_preprocessing(weights, cfg.model.name)
             splits = make_splits(data, cfg.data, device, cfg.train.seed, cfg.train.channels_last, stats=stats)
         summary: dict[str, Any] = {"skipped_images": len(data.skipped), "skipped_files": data.skipped[:50]}
+        if recorded is not None:
+            summary["weights_preprocessing"] = recorded
         return TaskData(train=splits.train, val=splits.val, test=splits.test, input_size=tuple(data.input_size),
                         num_classes=data.num_classes, classes=data.classes, mean=splits.mean, std=splits.std,
                         counts=splits.counts, dataset=data.name, source=data, summary=summary)

@@ -174,6 +174,11 @@ def _register_transfer(subparsers) -> None:
     p.add_argument("--models", default=",".join(transfer.INFERENCE_MODELS),
                    help="inference models (default mnist-fast,resnet9,resnet18)")
     p.add_argument("--threads", type=int, default=1, help="threads for PyTorch and ONNX Runtime (default 1)")
+    p.add_argument("--lite0-size", type=int, default=160, help="EfficientNet-Lite0 fine-tuning image side (default 160)")
+    p.add_argument("--lite0-batch", type=int, default=32, help="EfficientNet-Lite0 batch (default 32)")
+    p.add_argument("--lite0-rounds", type=int, default=3,
+                   help="interleaved timed rounds per EfficientNet-Lite0 measurement (default 3)")
+    p.add_argument("--no-lite0", action="store_true", help="leave out the EfficientNet-Lite0 rows")
     _add_result_args(p, data_dir=True)
     p.set_defaults(func=run_transfer)
 
@@ -186,8 +191,13 @@ def run_transfer(args) -> int:
         raise CnnlabError(f"--models takes {', '.join(INFERENCE_MODELS)}, got {args.models!r}")
     if args.images < 64 or args.threads < 1:
         raise CnnlabError("--images must be at least 64 and --threads at least 1")
+    if not 32 <= args.lite0_size <= 512 or not 1 <= args.lite0_batch <= 512 or not 1 <= args.lite0_rounds <= 100:
+        raise CnnlabError(f"--lite0-size takes 32..512, --lite0-batch 1..512 and --lite0-rounds 1..100, got "
+                          f"{args.lite0_size}, {args.lite0_batch} and {args.lite0_rounds}")
+    lite0 = {"skip": True} if args.no_lite0 else {"size": args.lite0_size, "batch": args.lite0_batch,
+                                                  "rounds": args.lite0_rounds}
     payload = run_transfer_bench(args.images, args.backbone, args.data_dir, models, args.threads, args.out_dir,
-                                 say=notice)
+                                 say=notice, lite0=lite0)
     return _report(payload, format_table, args.json)
 
 

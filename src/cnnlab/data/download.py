@@ -91,7 +91,7 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _network_reason(exc: BaseException) -> str:
+def network_reason(exc: BaseException) -> str:
     """'HTTP Error 404: Not Found', 'Connection refused', 'timed out', ... as one short line."""
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
         reason = exc.reason
@@ -99,29 +99,46 @@ def _network_reason(exc: BaseException) -> str:
     return _one_line(exc)
 
 
-class _BadDownload(Exception):
-    """A mirror answered, but with the wrong bytes."""
+class BadDownload(Exception):
+    """A server answered, but with the wrong bytes (the partial file is already removed)."""
 
 
-def _fetch(url: str, target: Path, remote: Remote) -> None:
-    """Stream ``url`` into ``target`` (atomically); raise _BadDownload or a network error."""
+def fetch_verified(url: str, target: Path, algorithm: str, expected, max_bytes: int, label: str) -> str:
+    """Stream ``url`` into ``target`` atomically, hashing as it arrives; return the hex digest.
+
+    ``expected`` is the published digest -- the whole hex string or, as torch hub's file names
+    publish it, a prefix of it -- or a callable that reads it from the response headers (None:
+    no checksum published, refused). Any mismatch, or more than ``max_bytes``, raises
+    :class:`BadDownload` and leaves nothing at ``target``; network errors propagate.
+    """
     from tqdm import tqdm
 
     with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, atomic_path(target) as tmp:
-        digest, received = hashlib.md5(), 0
-        with open(tmp, "wb") as fh, tqdm(total=remote.size, unit="B", unit_scale=True, desc=remote.file,
+        name = "SHA-256" if algorithm == "sha256" else algorithm.upper()
+        want = expected(response.headers) if callable(expected) else expected
+        if not want:
+            raise BadDownload(f"{url} publishes no {name} checksum, so its bytes cannot be checked")
+        digest, received = hashlib.new(algorithm), 0
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with open(tmp, "wb") as fh, tqdm(total=size, unit="B", unit_scale=True, desc=label,
                                           file=sys.stderr, disable=None, leave=False) as bar:
             while chunk := response.read(1 << 16):
                 received += len(chunk)
-                if received > remote.size:  # a mirror that never stops must not fill the disk
-                    raise _BadDownload(f"{url} sent more than the published {remote.size} bytes; removed it")
+                if received > max_bytes:  # a server that never stops must not fill the disk
+                    raise BadDownload(f"{url} sent more than {max_bytes} bytes; removed it")
                 digest.update(chunk)
                 fh.write(chunk)
                 bar.update(len(chunk))
-        if digest.hexdigest() != remote.md5:
+        if not digest.hexdigest().startswith(want.lower()):
             # Raising inside atomic_path removes the temporary file: nothing corrupt is left behind.
-            raise _BadDownload(f"{url} has MD5 {digest.hexdigest()} ({received} bytes), not the published "
-                               f"{remote.md5}; the corrupted download was removed")
+            raise BadDownload(f"{url} has {name} {digest.hexdigest()} ({received} bytes), not the published "
+                              f"{want}; the corrupted download was removed")
+        return digest.hexdigest()
+
+
+def _fetch(url: str, target: Path, remote: Remote) -> None:
+    """Stream ``url`` into ``target`` (atomically); raise BadDownload or a network error."""
+    fetch_verified(url, target, "md5", remote.md5, remote.size, remote.file)
 
 
 def _writable_root(roots: list[Path]) -> Path:
@@ -184,10 +201,10 @@ def _download_files(name: str, dest: Path) -> None:
             try:
                 _fetch(url, target, remote)
                 break
-            except _BadDownload as exc:
+            except BadDownload as exc:
                 errors.append(str(exc))
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-                errors.append(f"{url}: {_network_reason(exc)}")
+                errors.append(f"{url}: {network_reason(exc)}")
         else:
             raise CnnlabError(
                 f"could not download {name}: {'; '.join(errors)}; try again, or put {remote.file} (MD5 "

@@ -126,7 +126,7 @@ class TimmClassifier(ImageClassifier):
 
     def __init__(self, arch: str, num_classes: int = 1000, in_channels: int = 3,
                  image_size: Optional[int] = None, **kwargs: Any) -> None:
-        timm = _import_timm()
+        timm = import_timm()
         super().__init__(in_channels, num_classes, image_size, 224)
         net = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)
         self.arch = arch
@@ -167,7 +167,8 @@ class _TimmHead(nn.Module):
         return self.net.forward_head(x)
 
 
-def _import_timm():
+def import_timm():
+    """The timm module, or the one line naming the extra that installs it."""
     try:
         import timm
     except ImportError:
@@ -176,7 +177,7 @@ def _import_timm():
 
 
 def timm_constructor(arch: str) -> Callable[..., Any]:
-    timm = _import_timm()
+    timm = import_timm()
     names = timm.list_models()
     if arch not in names:
         raise CnnlabError(f"timm has no model '{arch}'; {did_you_mean(arch, names)}")

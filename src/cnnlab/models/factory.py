@@ -20,7 +20,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models.checks import short
 from cnnlab.models.pretrained import TAGS, create_pretrained, read_pretrained, split_name
 from cnnlab.models.registry import build_registered
-from cnnlab.models.weights import DOWNLOAD, MatchReport, WeightsFile, download_weights, match_state, read_weights
+from cnnlab.models.online import download_weights
+from cnnlab.models.weights import DOWNLOAD, MatchReport, WeightsFile, match_state, read_weights
 
 
 def create_model(name: str, weights: Any = None, **kwargs: Any):
@@ -57,7 +58,7 @@ def load_weights_into(model: nn.Module, weights: Any, name: str,
     elif isinstance(weights, str) and weights in TAGS:  # model.weights=in1k: the published weights of ``name``
         source = read_pretrained(f"{name}.{weights}")
     elif weights == DOWNLOAD:
-        source = download_weights(name, model)
+        source = download_weights(name)
     elif isinstance(weights, (str, os.PathLike)):
         source = read_weights(weights)
     else:

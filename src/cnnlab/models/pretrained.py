@@ -221,6 +221,12 @@ def pretrained_cfg(entry: Pretrained, path: Path, digest: str) -> dict:
     }
 
 
+def table_cfg(name: str) -> dict:
+    """The ``pretrained_cfg`` of ``ARCH.TAG`` from this table alone (the package need not be installed)."""
+    entry = lookup(name)
+    return pretrained_cfg(entry, Path(entry.file), entry.sha256)
+
+
 def read_pretrained(name: str, target: dict | None = None):
     """A :class:`~cnnlab.models.weights.WeightsFile` with the weights under cnnlab names.
 

@@ -9,6 +9,8 @@ Three sources, read by :func:`read_weights` (``create_model(name, weights=...)``
 * a ``.safetensors`` file (a header and raw tensors, no pickle at all);
 * a cnnlab run directory (its ``final.pt``, else ``best.pt``, else ``last.pt``).
 
+``model.weights=download`` (torchvision's and timm's published weights) is :mod:`cnnlab.models.online`.
+
 Keys are matched by name first: a model key matches the source key equal to its
 longest dotted suffix (``features.stem.conv1.weight`` finds torchvision's
 ``conv1.weight``, ``features.layer1.0.conv1.weight`` finds ``layer1.0.conv1.weight``).
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.data.download import offline
 from cnnlab.errors import CnnlabError
 from cnnlab.filemeta import check_image_meta
 # The safe torch.load readers live with the trainer's checkpoints; they import only errors and fileio.
@@ -226,34 +226,6 @@ def match_state(model: nn.Module, weights: WeightsFile, name: str) -> tuple[dict
                      + (" ..." if len(unexpected) > 4 else ""))
     report = MatchReport(weights.origin, len(keys), len(load), by_position, reinit, unexpected, lines)
     return load, report
-
-
-def download_weights(name: str, model: nn.Module) -> WeightsFile:
-    """torchvision's ImageNet weights for ``tv:NAME`` or a zoo twin; one line when offline."""
-    arch = name[3:] if name.startswith("tv:") else TORCHVISION_TWINS.get(name)
-    if arch is None:
-        raise CnnlabError(f"model.weights=download: no published weights for model '{name}'; use tv:NAME "
-                          f"or one of {', '.join(sorted(TORCHVISION_TWINS))} (variant=imagenet), or give a file")
-    instead = (f"on a machine that is online, save torchvision's {arch} ImageNet weights "
-               f"(torchvision.models.get_model_weights('{arch}').DEFAULT) and pass model.weights=PATH")
-    if offline():
-        raise CnnlabError(f"model.weights=download but CNNLAB_OFFLINE is set; {instead}")
-    import torchvision
-
-    try:
-        entry = torchvision.models.get_model_weights(arch).DEFAULT
-    except Exception:  # noqa: BLE001
-        raise CnnlabError(f"torchvision publishes no weights for '{arch}'; {instead}") from None
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(30)
-    try:
-        state = entry.get_state_dict(progress=False, check_hash=True)
-    except Exception as exc:  # URLError, timeout, hash mismatch ...
-        reason = " ".join(str(exc).split())[:120]
-        raise CnnlabError(f"cannot download {arch} weights ({type(exc).__name__}: {reason}); {instead}") from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    return WeightsFile(dict(state), f"torchvision:{entry}", {})
 
 
 def weights_digest(model: nn.Module) -> str:

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.external import IMAGENET_MEAN, IMAGENET_STD
-from cnnlab.models.pretrained import TAGS, lookup
-from cnnlab.models.weights import TORCHVISION_TWINS, read_weights
+from cnnlab.models.online import published
+from cnnlab.models.pretrained import TAGS, table_cfg as pretrained_cfg_of
+from cnnlab.models.weights import DOWNLOAD, TORCHVISION_TWINS, read_weights
 
 LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's "L" mode
 
@@ -60,14 +61,13 @@ def weights_input(source: str, model_name: str | None = None
     A published tag (``in1k``) gives its weights' mean/std and leaves the size to the data (fine-tuning
     at 160 px from 224 px weights is normal). Weights that record nothing but are torchvision's
     (``download``, or a file for a ``tv:NAME`` model or a zoo twin of one) were trained on ImageNet's
-    mean/std, so those are used, never the new dataset's own statistics.
+    mean/std, so those are used, never the new dataset's own statistics; ``download`` takes the mean/std
+    the library publishes with its weights (timm's ``xception41``: 0.5, not ImageNet's).
     """
-    if model_name is not None and source in TAGS:
-        entry = lookup(f"{model_name}.{source}")
-        return None, list(entry.mean), list(entry.std)
-    meta: dict = {}
-    if source != "download":
-        meta = read_weights(source).meta
+    cfg = weights_preprocessing(source, model_name)
+    if cfg is not None:
+        return None, list(cfg["mean"]), list(cfg["std"])
+    meta = read_weights(source).meta if source != DOWNLOAD else {}
     size = meta.get("input_size")
     size = tuple(int(v) for v in size) if isinstance(size, (list, tuple)) and len(size) == 3 else None
     mean, std = meta.get("mean"), meta.get("std")
@@ -76,6 +76,20 @@ def weights_input(source: str, model_name: str | None = None
         if model_name is not None and not meta and _torchvision_weights(model_name):
             mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     return size, mean, std
+
+
+def weights_preprocessing(source: str, model_name: str | None) -> dict | None:
+    """The ``pretrained_cfg`` of published weights (a tag such as ``in1k``, or ``download``) less its class
+    names, read from the tables without touching the weights; None for a file or a run."""
+    if model_name is None:
+        return None
+    if source in TAGS:
+        cfg = pretrained_cfg_of(f"{model_name}.{source}")
+    elif source == DOWNLOAD:
+        cfg = published(model_name).cfg
+    else:
+        return None
+    return {k: v for k, v in cfg.items() if k != "classes"}
 
 
 def _torchvision_weights(model_name: str) -> bool:
