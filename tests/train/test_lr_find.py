@@ -27,8 +27,28 @@ def test_ramp_smoothing_and_suggestion_against_numpy():
     lrs = list(np.geomspace(1e-6, 1.0, 61))
     curve = [2.0 - math.tanh(math.log10(lr) + 3) + (0.5 * (math.log10(lr) + 1) ** 2 if lr > 0.1 else 0) for lr in lrs]
     s = suggest(lrs, curve)
-    assert s["min_loss_lr"] == pytest.approx(0.1, rel=0.3) and s["suggested_lr"] == pytest.approx(s["min_loss_lr"] / 10)
-    assert s["steepest_lr"] == pytest.approx(1e-3, rel=0.3)
+    assert s["min_loss_lr"] == pytest.approx(0.1, rel=0.3) and s["steepest_lr"] == pytest.approx(1e-3, rel=0.3)
+    # the floor by hand: within 10 % of the fall (2.995 -> 1.036) above the minimum, i.e. up to 1.232:
+    # tanh(x) = 0.768 on the left (x = 1.016, lr 0.0104), 0.5 (log10 lr + 1)^2 = 0.196 on the right (lr 0.42)
+    low, high = s["floor_lrs"]
+    step = 10 ** 0.1  # the grid: 10 rates a decade
+    assert low / step < 0.0104 <= low and high <= 0.42 < high * step  # the grid's first and last rates inside
+    assert s["suggested_lr"] == pytest.approx(math.sqrt(low * high) / 10)
+
+
+def test_the_suggestion_does_not_hang_on_where_noise_puts_the_minimum_of_a_flat_floor():
+    # a fall from 2.3 to a floor of 1.0 +- 0.01 spanning 1e-3..1e-1, then divergence: the lowest step
+    # moves across the floor's two decades with the noise; min / 10 moves with it, the floor's middle does not
+    lrs = list(np.geomspace(1e-6, 1.0, 61))
+    base = [2.3 if lr < 1e-4 else 1.0 if 1e-3 <= lr <= 0.1 else (1.8 if lr < 1e-3 else 2.5) for lr in lrs]
+    suggestions, minima = [], []
+    for lowest in (1e-3, 1e-2, 1e-1):
+        curve = [v - (0.01 if abs(math.log10(lr / lowest)) < 0.05 else 0) for v, lr in zip(base, lrs)]
+        s = suggest(lrs, curve)
+        suggestions.append(s["suggested_lr"])
+        minima.append(s["min_loss_lr"])
+    assert max(minima) / min(minima) > 50  # the minimum wandered over the floor
+    assert suggestions == pytest.approx([1e-3] * 3, rel=0.01)  # sqrt(1e-3 * 1e-1) / 10
 
 
 def test_range_test_stops_at_divergence_and_leaves_the_rng_alone():
@@ -39,7 +59,8 @@ def test_range_test_stops_at_divergence_and_leaves_the_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
     assert result["stop"] in ("diverged", "non-finite loss") and result["steps"] < 120
     assert result["lrs"] == pytest.approx(lr_ramp(1e-5, 1e4, 120)[:len(result["lrs"])])
-    assert 1e-5 < result["suggested_lr"] < result["min_loss_lr"] < 1e4
+    low, high = result["floor_lrs"]
+    assert 1e-5 < low <= result["min_loss_lr"] <= high < 1e4 and result["suggested_lr"] == pytest.approx(math.sqrt(low * high) / 10)
     assert min(result["smoothed"]) < result["smoothed"][0]  # it found rates that lower the loss
 
 
@@ -67,7 +88,7 @@ def test_lr_find_cli_writes_plot_and_json_and_refuses_a_config_that_diverges_at_
     record = json.loads(stdout)
     assert record == json.loads((out / "lr_find.json").read_text())
     assert (out / "lr_find.png").stat().st_size > 1000 and record["steps"] <= 60
-    assert record["suggested_lr"] == pytest.approx(record["min_loss_lr"] / 10)
+    assert record["suggested_lr"] == pytest.approx(math.sqrt(record["floor_lrs"][0] * record["floor_lrs"][1]) / 10)
     code = main(argv + ["--json"])  # the output policy: an existing directory is not replaced silently
     assert code == 2 and "exists" in capsys.readouterr().err
 

@@ -10,7 +10,7 @@ def register(subparsers) -> None:
         "lr-find", help="learning-rate range test: the loss against an exponentially rising rate",
         description=("Train a fresh copy of CONFIG's model for up to --steps batches while the learning rate rises "
                      "exponentially from --start-lr to --end-lr; smooth the loss, stop where it diverges, and "
-                     "suggest a peak rate for a one-cycle schedule (the rate at the smoothed minimum / 10). Writes "
+                     "suggest a peak rate for a one-cycle schedule (the middle of the smoothed curve's floor / 10: the floor is where the loss is within 10%% of its fall above the minimum). Writes "
                      "OUT/lr_find.png (suggestion marked) and OUT/lr_find.json; no run is changed. In a config, "
                      "schedule.max_lr=find runs the same test before training and uses its suggestion."))
     p.add_argument("config", help="preset name or YAML file")
@@ -52,7 +52,8 @@ def run(args) -> int:
     if args.json:
         print_json(result)
         return 0
-    print(f"suggested peak lr {result['suggested_lr']:.3g} (smoothed loss lowest at {result['min_loss_lr']:.3g}, "
-          f"steepest fall at {result['steepest_lr']:.3g}; {result['steps']} steps, {result['stop']})")
+    low, high = result["floor_lrs"]
+    print(f"suggested peak lr {result['suggested_lr']:.3g} (floor of the smoothed loss {low:.3g} to {high:.3g}, lowest at "
+          f"{result['min_loss_lr']:.3g}, steepest fall at {result['steepest_lr']:.3g}; {result['steps']} steps, {result['stop']})")
     print(f"plot: {result['plot']}")
     return 0

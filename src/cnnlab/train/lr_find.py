@@ -4,9 +4,14 @@ A fresh copy of the configured model trains for up to ``steps`` batches while th
 grows exponentially from ``start_lr`` to ``end_lr`` (``lr_i = start * (end/start)^(i/(steps-1))``).
 The loss is smoothed with a bias-corrected exponential moving average (``beta`` = 0.9), and the
 test stops once the smoothed loss exceeds ``DIVERGE`` x its minimum (or turns non-finite): past that
-point the rate is too high. The **suggested** rate is the one at the minimum of the smoothed loss
-divided by 10 — the rule of thumb for the peak of a one-cycle schedule: a rate still safely on the
-falling side of the curve. The rate of steepest descent is reported beside it.
+point the rate is too high. The **suggested** rate is the middle of the curve's *floor* divided by
+10 — the rule of thumb for the peak of a one-cycle schedule (a rate still safely on the falling
+side). The floor is the span of rates from the first to the last step whose smoothed loss is within
+``FLOOR`` (10 %) of the curve's whole fall above its minimum, and its middle is their geometric mean.
+For a sharp minimum this is the minimum's rate; on a flat floor it does not hang on which step of
+the floor happens to be lowest: on ``fashion-convnet`` the floor spans two decades and the plain
+"minimum / 10" rule suggested 0.0007 to 0.024 over five seeds, the floor's middle 0.0034 to 0.0063
+(docs/manual/techniques.md). The rates of the minimum and of the steepest descent are reported beside it.
 
 The optimizer, weight decay, augmentation, precision, batch size and first-layer whitening are the
 config's own (EMA, Lookahead and test-time augmentation play no part in a loss curve); only the
@@ -40,6 +45,7 @@ from cnnlab.train.precision import make_scaler
 
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum
 BETA = 0.9  # about 10 steps of memory: over 8 decades in 100-200 steps, 0.98 lagged the curve by 2 decades
+FLOOR = 0.1  # the floor: within this fraction of the curve's fall (first smoothed loss - minimum) above the minimum
 MIN_USEFUL = 10  # a test that diverges before this many steps (or never falls) says nothing
 # 90, not fastai's 100: on cifar10-cpu (1,950 training steps) the test must cost at most 5 % of the
 # training it precedes, and 100 steps were 5.1 % (docs/manual/techniques.md has the measurement)
@@ -62,15 +68,33 @@ def smooth(losses: list[float], beta: float = BETA) -> list[float]:
     return out
 
 
+def floor_span(smoothed: list[float], best: int) -> tuple[int, int]:
+    """First and last step whose smoothed loss is within :data:`FLOOR` of the fall above the minimum.
+
+    >>> floor_span([2.0, 1.5, 1.02, 1.0, 1.05, 1.5, 3.0], 3)  # fall 1.0: the floor is at most 1.1
+    (2, 4)
+    """
+    limit = smoothed[best] + FLOOR * (smoothed[0] - smoothed[best])
+    inside = [i for i, v in enumerate(smoothed) if v <= limit]
+    return inside[0], inside[-1]
+
+
 def suggest(lrs: list[float], smoothed: list[float]) -> dict:
-    """``{"suggested_lr", "min_loss_lr", "steepest_lr"}`` from the smoothed curve (up to its stop)."""
+    """``{"suggested_lr", "min_loss_lr", "floor_lrs", "steepest_lr"}`` from the smoothed curve (up to its stop).
+
+    >>> s = suggest([1e-3, 1e-2, 1e-1, 1.0, 10.0], [2.0, 1.0, 1.05, 1.0, 3.0])  # a flat floor 1e-2..1
+    >>> f"{s['suggested_lr']:.3g}", f"{s['min_loss_lr']:.3g}"
+    ('0.01', '0.01')
+    """
     best = min(range(len(smoothed)), key=lambda i: smoothed[i])
+    low, high = floor_span(smoothed, best)
+    middle = math.sqrt(lrs[low] * lrs[high])  # the floor's middle on the log axis
     # steepest fall of the smoothed loss per unit of log(lr), before the minimum
     slopes = [(smoothed[i + 1] - smoothed[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1]))
               for i in range(1, max(best, 1))]
     steep = 1 + min(range(len(slopes)), key=lambda i: slopes[i]) if slopes else best
-    return {"suggested_lr": lrs[best] / 10, "min_loss_lr": lrs[best], "steepest_lr": lrs[steep],
-            "min_loss": smoothed[best]}
+    return {"suggested_lr": middle / 10, "min_loss_lr": lrs[best], "floor_lrs": [lrs[low], lrs[high]],
+            "steepest_lr": lrs[steep], "min_loss": smoothed[best]}
 
 
 class _RangeTestRun:
@@ -152,7 +176,8 @@ def range_test(cfg, task, data, device, *, start_lr: float = 1e-7, end_lr: float
               "seconds": round(time.perf_counter() - t0, 3),
               **suggest(lrs[:len(finite)], smoothed)}
     if notice:
-        notice(f"lr range test: {len(lrs)} steps ({stop}); loss lowest at lr {result['min_loss_lr']:.3g}, "
+        notice(f"lr range test: {len(lrs)} steps ({stop}); loss lowest at lr {result['min_loss_lr']:.3g} "
+               f"(floor {result['floor_lrs'][0]:.3g} to {result['floor_lrs'][1]:.3g}), "
                f"suggested peak lr {result['suggested_lr']:.3g}")
     return result
 
@@ -167,8 +192,10 @@ def plot_range_test(result: dict, out_path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(result["lrs"], result["losses"], color="0.75", linewidth=0.8, label="loss")
     ax.plot(result["lrs"], result["smoothed"], color="C0", label="smoothed loss")
+    low, high = result["floor_lrs"]
+    ax.axvspan(low, high, color="C2", alpha=0.12, label=f"floor {low:.2g} to {high:.2g}")
     ax.axvline(result["suggested_lr"], color="C3", linestyle="--",
-               label=f"suggested {result['suggested_lr']:.2g} (minimum / 10)")
+               label=f"suggested {result['suggested_lr']:.2g} (floor's middle / 10)")
     ax.axvline(result["min_loss_lr"], color="0.4", linestyle=":", label=f"minimum {result['min_loss_lr']:.2g}")
     ax.set_xscale("log")
     top = max(result["smoothed"][:max(1, len(result["smoothed"]))])
