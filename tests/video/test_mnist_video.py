@@ -25,7 +25,7 @@ def test_compose_is_deterministic_and_its_boxes_are_the_visible_ink():
     a, b = compose(d, labels, p), compose(d, labels, p)
     assert all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames)) and a.gt == b.gt
     assert compose(d, labels, VideoParams(size=96, frames=40, objects=6, seed=4)).gt != a.gt
-    for frame, oid, x, y, w, h in a.gt[:50]:
+    for frame, oid, x, y, w, h, _ in a.gt[:50]:
         patch = a.frames[frame - 1][int(y):int(y + h), int(x):int(x + w)]
         assert patch.max() >= 40  # ink inside every true box
         assert 0 <= x and x + w <= 96 and 0 <= y and y + h <= 96

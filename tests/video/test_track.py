@@ -112,3 +112,24 @@ def test_bad_tracker_settings_are_refused():
     for cfg in (TrackerConfig(low_score=0.6, high_score=0.5), TrackerConfig(match_iou=0), TrackerConfig(min_hits=0)):
         with pytest.raises(CnnlabError):
             Tracker(cfg)
+
+
+def test_a_class_penalty_keeps_a_track_on_its_own_class_when_two_boxes_overlap_it():
+    # a "7" tracked for 4 frames; then a "1" overlaps its prediction by IoU 0.82 and a "7" by IoU 0.67
+    steady = [[(box(10, 10), 0.9, "7")]] * 4
+    crowd = [[(box(12, 10), 0.9, "1"), (box(14, 10), 0.9, "7")]]
+    plain = run(Tracker(TrackerConfig(dedupe_iou=0.95)), steady + crowd)
+    aware = run(Tracker(TrackerConfig(dedupe_iou=0.95, class_penalty=0.3)), steady + crowd)
+    assert plain[-1] == {0: 1}  # IoU alone: the track jumps to the "1"
+    assert aware[-1] == {1: 1}  # 1 - 0.67 < 1 - 0.82 + 0.3: it stays on the "7"
+
+
+def test_a_buffered_association_takes_back_a_box_that_jumped_clear_of_its_prediction():
+    # a still 10 x 10 box; then it reappears 2 px to the right of where it was: IoU 0 with the prediction
+    frames = [[(box(0, 0, 10, 10), 0.9, "3")]] * 4 + [[(box(12, 0, 10, 10), 0.9, "3")]] * 2
+    plain = run(Tracker(TrackerConfig()), frames)
+    grown = run(Tracker(TrackerConfig(buffer=0.5)), frames)  # boxes grown by 5 px a side: IoU 0.25 >= 0.2
+    assert plain[-1] == {0: 2}  # a new id
+    assert grown[-1] == {0: 1}  # the same id
+    with pytest.raises(CnnlabError, match="buffer"):
+        Tracker(TrackerConfig(buffer=-1))

@@ -180,27 +180,58 @@ def add_make_video(inner) -> None:
     p.add_argument("--fps", type=int, default=d.fps, help=f"frames per second (default {d.fps})")
     p.add_argument("--objects", type=int, default=d.objects, help=f"digits over the whole video (default {d.objects})")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
+    p.add_argument("--scenes", action="store_true",
+                   help="instead of a video, write still frames composed like it (occlusion, digits cut by the "
+                        "edge, visible-ink boxes) as a VOC detection folder: train on it with "
+                        "`cnnlab train detect-mnist-scenes data.root=DIR`")
+    p.add_argument("--train", type=int, default=6000, help="--scenes: training frames, MNIST training digits (6000)")
+    p.add_argument("--test", type=int, default=1000, help="--scenes: test frames, MNIST test digits (1000)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder made by cnnlab")
     p.add_argument("--data-dir", help="folder holding the MNIST files (default: $CNNLAB_DATA, ./data)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_make_video)
 
 
+def run_make_frame_scenes(args) -> int:
+    """``make-video mnist --scenes``: the video's kind of frames as a VOC folder (cnnlab.video.frame_scenes)."""
+    from cnnlab.data.locate import load_idx_dataset
+    from cnnlab.video.frame_scenes import write_frame_scenes
+
+    for name in ("train", "test"):
+        if not 1 <= getattr(args, name) <= 1_000_000:
+            raise CnnlabError(f"--{name} {getattr(args, name)} is out of range; expected 1 to 1,000,000 frames")
+    check_out_dir(args.out, args.overwrite, kind="scenes")
+    mnist = load_idx_dataset("mnist", args.data_dir)
+    with open_run_dir(args.out, overwrite=args.overwrite, kind="scenes", remove_on_error=True) as out:
+        manifest = write_frame_scenes(out, mnist, args.train, args.test, args.seed, args.size)
+    summary = {"out": str(args.out), **manifest["params"], "boxes": manifest["boxes"]}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"wrote {args.train} + {args.test} frames ({args.size}x{args.size}, {manifest['boxes']} boxes) to "
+              f"{args.out}; train with `cnnlab train detect-mnist-scenes data.root={args.out}`")
+    return 0
+
+
 def run_make_video(args) -> int:
     from cnnlab.data.locate import load_idx_dataset
-    from cnnlab.video.mnist import VideoParams, write_video_dataset
+    from cnnlab.video.mnist import MIN_VISIBLE, VideoParams, write_video_dataset
 
     params = VideoParams(args.size, args.frames, args.fps, args.objects, args.seed).check()
+    if args.scenes:
+        return run_make_frame_scenes(args)
     check_out_dir(args.out, args.overwrite, kind="make-video")
     _, _, test_x, test_y = load_idx_dataset("mnist", args.data_dir)
     with open_run_dir(args.out, overwrite=args.overwrite, kind="make-video") as out:
         manifest = write_video_dataset(out, test_x, test_y, params)
     summary = {"out": str(args.out), "video": str(Path(args.out) / "video.mp4"),
-               "gt": str(Path(args.out) / "gt" / "gt.txt"), **manifest["params"], "boxes": manifest["boxes"]}
+               "gt": str(Path(args.out) / "gt" / "gt.txt"), **manifest["params"], "boxes": manifest["boxes"],
+               "boxes_visible": manifest["boxes_visible"]}
     if args.json:
         print_json(summary)
     else:
         print(f"wrote {params.frames} frames ({params.size}x{params.size}, {params.fps} fps, {params.objects} digits, "
-              f"{manifest['boxes']} true boxes) to {args.out}; score a detection run with `cnnlab predict RUN "
+              f"{manifest['boxes']} true boxes, {manifest['boxes_visible']} of them at least {MIN_VISIBLE:.0%} visible) "
+              f"to {args.out}; score a detection run with `cnnlab predict RUN "
               f"{summary['video']} --track --mot-gt {summary['gt']}`")
     return 0

@@ -358,6 +358,8 @@ class VideoWriter:
         av = _av()
         try:
             while (rgb := self._queue.get()) is not None:
+                if callable(rgb):  # a picture to draw first (cnnlab.video.pipeline.Picture), drawn here
+                    rgb = self._checked(rgb())
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                 frame.pts = self.written
                 for packet in self._stream.encode(frame):
@@ -370,14 +372,18 @@ class VideoWriter:
             while self._queue.get() is not None:  # drain, so the producer never blocks
                 pass
 
-    def write(self, rgb: np.ndarray) -> None:
-        """Queue one (H, W, 3) uint8 frame of the writer's size."""
+    def write(self, rgb) -> None:
+        """Queue one (H, W, 3) uint8 frame of the writer's size, or a callable that returns one
+        (called in the encoding thread: drawing there overlaps the caller's work)."""
         if self._error is not None:
             raise CnnlabError(f"cannot write video {self.path}: {_reason(self._error)}")
+        self._queue.put(rgb if callable(rgb) else self._checked(rgb))
+
+    def _checked(self, rgb: np.ndarray) -> np.ndarray:
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise CnnlabError(f"expected a uint8 frame of shape {(self.height, self.width, 3)}, got "
                               f"{rgb.dtype} {rgb.shape}")
-        self._queue.put(np.ascontiguousarray(rgb))
+        return np.ascontiguousarray(rgb)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._queue.put(None)

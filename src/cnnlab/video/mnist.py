@@ -4,7 +4,7 @@
 
 - ``DIR/video.mp4``: ``frames`` greyscale frames of ``size`` x ``size`` (default 250 at 25 fps,
   128 x 128 -- the frame size ``detect-mnist-scenes`` is trained on, so no rescaling happens);
-- ``DIR/gt/gt.txt``: MOTChallenge ground truth (``frame,id,left,top,width,height,1,-1,-1,-1``,
+- ``DIR/gt/gt.txt``: MOTChallenge ground truth (``frame,id,left,top,width,height,1,1,visibility``,
   frames and pixels 1-based, as MOTChallenge counts them), and ``DIR/seqinfo.ini`` as MOTChallenge sequences have;
 - ``DIR/objects.json``: every object (its MNIST test index, class, scale, start, velocity,
   first and last frame) and the generation parameters.
@@ -16,9 +16,13 @@ the others enter through one edge and leave through another at random times and 
 (0.8-2 px a frame), and a few are in the frame from the start. Later objects are drawn in front
 (opaque: a digit's square hides what is behind it), so digits really occlude each other.
 
-An object is in the ground truth of a frame when at least :data:`MIN_VISIBLE` of its ink is
-visible (inside the frame and not hidden); its box is the tight box of its *visible* ink,
-the convention of the MNIST scenes (a tight box of the ink) applied to what a camera would see. Everything follows from ``seed``: the same
+Every object with any ink in view is in the ground truth of a frame, with its *visibility*: the
+fraction of its ink that shows (inside the frame and not hidden), in MOTChallenge's visibility
+column (the MOT16/17 layout ``frame,id,left,top,width,height,1,1,visibility``). Its box is the
+tight box of its *visible* ink, the convention of the MNIST scenes (a tight box of the ink)
+applied to what a camera would see. Scoring ignores the objects below :data:`MIN_VISIBLE`
+(:mod:`cnnlab.video.mot`): a digit three quarters hidden is neither a miss nor, when found, a
+false positive. Everything follows from ``seed``: the same
 options give the same frames and ground truth.
 
 >>> import numpy as np
@@ -35,7 +39,7 @@ from dataclasses import asdict, dataclass
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json_atomic, write_text_atomic
 
-MIN_VISIBLE = 0.25  # fraction of an object's ink that must show for it to be in the ground truth
+MIN_VISIBLE = 0.25  # objects with less of their ink showing are ignored in scoring (and unlabelled in --scenes)
 INK = 40  # a pixel of a rescaled digit at least this bright is ink
 
 
@@ -71,7 +75,8 @@ class Path_:
 @dataclass
 class ComposedVideo:
     frames: list[np.ndarray]  # (size, size) uint8 each
-    gt: list[tuple[int, int, float, float, float, float]]  # (frame 1-based, id, left, top, width, height)
+    # (frame 1-based, id, left, top, width, height, visibility): every object with any ink in view
+    gt: list[tuple[int, int, float, float, float, float, float]]
     paths: list[Path_]
 
 
@@ -109,8 +114,12 @@ def _plan(rng: np.random.Generator, labels: np.ndarray, p: VideoParams) -> list[
     return paths
 
 
-def compose(digits: np.ndarray, labels: np.ndarray, params: VideoParams) -> ComposedVideo:
-    """Render the frames and the ground truth from MNIST ``digits`` (N, 28, 28) and their ``labels``."""
+def compose(digits: np.ndarray, labels: np.ndarray, params: VideoParams, keep=None) -> ComposedVideo:
+    """Render the frames and the ground truth from MNIST ``digits`` (N, 28, 28) and their ``labels``.
+
+    ``keep``: the 0-based frame indexes to render (default all); the others are skipped, so
+    ``frames`` holds only the kept ones (the ground truth keeps their true frame numbers).
+    """
     import numpy as np
 
     from PIL import Image
@@ -122,6 +131,8 @@ def compose(digits: np.ndarray, labels: np.ndarray, params: VideoParams) -> Comp
                for o in paths]
     frames, gt = [], []
     for t in range(p.frames):
+        if keep is not None and t not in keep:
+            continue
         canvas = np.zeros((p.size, p.size), np.uint8)
         owner = np.full((p.size, p.size), -1, np.int32)  # which object shows at each pixel
         placed = []
@@ -146,11 +157,13 @@ def compose(digits: np.ndarray, labels: np.ndarray, params: VideoParams) -> Comp
             if total == 0 or len(ys) == 0:
                 continue
             shown = owner[ys, xs] == i
-            if not shown.any() or shown.sum() / total < MIN_VISIBLE:
+            if not shown.any():
                 continue
+            visibility = round(float(shown.sum() / total), 4)
             ys, xs = ys[shown], xs[shown]  # the box of what can be seen
             left, top = int(xs.min()), int(ys.min())
-            gt.append((t + 1, i + 1, float(left), float(top), float(xs.max() + 1 - left), float(ys.max() + 1 - top)))
+            gt.append((t + 1, i + 1, float(left), float(top), float(xs.max() + 1 - left), float(ys.max() + 1 - top),
+                       visibility))
         frames.append(canvas)
     return ComposedVideo(frames, gt, paths)
 
@@ -171,13 +184,13 @@ def write_video_dataset(out_dir, digits: np.ndarray, labels: np.ndarray, params:
         for frame in video.frames:
             writer.write(np.repeat(frame[:, :, None], 3, axis=2))
     (out / "gt").mkdir(exist_ok=True)
-    write_text_atomic(out / "gt" / "gt.txt", mot_lines([(f, i, [x, y, x + w, y + h], 1.0)
-                                                     for f, i, x, y, w, h in video.gt]))
+    write_text_atomic(out / "gt" / "gt.txt", mot_lines([(f, i, [x, y, x + w, y + h], 1.0, v)
+                                                     for f, i, x, y, w, h, v in video.gt]))
     write_text_atomic(out / "seqinfo.ini", f"[Sequence]\nname=mnist-video\nimDir=video.mp4\nframeRate={params.fps}\n"
                                            f"seqLength={params.frames}\nimWidth={params.size}\n"
                                            f"imHeight={params.size}\nimExt=.mp4\n")
     manifest = {"cnnlab": "make-video", "params": asdict(params), "min_visible": MIN_VISIBLE,
                 "objects": [{"id": i + 1, "class": str(o.label), **asdict(o)} for i, o in enumerate(video.paths)],
-                "boxes": len(video.gt)}
+                "boxes": len(video.gt), "boxes_visible": sum(1 for row in video.gt if row[6] >= MIN_VISIBLE)}
     write_json_atomic(out / "objects.json", manifest)
     return manifest

@@ -65,6 +65,29 @@ class VideoOptions:
         return self
 
 
+@dataclass(frozen=True)
+class Picture:
+    """A frame to be drawn: the frame and what goes on it, as they were when it was decoded.
+
+    Calling it (or ``np.asarray(picture)``) draws it (:func:`cnnlab.video.draw.annotate`).
+    :class:`cnnlab.video.io.VideoWriter` calls it in its encoding thread, so the drawing
+    overlaps inference instead of following it in the model's thread.
+    """
+
+    rgb: np.ndarray
+    record: dict | None
+    lines: list
+    regions: list
+    counts: list[str]
+
+    def __call__(self) -> np.ndarray:
+        return annotate(self.rgb, self.record, self.lines, self.regions, self.counts)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self()
+        return out if dtype is None else out.astype(dtype)
+
+
 class VideoJob:
     """One video through one model. Iterate :meth:`frames` (or :meth:`records`); then read :attr:`summary`."""
 
@@ -121,7 +144,7 @@ class VideoJob:
         return texts
 
     def frames(self) -> Iterator[tuple[Frame, dict | None, np.ndarray | None]]:
-        """(frame, record or None when not processed, drawn picture or None) for every decoded frame."""
+        """(frame, record or None when not processed, :class:`Picture` to draw or None) for every decoded frame."""
         every = self.options.every
         started = time.perf_counter()
         latest: dict | None = None
@@ -142,9 +165,9 @@ class VideoJob:
                     self.processed += 1
                     latest = record
                 picture = None
-                if self.draw:
-                    polygons = [c.polygon for c in self.regions]
-                    picture = annotate(f.rgb, latest, [c.line for c in self.lines], polygons, self.count_texts())
+                if self.draw:  # drawn later, where it is used (VideoWriter draws in its encoding thread)
+                    picture = Picture(f.rgb, latest, [c.line for c in self.lines], [c.polygon for c in self.regions],
+                                      self.count_texts())
                 yield f, record, picture
         self.seconds = time.perf_counter() - started
         self._finish()

@@ -75,14 +75,29 @@ def dedupe(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
-def match(cost_iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
-    """(row, column) pairs of the Hungarian assignment on ``1 - IoU``, keeping pairs with IoU >= ``min_iou``."""
+def match(cost_iou: np.ndarray, min_iou: float, penalty: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """(row, column) pairs of the Hungarian assignment on ``1 - IoU (+ penalty)``, keeping pairs with IoU >= ``min_iou``.
+
+    >>> match(np.array([[0.6, 0.5]]), 0.2), match(np.array([[0.6, 0.5]]), 0.2, np.array([[0.3, 0.0]]))
+    ([(0, 0)], [(0, 1)])
+    """
     from scipy.optimize import linear_sum_assignment
 
     if cost_iou.size == 0:
         return []
-    rows, cols = linear_sum_assignment(1.0 - cost_iou)
+    rows, cols = linear_sum_assignment(1.0 - cost_iou + (0.0 if penalty is None else penalty))
     return [(int(r), int(c)) for r, c in zip(rows, cols) if cost_iou[r, c] >= min_iou]
+
+
+def buffered(boxes: np.ndarray, buffer: float) -> np.ndarray:
+    """Boxes grown by ``buffer`` x their width (height) on each side, the centre kept (C-BIoU's buffered boxes).
+
+    >>> buffered(np.array([[10, 10, 20, 30.]]), 0.5).tolist()
+    [[5.0, 0.0, 25.0, 40.0]]
+    """
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    grow = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1) * buffer * np.array([-1, -1, 1, 1])
+    return boxes + grow
 
 
 class KalmanBox:
@@ -166,6 +181,8 @@ class TrackerConfig:
     min_hits: int = 2  # frames in a row a new track must be matched to get an id
     max_age: int = 30  # processed frames a confirmed track survives unmatched
     dedupe_iou: float = 0.7  # a detection overlapping a better one this much is the same object
+    class_penalty: float = 0.0  # added to the cost 1 - IoU when a detection's class is not its track's
+    buffer: float = 0.0  # > 0: a third association on boxes grown by this x their size (lost tracks' way back)
 
     def check(self) -> "TrackerConfig":
         if not 0 <= self.low_score <= self.high_score <= 1:
@@ -175,6 +192,9 @@ class TrackerConfig:
             raise CnnlabError(f"tracker dedupe_iou {self.dedupe_iou} is out of range; expected (0, 1]")
         if not 0 < self.match_iou <= 1:
             raise CnnlabError(f"tracker match_iou {self.match_iou} is out of range; expected (0, 1]")
+        if self.class_penalty < 0 or not 0 <= self.buffer <= 2:
+            raise CnnlabError(f"tracker class_penalty {self.class_penalty} must be >= 0 and buffer {self.buffer} "
+                              "in [0, 2]")
         if self.min_hits < 1 or self.max_age < 0:
             raise CnnlabError(f"tracker min_hits {self.min_hits} must be >= 1 and max_age {self.max_age} >= 0")
         return self
@@ -187,6 +207,14 @@ class Tracker:
         self.config = (config or TrackerConfig()).check()
         self.tracks: list[Track] = []
         self.next_id = 1
+
+    def _penalty(self, tracks, detections, classes: list[str]) -> np.ndarray | None:
+        """``class_penalty`` where detection ``d``'s class is not track ``t``'s: (len(tracks), len(detections))."""
+        if not self.config.class_penalty:
+            return None
+        names = [self.tracks[t].cls for t in tracks]
+        return np.array([[self.config.class_penalty * (classes[int(d)] != n) for d in detections] for n in names],
+                        dtype=float).reshape(len(names), len(detections))
 
     def update(self, boxes: np.ndarray, scores: np.ndarray, classes: list[str]) -> list[Track]:
         """``boxes`` (D, 4) x1, y1, x2, y2; ``scores`` (D,); ``classes`` D names -> the confirmed tracks
@@ -203,13 +231,19 @@ class Tracker:
         low = np.flatnonzero(kept & (scores >= cfg.low_score) & (scores < cfg.high_score))
 
         # First association: high-score detections against every live track.
-        pairs = match(iou_matrix(predicted, boxes[high]), cfg.match_iou)
-        matched_tracks = {r for r, _ in pairs}
+        pairs = match(iou_matrix(predicted, boxes[high]), cfg.match_iou, self._penalty(range(len(self.tracks)),
+                                                                                      high, classes))
         matched = [(r, int(high[c])) for r, c in pairs]
         # Second association: low-score detections against the tracks seen last frame and unmatched now.
-        rest = [i for i, t in enumerate(self.tracks) if i not in matched_tracks and t.misses == 0]
-        pairs = match(iou_matrix(predicted[rest], boxes[low]), cfg.match_iou)
+        rest = [i for i, t in enumerate(self.tracks) if i not in {r for r, _ in matched} and t.misses == 0]
+        pairs = match(iou_matrix(predicted[rest], boxes[low]), cfg.match_iou, self._penalty(rest, low, classes))
         matched += [(rest[r], int(low[c])) for r, c in pairs]
+        if cfg.buffer > 0:  # third: what is left, on grown boxes (a partly hidden object's box jumps)
+            rest = [i for i, t in enumerate(self.tracks) if i not in {r for r, _ in matched} and t.confirmed]
+            left = np.array([d for d in high if int(d) not in {d for _, d in matched}], dtype=int)
+            pairs = match(iou_matrix(buffered(predicted[rest], cfg.buffer), buffered(boxes[left], cfg.buffer)),
+                          cfg.match_iou, self._penalty(rest, left, classes))
+            matched += [(rest[r], int(left[c])) for r, c in pairs]
 
         used = set()
         for r, d in matched:
