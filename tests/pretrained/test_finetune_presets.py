@@ -32,10 +32,6 @@ def spec_raw() -> dict:
     return yaml.safe_load(spec_text("sweep-finetune"))
 
 
-@pytest.mark.xfail(strict=True, raises=CnnlabError,
-                   reason="tune/spec.py checks model.* search keys against the constructor's arguments only, "
-                          "so the transfer options (model.freeze_k, model.head_hidden) are refused; remove this "
-                          "mark when spec.py accepts them")
 def test_sweep_finetune_loads():
     from cnnlab.tune.spec import load_spec
 
@@ -43,6 +39,16 @@ def test_sweep_finetune_loads():
     assert {p.key for p in spec.space} == {"strategy", "model.freeze_k", "model.head_hidden", "optim.lr",
                                            "optim.layer_decay"}
     assert spec.trials >= 20 and spec.pruner["name"] == "hyperband"
+
+
+def test_a_detector_spec_still_refuses_the_transfer_options(tmp_path):
+    """The transfer options are the classification task's (Task.model_options); a detector does not read them."""
+    from cnnlab.tune.spec import load_spec
+
+    spec = tmp_path / "det.yaml"
+    spec.write_text("base: detect-mnist-scenes\nspace:\n  model.freeze_k: [0, 2]\n")
+    with pytest.raises(CnnlabError, match="has no option 'freeze_k'"):
+        load_spec(str(spec))
 
 
 @pytest.mark.parametrize("strategy, k, hidden, decay", [("freeze-k", 2, 256, 0.7), ("gradual-unfreeze", 0, None, 1.0)])

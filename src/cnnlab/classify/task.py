@@ -70,6 +70,7 @@ class ClassifyTask(Task):
     metrics = {"val_accuracy": "max", "val_loss": "min"}
     validation_keys = ("val_loss", "val_accuracy")
     counts_correct = True
+    model_options = TRANSFER_OPTIONS
     curve_scores = ("accuracy", {"train_accuracy": "train", "val_accuracy": "validation"})
 
     def dataset_info(self, data_cfg):

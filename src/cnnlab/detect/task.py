@@ -61,6 +61,7 @@ class DetectTask(Task):
     metrics = {"val_map50": "max", "val_map": "max", "val_loss": "min"}
     validation_keys = ("val_loss", "val_accuracy")  # val_accuracy stays null: the records keep one shape
     counts_correct = False
+    model_options = ("weights",)  # build_detector refuses the transfer options
     curve_scores = ("mean average precision", {"val_map50": "validation mAP@0.5", "val_map": "validation mAP@[.5:.95]"})
 
     def dataset_info(self, data_cfg):

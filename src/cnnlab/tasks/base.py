@@ -76,6 +76,9 @@ class Task(ABC):
     metrics: dict[str, str] = {"val_loss": "min"}  # validation metric -> "min" | "max": what may be monitored
     validation_keys: tuple[str, ...] = ("val_loss",)  # epoch-record keys validation fills (None without val data)
     counts_correct = False  # whether training_loss returns a count of correct predictions (a training accuracy)
+    # model.* options the task reads itself, beyond the backbone constructor's arguments (model.weights,
+    # the transfer options): what a sweep spec may search under model.* besides the constructor's own
+    model_options: tuple[str, ...] = ()
 
     def check(self, cfg) -> None:
         """Refuse what this task cannot do with ``cfg`` (beyond the config's scope check), before any work."""

@@ -279,7 +279,7 @@ def spec_from_dict(raw: dict, default_name: str = "sweep", folder: Path | None =
     for p in space:
         if p.key in overrides:
             raise CnnlabError(f"'{p.key}' is both fixed in 'overrides' and searched in 'space'; keep one")
-        _check_key_values(p, base_raw, overrides, base_cfg.model.name, space)
+        _check_key_values(p, base_raw, overrides, base_cfg.model.name, space, task.model_options)
 
     spec = SweepSpec(name=check_name(top.name or default_name, "the sweep's name"),
                      description=" ".join((top.description or "").split()), base=base, base_raw=base_raw,
@@ -419,8 +419,9 @@ def candidate_values(p: Param) -> list:
 
 
 def _check_key_values(p: Param, base_raw: dict, overrides: dict, model_name: str, space: list[Param],
-                      where: str | None = None) -> None:
-    """Every value ``p`` can take must make a valid config; ``model.<option>`` must be an option of the model."""
+                      task_options: tuple[str, ...] = (), where: str | None = None) -> None:
+    """Every value ``p`` can take must make a valid config; ``model.<option>`` must be an option of the model
+    or one the task reads itself (``task_options``: :attr:`Task.model_options`, e.g. ``model.freeze_k``)."""
     where = where or f"search space key '{p.key}'"
     models = [model_name]
     model_param = next((q for q in space if q.key == "model.name"), None)
@@ -430,7 +431,7 @@ def _check_key_values(p: Param, base_raw: dict, overrides: dict, model_name: str
         for label, choice in zip(p.stored_choices(), p.choices):
             for key, value in choice.items():
                 _check_key_values(Param(str(key), "categorical", choices=[value]), base_raw, overrides,
-                                  model_name, space, where=f"{where}, choice '{label}'")
+                                  model_name, space, task_options, where=f"{where}, choice '{label}'")
         return
     if p.key == "model.name":
         for name in models:
@@ -443,6 +444,7 @@ def _check_key_values(p: Param, base_raw: dict, overrides: dict, model_name: str
         for name in models:
             try:
                 valid = [a for a in model_arguments(name) if a not in ("num_classes", "in_channels")]
+                valid += [a for a in task_options if a not in valid]
             except CnnlabError as exc:
                 raise CnnlabError(f"{where}: {exc}") from None
             if option not in valid:
