@@ -63,8 +63,9 @@ def named_outputs(argv: list[str]) -> list[tuple[str, str]]:
         outputs.append((args.resume, "run"))
     if command == ("eval",) or (command == ("export",) and not out):  # export writes RUN_DIR/model.onnx
         outputs.append((args.run_dir, "run"))
-    if command[:1] in (("explain",), ("report",)):
-        outputs.append((args.run_dir, "run"))  # they write into the run by default (explain/, report.html, PNGs)
+    if command[:1] in (("explain",), ("report",)) and getattr(args, "run_dir", None) is not None:
+        # they write into the run by default (explain/, report.html, PNGs); a bare `cnnlab explain` names no run
+        outputs.append((args.run_dir, "run"))
     if command in (("train",), ("scratch", "train"), ("sweep",), ("ablate",), ("cv",), ("ensemble",), ("lr-find",)) \
             and not out and not getattr(args, "resume", None):
         outputs.append(("runs", "dir"))  # the default runs/<name>-<time>

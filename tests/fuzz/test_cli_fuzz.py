@@ -214,6 +214,7 @@ COMMAND_WORDS = ["train", "eval", "predict", "presets", "models", "data", "profi
 @examples(12)
 @given(argv=st.lists(st.one_of(st.sampled_from(COMMAND_WORDS), st.sampled_from(JUNK), safe_text), max_size=4))
 @example(argv=["presets", "a", "b\nc"])  # "unrecognized arguments" prints the newline: a two-line error
+@example(argv=["explain"])  # no sub-command and no run: the oracle once read a run_dir argparse never set
 def test_any_arguments(template, argv):
     run_cli_case(template, argv, "cli.any")
 
