@@ -159,3 +159,12 @@ def test_config_file_that_is_not_utf8_or_a_folder(tmp_path):
 def test_an_integer_too_long_to_convert_is_one_error():
     with pytest.raises(CnnlabError, match="not a usable value"):
         load_config("mnist-classic", ["train.seed=" + "1" * 5000])
+
+
+@pytest.mark.parametrize("document", ["model:\n  0: 0\n", "model:\n  true: 1\n", "model:\n  options: {'a b': 1}\n"])
+def test_a_model_option_that_is_not_a_name_is_one_line(tmp_path, document):
+    # YAML reads `0:` and `true:` as int and bool keys; they once reached the constructor (TypeError)
+    path = tmp_path / "c.yaml"
+    path.write_text(document)
+    with pytest.raises(CnnlabError, match="is not an option name"):
+        load_config(str(path), [])

@@ -71,6 +71,7 @@ def _load_and_build(path: str):
 @example(document=b"\xff\xfe\xe9", suffix=".yaml")  # UnicodeDecodeError in _read_source
 @example(document=b"model: " + b"{a: " * 2000 + b"1" + b"}" * 2000, suffix=".yaml")  # RecursionError
 @example(document=alias_bomb_document(9, 9, "model.filters").encode(), suffix=".yaml")  # passes today; kept
+@example(document=b"model:\n  0: 0\n", suffix=".yaml")  # an int option key reached the constructor (TypeError)
 def test_yaml_files(document, suffix):
     harness.count("config.yaml_file")
     case = harness.new_case()

@@ -85,6 +85,10 @@ def config_from_dict(raw: dict) -> Config:
     options = dict(options)
     name = model_raw.pop("name", ModelConfig.name)
     options.update(model_raw)  # model.<option> may be written flat, next to the name
+    for key in options:  # YAML reads `0: 1` or `true: 1` as a non-string key; an option is a name
+        if not isinstance(key, str) or not key.isidentifier():
+            raise CnnlabError(f"model option {short_repr(key)} is not an option name (a model's options are "
+                              "identifiers such as 'filters'); see `cnnlab models NAME`")
     cfg = validate_section(Config, raw)
     check_name(cfg.name)  # runs/<name>-<time>: never a path out of runs/
     cfg.model = ModelConfig(name=check_type(name, str, "model.name"), options=options)
