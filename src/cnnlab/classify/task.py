@@ -19,6 +19,7 @@ from cnnlab.data.pipeline import make_splits
 from cnnlab.data.splits import limit_train
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, model_arguments
+from cnnlab.models.pretrained import TAGS
 from cnnlab.models.shapes import feature_shape
 from cnnlab.tasks import register_task
 from cnnlab.tasks.base import Headline, Task, TaskData
@@ -26,10 +27,10 @@ from cnnlab.train.evaluate import evaluate
 from cnnlab.train.precision import autocast
 from cnnlab.transfer.features import FeatureHead
 from cnnlab.transfer.freeze import apply_freeze
-from cnnlab.transfer.heads import add_hidden_layer, check_hidden
+from cnnlab.transfer.heads import HEAD_INIT_CHOICES, add_hidden_layer, check_hidden, init_head_from_imagenet
 
 # Transfer options (cnnlab.transfer): taken out before the constructor sees the options.
-TRANSFER_OPTIONS = ("weights", "freeze", "freeze_k", "features_from", "head_hidden")
+TRANSFER_OPTIONS = ("weights", "freeze", "freeze_k", "features_from", "head_hidden", "head_init")
 
 
 def build_classifier(cfg: Config, input_size: tuple[int, int, int], num_classes: int,
@@ -83,8 +84,25 @@ class ClassifyTask(Task):
 
         return dataset_preview(data_cfg, count, seed, augment, notice)
 
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        options = cfg.model.options
+        head_init = options.get("head_init")
+        if head_init is not None:  # refused before any data is read
+            if head_init not in HEAD_INIT_CHOICES:
+                raise CnnlabError(f"model.head_init={head_init!r} is not one of: {', '.join(HEAD_INIT_CHOICES)} "
+                                  "(or null)")
+            if options.get("weights") not in TAGS:
+                raise CnnlabError(f"model.head_init=imagenet needs published ImageNet weights (model.weights="
+                                  f"{'|'.join(TAGS)}), got model.weights={options.get('weights')!r}")
+            for other in ("head_hidden", "features_from"):
+                if options.get(other) is not None:
+                    raise CnnlabError(f"model.head_init=imagenet starts the model's own classifier from ImageNet's; "
+                                      f"it cannot combine with model.{other}")
+
     def __init__(self) -> None:
         self.whitening = None  # what train.whitening did to the first conv (for the summary)
+        self.head_init = None  # model.head_init: which ImageNet classifier rows the new head started from
 
     # ------------------------------------------------------------------ data and model
 
@@ -134,7 +152,11 @@ class ClassifyTask(Task):
 
     def build_model(self, cfg, data: TaskData):
         device = data.train.images.device
-        model = build_classifier(cfg, data.input_size, data.num_classes).to(device)
+        model = build_classifier(cfg, data.input_size, data.num_classes)
+        if cfg.model.options.get("head_init") is not None:  # the classifier from the weights' own classes
+            rows = init_head_from_imagenet(model, cfg.model.name, cfg.model.options.get("weights"), data.classes)
+            self.head_init = {"head_init": "imagenet", "imagenet_rows": rows}
+        model = model.to(device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if cfg.train.whitening != "none":  # first conv from the training images' patch statistics
@@ -202,7 +224,7 @@ class ClassifyTask(Task):
 
     def effective(self, cfg) -> dict[str, Any]:
         """The classification parts of the summary's ``effective`` block."""
-        return {"tta": cfg.train.tta, "whitening": self.whitening}
+        return {"tta": cfg.train.tta, "whitening": self.whitening, "head_init": self.head_init}
 
     def describe_validation(self, metrics: dict[str, Any]) -> str:
         if metrics.get("val_accuracy") is None:

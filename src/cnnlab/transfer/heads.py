@@ -14,9 +14,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.factory import create_model
+from cnnlab.models.pretrained import TAGS
+from cnnlab.transfer.pretrained import imagenet_wnids
 from cnnlab.models.checks import MAX_WIDTH, short
 
 
@@ -52,3 +56,38 @@ def add_hidden_layer(model: nn.Module, hidden: Any) -> nn.Module:
         model.head = new
         return model
     raise CnnlabError("could not locate the classifier layer inside the head")
+
+
+HEAD_INIT_CHOICES = ("imagenet",)
+
+
+def init_head_from_imagenet(model: nn.Module, model_name: str, weights: Any, classes: list[str]) -> list[int]:
+    """``model.head_init=imagenet``: the new classifier starts as the ImageNet classifier's rows of ``classes``.
+
+    When a dataset's classes are ImageNet classes (its class folders are WordNet ids, as Imagenette's
+    are), the published 1,000-way classifier already separates them: row ``i`` of its weight and
+    bias scores ImageNet class ``i``. Copying the rows of the dataset's classes, in the dataset's
+    order, gives the fine-tuning run the zero-shot classifier at step 0 instead of a random one
+    (which the first epochs spend catching up on). Returns the ImageNet indices used.
+
+    Only published weights (``model.weights=in1k``) qualify; the classifier must be the model's
+    own (no ``model.head_hidden``, whose new dense layer has no ImageNet counterpart).
+    """
+    if weights not in TAGS:
+        raise CnnlabError(f"model.head_init=imagenet needs published ImageNet weights (model.weights="
+                          f"{'|'.join(TAGS)}), got model.weights={weights!r}")
+    wnids = imagenet_wnids()
+    foreign = [c for c in classes if c not in wnids]
+    if foreign:
+        raise CnnlabError(f"model.head_init=imagenet needs classes named by ImageNet WordNet ids (like n01440764); "
+                          f"{', '.join(map(repr, foreign[:3]))} {'is' if len(foreign) == 1 else 'are'} not; "
+                          "drop model.head_init")
+    source = create_model(f"{model_name}.{weights}").classifier_layer()  # Linear(D, 1000)
+    target = model.classifier_layer()
+    if not isinstance(target, nn.Linear) or target.in_features != source.in_features:
+        raise CnnlabError("model.head_init=imagenet needs the model's own classifier (drop model.head_hidden)")
+    rows = [wnids.index(c) for c in classes]
+    with torch.no_grad():
+        target.weight.copy_(source.weight[rows])  # (K, D): the K dataset classes' rows, in the dataset's order
+        target.bias.copy_(source.bias[rows])
+    return rows
