@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -43,7 +44,12 @@ def test_classes_that_are_not_imagenet_ids_and_other_weights_are_refused():
 
 def test_a_run_with_head_init_records_the_rows_and_starts_at_the_zero_shot_classifier(imagenette_small, tmp_path,
                                                                                      capsys):
-    tiny = ["data.name=folder", f"data.root={imagenette_small}", "data.image_size=64", "data.val=split",
+    # Imagenette's classes.tsv names the WordNet-id folders (tench): the head is found through the folders
+    root = tmp_path / "named"
+    shutil.copytree(imagenette_small, root)
+    folders = sorted(p.name for p in (root / "train").iterdir())
+    (root / "classes.tsv").write_text("".join(f"{f}\tclass {i}\n" for i, f in enumerate(folders)))
+    tiny = ["data.name=folder", f"data.root={root}", "data.image_size=64", "data.val=split",
             "data.val_fraction=0.5", f"data.cache_dir={tmp_path / 'cache'}", "train.epochs=1", "train.threads=1",
             "optim.lr=1e-9"]  # a rate too small to move the head: validation is the zero-shot head's
     scores = {}
@@ -55,8 +61,9 @@ def test_a_run_with_head_init_records_the_rows_and_starts_at_the_zero_shot_class
         scores[init] = summary["best_val_accuracy"]
         if init == "imagenet":
             head = summary["effective"]["head_init"]
-            classes = sorted(p.name for p in (imagenette_small / "train").iterdir())
-            assert head["imagenet_rows"] == [imagenet_wnids().index(c) for c in classes]
+            assert head["imagenet_rows"] == [imagenet_wnids().index(c) for c in folders]
+            classes = torch.load(out / "final.pt", weights_only=True)["classes"]
+            assert classes[0] == "class 0"  # the run keeps the readable names
     assert scores["imagenet"] > scores["null"] + 0.3  # 10 classes: a random head is near 0.1
 
 

@@ -9,12 +9,14 @@ and cutmix hand it mixed label distributions), its metrics loss and accuracy.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from cnnlab.data.datasets import ImageData, load_dataset
+from cnnlab.data.folder import list_classes, split_folders
 from cnnlab.data.pipeline import make_splits
 from cnnlab.data.splits import limit_train
 from cnnlab.errors import CnnlabError
@@ -62,6 +64,20 @@ def build_classifier(cfg: Config, input_size: tuple[int, int, int], num_classes:
     if transfer.get("freeze") not in (None, "none") or "freeze_k" in transfer:
         apply_freeze(model, transfer.get("freeze", "all_but_last_k"), transfer.get("freeze_k"))
     return model
+
+
+def class_folders(data: TaskData) -> list[str]:
+    """The class folders' own names of a folder dataset, in label order (else its class names).
+
+    A ``classes.tsv`` gives Imagenette's folders (WordNet ids, ``n01440764``) readable names
+    (``tench``); ``model.head_init=imagenet`` needs the ids back.
+    """
+    root = getattr(data.source, "source", None)
+    if isinstance(root, str) and Path(root).is_dir():
+        folders = list_classes(split_folders(Path(root))[0])
+        if len(folders) == len(data.classes):
+            return folders
+    return list(data.classes)
 
 
 @register_task("classify")
@@ -154,7 +170,7 @@ class ClassifyTask(Task):
         device = data.train.images.device
         model = build_classifier(cfg, data.input_size, data.num_classes)
         if cfg.model.options.get("head_init") is not None:  # the classifier from the weights' own classes
-            rows = init_head_from_imagenet(model, cfg.model.name, cfg.model.options.get("weights"), data.classes)
+            rows = init_head_from_imagenet(model, cfg.model.name, cfg.model.options.get("weights"), class_folders(data))
             self.head_init = {"head_init": "imagenet", "imagenet_rows": rows}
         model = model.to(device)
         if cfg.train.channels_last:
