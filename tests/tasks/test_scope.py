@@ -123,13 +123,3 @@ def test_a_monitor_the_task_does_not_report_is_refused():
         get_task("detect").check(load_config("detect-raccoon", ["train.early_stopping.monitor=val_accuracy"]))
     with pytest.raises(CnnlabError, match="is not a metric of task=classify"):
         get_task("classify").check(load_config("mnist-fast", ["train.early_stopping.monitor=val_map50"]))
-
-
-@pytest.mark.parametrize("command", [["ablate", "detect-raccoon"], ["cv", "detect-raccoon", "--folds", "3"]])
-def test_ablations_and_cross_validation_of_a_detector_are_refused_in_one_line(tmp_path, capsys, command):
-    from cnnlab.cli import main
-
-    code = main([*command, "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and not (tmp_path / "out").exists()
-    assert "task=detect reports test_map50" in err[0] and "cnnlab sweep optimises its val_map50" in err[0]
