@@ -119,7 +119,7 @@ def _launch_key() -> str | None:
     """What the local ranks of one torchrun launch (and attempt) share and no other launch does.
 
     torchrun gives each rank an error file under a folder it made for this launch with mkdtemp
-    (``<log dir>/<run id>_XXXX/attempt_<restart>/<local rank>/error.json``): the attempt folder is
+    (``<log dir>/<run id>_<random suffix>/attempt_<restart>/<local rank>/error.json``): the attempt folder is
     the key. Without one (``--log-dir /dev/null``): the launcher's pid with its start time (a pid
     alone comes back after reuse), run id, restart count and port. None when no torchrun agent
     started this process (RANK set by hand or another launcher): its parent may be the shell that

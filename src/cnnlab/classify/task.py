@@ -21,7 +21,6 @@ from cnnlab.data.pipeline import make_splits
 from cnnlab.data.splits import limit_train
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, model_arguments
-from cnnlab.models.pretrained import TAGS
 from cnnlab.models.shapes import feature_shape
 from cnnlab.tasks import register_task
 from cnnlab.tasks.base import Headline, Task, TaskData
@@ -29,7 +28,7 @@ from cnnlab.train.evaluate import evaluate
 from cnnlab.train.precision import autocast
 from cnnlab.transfer.features import FeatureHead
 from cnnlab.transfer.freeze import apply_freeze
-from cnnlab.transfer.heads import HEAD_INIT_CHOICES, add_hidden_layer, check_hidden, init_head_from_imagenet
+from cnnlab.transfer.heads import add_hidden_layer, check_head_init, check_hidden, init_head_from_imagenet
 
 # Transfer options (cnnlab.transfer): taken out before the constructor sees the options.
 TRANSFER_OPTIONS = ("weights", "freeze", "freeze_k", "features_from", "head_hidden", "head_init")
@@ -102,19 +101,7 @@ class ClassifyTask(Task):
 
     def check(self, cfg) -> None:
         super().check(cfg)
-        options = cfg.model.options
-        head_init = options.get("head_init")
-        if head_init is not None:  # refused before any data is read
-            if head_init not in HEAD_INIT_CHOICES:
-                raise CnnlabError(f"model.head_init={head_init!r} is not one of: {', '.join(HEAD_INIT_CHOICES)} "
-                                  "(or null)")
-            if options.get("weights") not in TAGS:
-                raise CnnlabError(f"model.head_init=imagenet needs published ImageNet weights (model.weights="
-                                  f"{'|'.join(TAGS)}), got model.weights={options.get('weights')!r}")
-            for other in ("head_hidden", "features_from"):
-                if options.get(other) is not None:
-                    raise CnnlabError(f"model.head_init=imagenet starts the model's own classifier from ImageNet's; "
-                                      f"it cannot combine with model.{other}")
+        check_head_init(cfg.model.options)  # refused before any data is read
 
     def __init__(self) -> None:
         self.whitening = None  # what train.whitening did to the first conv (for the summary)

@@ -263,6 +263,30 @@ def _write_plain_json(path: Path, obj) -> None:
     _write_plain_text(path, json.dumps(obj, indent=1) + "\n")
 
 
+def start_voc_folder(out: Path, classes) -> None:
+    """The VOC layout's folders and ``classes.txt`` in ``out`` (plain writes: build ``out`` staged, see above)."""
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    _write_plain_text(out / "classes.txt", "\n".join(classes) + "\n")
+
+
+def write_voc_image(out: Path, image_id: str, image: np.ndarray, size: int, objects: list[dict]) -> None:
+    """``JPEGImages/ID.png`` and ``Annotations/ID.xml`` (objects ``{"box": [x1, y1, x2, y2], "label": d}``)."""
+    filename = f"{image_id}.png"
+    (out / "JPEGImages" / filename).write_bytes(_png(image))
+    _write_plain_text(out / "Annotations" / f"{image_id}.xml", _voc_xml(filename, size, objects))
+
+
+def write_voc_split(out: Path, split: str, ids: list[str]) -> None:
+    """``ImageSets/Main/SPLIT.txt``: the split's image ids, one a line."""
+    _write_plain_text(out / "ImageSets" / "Main" / f"{split}.txt", "\n".join(ids) + "\n")
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    """``scenes.json``, written last: a folder without it was not finished."""
+    _write_plain_json(out / "scenes.json", manifest)
+
+
 def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = False) -> dict:
     """Write every scene into the (empty, existing) folder ``out``; returns the manifest.
 
@@ -278,9 +302,7 @@ def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = Fals
                 "classes": list(CLASSES), "scale_range": list(SCALE_RANGE),
                 "max_overlap": MAX_OVERLAP, "images": {}}
     if params.format == "voc":
-        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-            (out / sub).mkdir(parents=True, exist_ok=True)
-        _write_plain_text(out / "classes.txt", "\n".join(manifest["classes"]) + "\n")
+        start_voc_folder(out, manifest["classes"])
     else:
         (out / "annotations").mkdir(parents=True, exist_ok=True)
     for split, seq, pool, labels, count in (("train", streams[0], train_x, train_y, params.train),
@@ -297,8 +319,7 @@ def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = Fals
             filename = f"{image_id}.png"
             ids.append(image_id)
             if params.format == "voc":
-                (out / "JPEGImages" / filename).write_bytes(_png(image))
-                _write_plain_text(out / "Annotations" / f"{image_id}.xml", _voc_xml(filename, params.size, objects))
+                write_voc_image(out, image_id, image, params.size, objects)
             else:
                 (out / split / filename).write_bytes(_png(image))
                 coco["images"].append({"id": i, "file_name": filename, "width": params.size, "height": params.size})
@@ -311,10 +332,10 @@ def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = Fals
             if progress and (i + 1) % 1000 == 0:
                 print(f"cnnlab: {split}: {i + 1}/{count} scenes", file=sys.stderr)
         if params.format == "voc":
-            _write_plain_text(out / "ImageSets" / "Main" / f"{split}.txt", "\n".join(ids) + "\n")
+            write_voc_split(out, split, ids)
         else:
             _write_plain_json(out / "annotations" / f"instances_{split}.json", coco)
-    _write_plain_json(out / "scenes.json", manifest)
+    write_manifest(out, manifest)
     return manifest
 
 

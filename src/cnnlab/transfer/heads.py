@@ -61,6 +61,27 @@ def add_hidden_layer(model: nn.Module, hidden: Any) -> nn.Module:
 HEAD_INIT_CHOICES = ("imagenet",)
 
 
+def require_published_weights(weights: Any) -> None:
+    """``model.head_init=imagenet`` reads the published classifier: refuse any other ``model.weights``."""
+    if weights not in TAGS:
+        raise CnnlabError(f"model.head_init=imagenet needs published ImageNet weights (model.weights="
+                          f"{'|'.join(TAGS)}), got model.weights={weights!r}")
+
+
+def check_head_init(options: dict) -> None:
+    """Refuse ``model.head_init`` in ``options`` (the config's model options) where it cannot work, before any data."""
+    head_init = options.get("head_init")
+    if head_init is None:
+        return
+    if head_init not in HEAD_INIT_CHOICES:
+        raise CnnlabError(f"model.head_init={head_init!r} is not one of: {', '.join(HEAD_INIT_CHOICES)} (or null)")
+    require_published_weights(options.get("weights"))
+    for other in ("head_hidden", "features_from"):
+        if options.get(other) is not None:
+            raise CnnlabError(f"model.head_init=imagenet starts the model's own classifier from ImageNet's; "
+                              f"it cannot combine with model.{other}")
+
+
 def init_head_from_imagenet(model: nn.Module, model_name: str, weights: Any, classes: list[str]) -> list[int]:
     """``model.head_init=imagenet``: the new classifier starts as the ImageNet classifier's rows of ``classes``.
 
@@ -73,9 +94,7 @@ def init_head_from_imagenet(model: nn.Module, model_name: str, weights: Any, cla
     Only published weights (``model.weights=in1k``) qualify; the classifier must be the model's
     own (no ``model.head_hidden``, whose new dense layer has no ImageNet counterpart).
     """
-    if weights not in TAGS:
-        raise CnnlabError(f"model.head_init=imagenet needs published ImageNet weights (model.weights="
-                          f"{'|'.join(TAGS)}), got model.weights={weights!r}")
+    require_published_weights(weights)
     wnids = imagenet_wnids()
     foreign = [c for c in classes if c not in wnids]
     if foreign:

@@ -20,12 +20,11 @@ frames are 10 frames apart.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.scenes import CLASSES, _png, _voc_xml
+from cnnlab.data.scenes import CLASSES, start_voc_folder, write_manifest, write_voc_image, write_voc_split
 from cnnlab.video.mnist import MIN_VISIBLE, VideoParams, compose
 
 STRIDE = 10  # keep every 10th frame of a clip
@@ -62,12 +61,14 @@ def split_frames(digits: np.ndarray, labels: np.ndarray, count: int, seed: int, 
 
 
 def write_frame_scenes(out: Path, mnist, train: int = 6000, test: int = 1000, seed: int = 0, size: int = 128) -> dict:
-    """Write the VOC folder into the (empty, existing) ``out``; returns the manifest (``scenes.json``, written last)."""
+    """Write the VOC folder into the (empty, existing) ``out``; returns the manifest (``scenes.json``, written last).
+
+    ``out`` is a folder the output policy opened (``cnnlab data make-video --scenes``: removed if
+    this fails part-way), so the files are written plainly, as :mod:`cnnlab.data.scenes` writes its own.
+    """
     train_x, train_y, test_x, test_y = mnist
     out = Path(out)
-    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    (out / "classes.txt").write_text("\n".join(CLASSES) + "\n", encoding="utf-8")
+    start_voc_folder(out, CLASSES)
     boxes = 0
     for split_index, (split, pool, labels, count) in enumerate((("train", train_x, train_y, train),
                                                                 ("test", test_x, test_y, test))):
@@ -75,13 +76,11 @@ def write_frame_scenes(out: Path, mnist, train: int = 6000, test: int = 1000, se
         for i, (image, objects) in enumerate(split_frames(pool, labels, count, seed, split_index, size)):
             image_id = f"{split}-{i:06d}"
             ids.append(image_id)
-            (out / "JPEGImages" / f"{image_id}.png").write_bytes(_png(image))
-            (out / "Annotations" / f"{image_id}.xml").write_text(_voc_xml(f"{image_id}.png", size, objects),
-                                                                 encoding="utf-8")
+            write_voc_image(out, image_id, image, size, objects)
             boxes += len(objects)
-        (out / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+        write_voc_split(out, split, ids)
     manifest = {"generator": "cnnlab make-video --scenes", "params": {"size": size, "train": train, "test": test,
                                                                       "seed": seed, "stride": STRIDE},
                 "classes": list(CLASSES), "min_visible": MIN_VISIBLE, "boxes": boxes}
-    (out / "scenes.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    write_manifest(out, manifest)
     return manifest
