@@ -424,9 +424,13 @@ SECONDS = ["0", "0.1", "0.2", "1", "-1", "nan", "inf", "1e308", "x", "", "999999
 GEOMETRY = ["0,0,24,16", "0,8,24,8", "1,2,3", "0,0,10,0,10,10", "0,0,10,10", "0,0,500,0", "-1,0,5,5", "a,b,c,d",
             "nan,0,1,1", "5,5,5,5", "0,0,1,1,2,2", "", ",", "1e308,0,0,0", "0,0,24,0,24,16,0,16"]
 
+TRACKER_OPTIONS = ["min_hits=3", "high_score=0.6", "low_score=0.9", "buffer=nan", "birth_iou=0", "fuse_scores=2",
+                   "partial_area=0.5", "max_age=-1", "min_hits=2.5", "min_hit=3", "=1", "high_score", "x" * 300 + "=1",
+                   "match_iou=1e308", "dedupe_iou=inf", "class_penalty=0.3"]
+
 OPTION_VALUES: dict[str, list[str]] = {
     "every": NUMBERS, "start": SECONDS, "duration": SECONDS, "fps": SECONDS,
-    "count_line": GEOMETRY, "count_region": GEOMETRY,
+    "count_line": GEOMETRY, "count_region": GEOMETRY, "tracker": TRACKER_OPTIONS,
     "counts": VIDEO_OUTPUTS + ["out.json", "counts.json"], "mot_gt": ["gt.txt", "afile.txt", "img.png", "missing"],
     "out": OUTPUT_PATHS, "out_dir": OUTPUT_PATHS, "plot": OUTPUT_PATHS,
     "data_dir": [p for p in INPUT_PATHS if not p.startswith("/")] + ["/nonexistent-cnnlab-fuzz"],

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from tests.fuzz.cli_cases import run_cli_case
 from tests.fuzz.harness import examples
-from tests.fuzz.strategies import (GEOMETRY, JUNK, NUMBERS, OUTPUT_PATHS, SECONDS, VIDEO_INPUTS, VIDEO_OUTPUTS,
-                                   cli_args, safe_text, typed_override)
+from tests.fuzz.strategies import (GEOMETRY, JUNK, NUMBERS, OUTPUT_PATHS, SECONDS, TRACKER_OPTIONS, VIDEO_INPUTS,
+                                   VIDEO_OUTPUTS, cli_args, safe_text, typed_override)
 from tests.fuzz.world import TINY_TRAIN
 
 FOLDER_TINY = TINY_TRAIN + ["data.root=images", "data.image_size=16", "model.blocks=2", "model.filters=4"]
@@ -88,11 +88,12 @@ def _video_option(name, values):
            _video_option("--every", NUMBERS), _video_option("--batch", NUMBERS), _video_option("--threads", NUMBERS),
            _video_option("--start", SECONDS), _video_option("--duration", SECONDS), _video_option("--fps", SECONDS),
            _video_option("--count-line", GEOMETRY), _video_option("--count-region", GEOMETRY),
-           _video_option("--out", VIDEO_OUTPUTS), _video_option("--counts", VIDEO_OUTPUTS),
+           _video_option("--tracker", TRACKER_OPTIONS), _video_option("--out", VIDEO_OUTPUTS), _video_option("--counts", VIDEO_OUTPUTS),
            _video_option("--mot-gt", ["afile.txt", "missing.txt", "img.png"]),
            _video_option("-k", NUMBERS), _video_option("--score-threshold", SECONDS)), max_size=5))
 @example(video="clip.mp4", options=[["--out", "clip.mp4"], ["--overwrite"]])  # a video cnnlab did not write
 @example(video="frames", options=[["--video"], ["--out", "out.mp4"], ["--json"]])
+@example(video="clip.mp4", options=[["--track"], ["--tracker", "min_hits=3"], ["--tracker", "min_hits=4"]])
 def test_predict_video(template, video, options):
     """``predict RUN VIDEO`` with the video options (issue 20): the classifier run on the sandbox's videos."""
     run_cli_case(template, ["predict", "run", video] + [t for o in options for t in o], "cli.predict.video")

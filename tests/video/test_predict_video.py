@@ -68,6 +68,7 @@ def test_json_lines_then_a_summary_and_the_annotated_video(det_run, squares_vide
     assert all(set(r) == {"frame", "time", "boxes"} for r in records)
     assert summary["summary"] is True and summary["frames_decoded"] == 20 and summary["frames_processed"] == 7
     assert set(summary["counts"]) == {"lines", "regions"}
+    assert summary["tracker"]["min_hits"] == 2  # the thresholds the ids came from
     with av.open(str(out)) as c:  # every input frame is written, at the input's size and rate
         s = c.streams.video[0]
         assert (sum(1 for _ in c.decode(s)), s.width, s.height, s.average_rate) == (20, 64, 64, 25)
@@ -78,6 +79,11 @@ def test_json_lines_then_a_summary_and_the_annotated_video(det_run, squares_vide
     assert code == 2 and "already exists" in err
     code, _, _ = cli(capsys, "predict", det_run, squares_video, "--out", out, "--overwrite", "--duration", "0.2")
     assert code == 0 and len(decoded_frames(out)) == 5
+    # --tracker sets the tracker's thresholds: they are in the summary
+    code, stdout, _ = cli(capsys, "predict", det_run, squares_video, "--json", "--track", "--tracker", "min_hits=3",
+                          "--tracker", "low_score=0.05")
+    tracker = json.loads(stdout.splitlines()[-1])["tracker"]
+    assert code == 0 and (tracker["min_hits"], tracker["low_score"]) == (3, 0.05)
 
 
 def test_a_classifier_captions_top_classes_and_a_frame_folder_is_a_video(cls_run, tmp_path, capsys):
@@ -140,6 +146,10 @@ def bad_cases(tmp_path, video):
         ([video, "--duration", "0"], "--duration 0"),
         ([video, "--fps", "10"], "--fps applies to a folder"),
         ([video, "--mot-gt", tmp_path / "gt.txt"], "add --track"),
+        ([video, "--tracker", "min_hits=3"], "add --track"),
+        ([video, "--track", "--tracker", "min_hit=3"], "did you mean 'min_hits'"),
+        ([video, "--track", "--tracker", "high_score=2"], "high_score"),
+        ([video, "--track", "--tracker", "max_age"], "KEY=VALUE"),
     ]
 
 

@@ -127,9 +127,60 @@ def test_a_class_penalty_keeps_a_track_on_its_own_class_when_two_boxes_overlap_i
 def test_a_buffered_association_takes_back_a_box_that_jumped_clear_of_its_prediction():
     # a still 10 x 10 box; then it reappears 2 px to the right of where it was: IoU 0 with the prediction
     frames = [[(box(0, 0, 10, 10), 0.9, "3")]] * 4 + [[(box(12, 0, 10, 10), 0.9, "3")]] * 2
-    plain = run(Tracker(TrackerConfig()), frames)
+    plain = run(Tracker(TrackerConfig(buffer=0)), frames)
     grown = run(Tracker(TrackerConfig(buffer=0.5)), frames)  # boxes grown by 5 px a side: IoU 0.25 >= 0.2
     assert plain[-1] == {0: 2}  # a new id
     assert grown[-1] == {0: 1}  # the same id
     with pytest.raises(CnnlabError, match="buffer"):
         Tracker(TrackerConfig(buffer=-1))
+
+
+def test_birth_iou_keeps_a_second_box_on_a_tracked_object_from_becoming_a_track():
+    # a tracked 20 x 20 box; from frame 4 a second, larger box around it (IoU 0.44, below dedupe_iou)
+    steady = [[(box(10, 10), 0.9, "4")]] * 4
+    doubled = [[(box(10, 10), 0.9, "4"), (box(10, 10, 30, 30), 0.6, "4")]] * 3
+    plain = run(Tracker(TrackerConfig(birth_iou=1.0, dedupe_iou=0.7)), steady + doubled)
+    guarded = run(Tracker(TrackerConfig(birth_iou=0.3, dedupe_iou=0.7)), steady + doubled)
+    assert plain[-1] == {0: 1, 1: 2}  # the second box became track 2
+    assert guarded[-1] == {0: 1}  # overlaps track 1 by IoU 0.44 >= 0.3: never born
+    # a box clear of every track is still born
+    apart = run(Tracker(TrackerConfig(birth_iou=0.3, dedupe_iou=0.7)), steady + [[(box(10, 10), 0.9, "4"), (box(60, 60), 0.9, "1")]] * 2)
+    assert apart[-1] == {0: 1, 1: 2}
+
+
+def test_partial_area_coasts_on_the_motion_while_the_object_is_half_hidden():
+    # a 20 x 20 box moving +2 px a frame into a still occluder whose left side is at x = 44: from
+    # frame 13 on the visible box is [x, 44], so its centre moves 1 px a frame while the object moves 2
+    frames = [[(box(2 * i, 10, min(20, 44 - 2 * i)), 0.9, "7")] for i in range(20)]
+    guarded, plain = Tracker(TrackerConfig(partial_area=0.7)), Tracker(TrackerConfig(partial_area=0))
+    run(guarded, frames)
+    run(plain, frames)
+    speed = {name: t.tracks[0].kf.x[4] for name, t in (("guarded", guarded), ("plain", plain))}
+    assert speed["plain"] < 1.5  # the shrinking box dragged the estimate towards 1 px a frame
+    assert speed["guarded"] > 1.6  # once the box is 0.7x its usual area, matches keep the track alive only
+    assert guarded.tracks[0].confirmed and guarded.tracks[0].misses == 0
+    with pytest.raises(CnnlabError, match="partial_area"):
+        Tracker(TrackerConfig(partial_area=1.0))
+
+
+def test_tracker_options_from_the_command_line_are_checked():
+    from cnnlab.video.track import parse_tracker_options
+
+    cfg = parse_tracker_options(["high_score=0.6", "min_hits=3", "birth_iou=0.3"])
+    assert (cfg.high_score, cfg.min_hits, cfg.birth_iou) == (0.6, 3, 0.3)
+    for bad, match in ((["min_hit=3"], "did you mean 'min_hits'"), (["min_hits=2.5"], "must be an integer"),
+                       (["high_score"], "KEY=VALUE"), (["buffer=nan"], "finite"), (["low_score=0.9"], "low_score"),
+                       (["buffer=1", "buffer=2"], "twice")):
+        with pytest.raises(CnnlabError, match=match):
+            parse_tracker_options(bad)
+
+
+def test_fused_scores_let_an_object_split_over_classes_reach_the_thresholds():
+    # one object, three overlapping boxes of three classes at 0.25 / 0.2 / 0.15: none reaches high_score 0.4
+    split = [[(box(10 + i, 10), 0.25, "6"), (box(10 + i, 10, 20, 21), 0.2, "5"), (box(11 + i, 10), 0.15, "1")]
+             for i in range(4)]
+    assert run(Tracker(TrackerConfig(fuse_scores=0)), split)[-1] == {}  # never a track
+    fused = run(Tracker(TrackerConfig(fuse_scores=1)), split)  # 0.6 for the "6" box: a track from frame 2 on
+    assert fused[0] == {} and all(frame == {0: 1} for frame in fused[1:])
+    with pytest.raises(CnnlabError, match="fuse_scores"):
+        Tracker(TrackerConfig(fuse_scores=2))

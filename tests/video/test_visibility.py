@@ -36,6 +36,22 @@ def test_a_digit_half_hidden_behind_a_later_one_has_visibility_one_half_and_its_
     assert compose(*blocks(), VideoParams(size=64, frames=3, objects=2), keep={1}).frames[0].shape == (64, 64)
 
 
+def test_amodal_boxes_cover_a_hidden_digits_whole_ink_inside_the_frame(monkeypatch):
+    # the scene of the test above: A half hidden behind B. Amodal: A's box stays its whole ink
+    # (x 18..29) with the same visibility 0.5; a digit cut by the frame's edge is cut there.
+    a = Path_(0, 0, 28, 10.0, 10.0, 0.0, 0.0, 0, 2)
+    b = Path_(1, 1, 28, 24.0, 10.0, 0.0, 0.0, 1, 2)
+    edge = Path_(2, 2, 28, 50.0, 30.0, 0.0, 0.0, 0, 2)  # ink x 58..69: columns 58..63 in a 64-px frame
+    monkeypatch.setattr(mnist, "_plan", lambda rng, labels, p: [a, b, edge])
+    video = compose(*blocks(), VideoParams(size=64, frames=3, objects=3, amodal=True))
+    rows = {(f, i): (x, y, w, h, v) for f, i, x, y, w, h, v in video.gt}
+    assert rows[(2, 1)] == (18.0, 16.0, 12.0, 16.0, 0.5)
+    assert rows[(2, 3)] == (58.0, 36.0, 6.0, 16.0, 0.5)
+    visible = compose(*blocks(), VideoParams(size=64, frames=3, objects=3))
+    assert np.array_equal(np.stack(visible.frames), np.stack(video.frames))  # the same pictures
+    assert {(f, i): v for f, i, *_, v in visible.gt} == {(f, i): v for f, i, *_, v in video.gt}
+
+
 def test_objects_below_the_visibility_threshold_are_ignored_not_missed_nor_false_positives(tmp_path):
     gt = tmp_path / "gt.txt"
     # object 1 always fully visible; object 2 10 % visible in frames 1-5, fully from frame 6

@@ -22,7 +22,7 @@ from cnnlab.version import __version__
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".gif")
 VIDEO_ONLY = ("every", "start", "duration", "batch", "threads", "track", "count_line", "count_region", "fps", "mot_gt",
-              "counts")
+              "counts", "tracker")
 
 
 def add_video_arguments(p) -> None:
@@ -38,6 +38,10 @@ def add_video_arguments(p) -> None:
     g.add_argument("--threads", type=int, metavar="T",
                    help="torch threads for the model (default 1; decoding and encoding have threads of their own)")
     g.add_argument("--track", action="store_true", help="detection runs: link boxes into tracks with stable ids")
+    g.add_argument("--tracker", action="append", metavar="KEY=VALUE",
+                   help="with --track: one of the tracker's thresholds (repeatable; high_score, low_score, "
+                        "match_iou, min_hits, max_age, dedupe_iou, class_penalty, buffer, partial_area, birth_iou; "
+                        "see docs/manual/video.md)")
     g.add_argument("--count-line", action="append", metavar="x1,y1,x2,y2",
                    help="with --track: count tracks crossing this line, by direction and class (repeatable)")
     g.add_argument("--count-region", action="append", metavar="x1,y1,x2,y2,x3,y3,...",
@@ -95,12 +99,18 @@ def run_video(args) -> int:
                        inputs=[args.images[0]])
     elif args.overwrite and not args.out:
         raise CnnlabError("--overwrite replaces --out; give --out")
+    from cnnlab.video.track import parse_tracker_options
+
+    if args.tracker and not args.track:
+        raise CnnlabError("--tracker sets the tracker's options: add --track")
+    tracker = parse_tracker_options(args.tracker) if args.tracker else None
     job = open_job(args.run_dir, args.images[0], k=3 if args.top_k is None else args.top_k,
                    score_threshold=args.score_threshold,
                    iou_threshold=args.iou_threshold, max_detections=args.max_detections, draw=bool(args.out),
                    every=1 if args.every is None else args.every, start=0.0 if args.start is None else args.start,
                    duration=args.duration, batch=8 if args.batch is None else args.batch, track=args.track,
-                   count_lines=args.count_line or [], count_regions=args.count_region or [], fps=args.fps)
+                   count_lines=args.count_line or [], count_regions=args.count_region or [], fps=args.fps,
+                   tracker=tracker)
     if "torch" in sys.modules:  # a run's model (not ONNX Runtime alone): set torch's threads
         import torch
 
@@ -184,6 +194,9 @@ def add_make_video(inner) -> None:
                    help="instead of a video, write still frames composed like it (occlusion, digits cut by the "
                         "edge, visible-ink boxes) as a VOC detection folder: train on it with "
                         "`cnnlab train detect-mnist-scenes data.root=DIR`")
+    p.add_argument("--amodal", action="store_true",
+                   help="boxes cover each digit's whole ink inside the frame, the hidden part too (MOT16/17's "
+                        "convention), instead of the visible ink only")
     p.add_argument("--train", type=int, default=6000, help="--scenes: training frames, MNIST training digits (6000)")
     p.add_argument("--test", type=int, default=1000, help="--scenes: test frames, MNIST test digits (1000)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder made by cnnlab")
@@ -203,7 +216,7 @@ def run_make_frame_scenes(args) -> int:
     check_out_dir(args.out, args.overwrite, kind="scenes")
     mnist = load_idx_dataset("mnist", args.data_dir)
     with open_run_dir(args.out, overwrite=args.overwrite, kind="scenes", remove_on_error=True) as out:
-        manifest = write_frame_scenes(out, mnist, args.train, args.test, args.seed, args.size)
+        manifest = write_frame_scenes(out, mnist, args.train, args.test, args.seed, args.size, args.amodal)
     summary = {"out": str(args.out), **manifest["params"], "boxes": manifest["boxes"]}
     if args.json:
         print_json(summary)
@@ -217,7 +230,7 @@ def run_make_video(args) -> int:
     from cnnlab.data.locate import load_idx_dataset
     from cnnlab.video.mnist import MIN_VISIBLE, VideoParams, write_video_dataset
 
-    params = VideoParams(args.size, args.frames, args.fps, args.objects, args.seed).check()
+    params = VideoParams(args.size, args.frames, args.fps, args.objects, args.seed, args.amodal).check()
     if args.scenes:
         return run_make_frame_scenes(args)
     check_out_dir(args.out, args.overwrite, kind="make-video")

@@ -4,7 +4,8 @@
 ``cnnlab data make-scenes``, so ``cnnlab train detect-mnist-scenes data.root=DIR`` reads it)
 whose images are frames of :func:`cnnlab.video.mnist.compose` clips and whose boxes are that
 video's ground truth: opaque occlusion (a digit's square hides what is behind it), digits cut by
-the frame's edge, the tight box of the *visible* ink, and a digit below
+the frame's edge, the tight box of the *visible* ink (with ``--amodal`` the whole ink's box inside
+the frame, as the ``--amodal`` video's ground truth), and a digit below
 :data:`cnnlab.video.mnist.MIN_VISIBLE` of its ink left unlabelled (background).
 
 Why: the MNIST scenes draw every digit whole, inside the frame and blended by a pixel-wise
@@ -40,12 +41,13 @@ def clip_seed(seed: int, split: int, clip: int) -> int:
     return int(np.random.SeedSequence([seed, split, clip]).generate_state(1)[0]) | (1 << 20)
 
 
-def split_frames(digits: np.ndarray, labels: np.ndarray, count: int, seed: int, split: int, size: int = 128):
+def split_frames(digits: np.ndarray, labels: np.ndarray, count: int, seed: int, split: int, size: int = 128,
+                 amodal: bool = False):
     """``count`` (frame (size, size) uint8, objects) pairs; objects ``{"box": [x1, y1, x2, y2], "label": d}``."""
     out = []
     clip = 0
     while len(out) < count:
-        params = VideoParams(size=size, frames=CLIP_FRAMES, seed=clip_seed(seed, split, clip))
+        params = VideoParams(size=size, frames=CLIP_FRAMES, seed=clip_seed(seed, split, clip), amodal=amodal)
         keep = set(range(clip % STRIDE, CLIP_FRAMES, STRIDE))
         video = compose(digits, labels, params, keep=keep)
         by_frame: dict[int, list] = {}
@@ -60,7 +62,8 @@ def split_frames(digits: np.ndarray, labels: np.ndarray, count: int, seed: int, 
     return out[:count]
 
 
-def write_frame_scenes(out: Path, mnist, train: int = 6000, test: int = 1000, seed: int = 0, size: int = 128) -> dict:
+def write_frame_scenes(out: Path, mnist, train: int = 6000, test: int = 1000, seed: int = 0, size: int = 128,
+                       amodal: bool = False) -> dict:
     """Write the VOC folder into the (empty, existing) ``out``; returns the manifest (``scenes.json``, written last).
 
     ``out`` is a folder the output policy opened (``cnnlab data make-video --scenes``: removed if
@@ -73,14 +76,14 @@ def write_frame_scenes(out: Path, mnist, train: int = 6000, test: int = 1000, se
     for split_index, (split, pool, labels, count) in enumerate((("train", train_x, train_y, train),
                                                                 ("test", test_x, test_y, test))):
         ids = []
-        for i, (image, objects) in enumerate(split_frames(pool, labels, count, seed, split_index, size)):
+        for i, (image, objects) in enumerate(split_frames(pool, labels, count, seed, split_index, size, amodal)):
             image_id = f"{split}-{i:06d}"
             ids.append(image_id)
             write_voc_image(out, image_id, image, size, objects)
             boxes += len(objects)
         write_voc_split(out, split, ids)
     manifest = {"generator": "cnnlab make-video --scenes", "params": {"size": size, "train": train, "test": test,
-                                                                      "seed": seed, "stride": STRIDE},
+                                                                      "seed": seed, "stride": STRIDE, "amodal": amodal},
                 "classes": list(CLASSES), "min_visible": MIN_VISIBLE, "boxes": boxes}
     write_manifest(out, manifest)
     return manifest

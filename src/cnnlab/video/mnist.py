@@ -20,7 +20,10 @@ Every object with any ink in view is in the ground truth of a frame, with its *v
 fraction of its ink that shows (inside the frame and not hidden), in MOTChallenge's visibility
 column (the MOT16/17 layout ``frame,id,left,top,width,height,1,1,visibility``). Its box is the
 tight box of its *visible* ink, the convention of the MNIST scenes (a tight box of the ink)
-applied to what a camera would see. Scoring ignores the objects below :data:`MIN_VISIBLE`
+applied to what a camera would see; with ``amodal=True`` (``--amodal``) it is the box of its
+whole ink inside the frame, hidden parts included -- MOT16/17's convention, under which a box
+keeps its size and moves at the object's speed while the object hides, so a tracker's motion
+model is not misled by a box that shrinks behind an occluder. Scoring ignores the objects below :data:`MIN_VISIBLE`
 (:mod:`cnnlab.video.mot`): a digit three quarters hidden is neither a miss nor, when found, a
 false positive. Everything follows from ``seed``: the same
 options give the same frames and ground truth.
@@ -50,6 +53,7 @@ class VideoParams:
     fps: int = 25
     objects: int = 12
     seed: int = 0
+    amodal: bool = False  # True: a box covers the digit's whole ink in the frame, hidden parts too (MOT16's boxes)
 
     def check(self) -> "VideoParams":
         for name, value, low, high in (("--size", self.size, 64, 1024), ("--frames", self.frames, 1, 10_000),
@@ -160,7 +164,8 @@ def compose(digits: np.ndarray, labels: np.ndarray, params: VideoParams, keep=No
             if not shown.any():
                 continue
             visibility = round(float(shown.sum() / total), 4)
-            ys, xs = ys[shown], xs[shown]  # the box of what can be seen
+            if not p.amodal:
+                ys, xs = ys[shown], xs[shown]  # the box of what can be seen
             left, top = int(xs.min()), int(ys.min())
             gt.append((t + 1, i + 1, float(left), float(top), float(xs.max() + 1 - left), float(ys.max() + 1 - top),
                        visibility))

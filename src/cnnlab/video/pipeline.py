@@ -21,7 +21,7 @@ untracked ones that reach ``score_threshold`` (default 0.25, as ``predict``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -48,6 +48,7 @@ class VideoOptions:
     count_regions: list[str] = field(default_factory=list)  # "x1,y1,x2,y2,x3,y3,..." each
     fps: float | None = None  # a folder of frames only
     score_threshold: float | None = None
+    tracker: TrackerConfig | None = None  # the tracker's thresholds (None: TrackerConfig's defaults)
 
     def check(self) -> "VideoOptions":
         import math
@@ -62,6 +63,10 @@ class VideoOptions:
             raise CnnlabError(f"--duration {self.duration} must be a number of seconds > 0")
         if (self.count_lines or self.count_regions) and not self.track:
             raise CnnlabError("--count-line and --count-region count tracks: add --track")
+        if self.tracker is not None and not self.track:
+            raise CnnlabError("--tracker sets the tracker's options: add --track")
+        if self.tracker is not None:
+            self.tracker.check()
         return self
 
 
@@ -104,7 +109,7 @@ class VideoJob:
         self.draw = draw
         self.tracker = None
         if self.options.track:
-            self.tracker = Tracker()
+            self.tracker = Tracker(self.options.tracker)
         threshold = self.options.score_threshold
         self.list_score = 0.25 if threshold is None else threshold
         self.decoder = Decoder(self.info, self.options.start, self.options.duration,
@@ -197,6 +202,7 @@ class VideoJob:
         }
         if self.tracker is not None:
             self.summary["tracks"] = self.tracker.next_id - 1
+            self.summary["tracker"] = asdict(self.tracker.config)  # the thresholds these ids came from
         if self.lines or self.regions:
             self.summary["counts"] = self.counts()
 
@@ -235,7 +241,7 @@ def open_job(source, video, *, k: int = 3, score_threshold: float | None = None,
                           f"{reader.run_kind}")
     detect_score = score_threshold
     if opts.track:  # ByteTrack's second association needs the weak detections too
-        low = TrackerConfig().low_score
+        low = (opts.tracker or TrackerConfig()).low_score
         detect_score = low if score_threshold is None else min(score_threshold, low)
     model = load_frame_model(str(source), k=k, score_threshold=detect_score, iou_threshold=iou_threshold,
                              max_detections=max_detections)

@@ -75,6 +75,30 @@ def dedupe(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
+def fused_scores(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, iou: float) -> np.ndarray:
+    """``scores`` with each kept box's score raised to the sum (at most 1) of the boxes it absorbed at ``iou``.
+
+    Per-class NMS leaves one box per class on an object whose class is unclear; each box's score
+    is then the object's confidence times one class's share, and none may reach the tracker's
+    thresholds although the object is certain. Each dropped box is counted once, towards the best kept
+    box it overlaps.
+
+    >>> fused_scores(np.array([[0, 0, 10, 10], [0, 0, 10, 11.]]), np.array([0.3, 0.25]), np.array([0]), 0.7).tolist()
+    [0.55, 0.25]
+    """
+    out = scores.astype(float).copy()
+    dropped = np.setdiff1d(np.arange(len(scores)), keep)
+    if len(dropped) == 0:
+        return out
+    overlaps = iou_matrix(boxes[dropped], boxes[keep])  # (dropped, kept)
+    for row, d in enumerate(dropped):
+        near = np.flatnonzero(overlaps[row] >= iou)
+        if len(near):
+            k = keep[near[np.argmax(scores[keep[near]])]]
+            out[k] = min(1.0, out[k] + scores[d])
+    return out
+
+
 def match(cost_iou: np.ndarray, min_iou: float, penalty: np.ndarray | None = None) -> list[tuple[int, int]]:
     """(row, column) pairs of the Hungarian assignment on ``1 - IoU (+ penalty)``, keeping pairs with IoU >= ``min_iou``.
 
@@ -162,6 +186,7 @@ class Track:
     hits: int = 1  # frames matched in a row
     misses: int = 0  # processed frames since the last match
     detection: int | None = None  # index of this frame's matched detection, None when missed
+    area: float = 0.0  # the usual box area: a running mean over the matches that were not partial
 
     @property
     def cls(self) -> str:
@@ -175,14 +200,17 @@ class Track:
 
 @dataclass
 class TrackerConfig:
-    high_score: float = 0.5  # detections at least this take part in the first association and may start tracks
-    low_score: float = 0.1  # detections in [low_score, high_score) only extend existing tracks
+    high_score: float = 0.4  # detections at least this take part in the first association and may start tracks
+    low_score: float = 0.2  # detections in [low_score, high_score) only extend existing tracks
     match_iou: float = 0.2  # a detection and a predicted box closer than this IoU are never matched
     min_hits: int = 2  # frames in a row a new track must be matched to get an id
     max_age: int = 30  # processed frames a confirmed track survives unmatched
-    dedupe_iou: float = 0.7  # a detection overlapping a better one this much is the same object
+    dedupe_iou: float = 0.5  # a detection overlapping a better one this much is the same object
     class_penalty: float = 0.0  # added to the cost 1 - IoU when a detection's class is not its track's
-    buffer: float = 0.0  # > 0: a third association on boxes grown by this x their size (lost tracks' way back)
+    buffer: float = 0.3  # > 0: a third association on boxes grown by this x their size (lost tracks' way back)
+    partial_area: float = 0.0  # > 0: a match this much smaller than the track's usual box only keeps it alive
+    fuse_scores: int = 1  # 1: a kept box scores the sum of the boxes it stands for (the classes' shares of one object)
+    birth_iou: float = 0.3  # < 1: no track is born on a detection overlapping a live track's box this much
 
     def check(self) -> "TrackerConfig":
         if not 0 <= self.low_score <= self.high_score <= 1:
@@ -195,9 +223,47 @@ class TrackerConfig:
         if self.class_penalty < 0 or not 0 <= self.buffer <= 2:
             raise CnnlabError(f"tracker class_penalty {self.class_penalty} must be >= 0 and buffer {self.buffer} "
                               "in [0, 2]")
+        if not 0 <= self.partial_area < 1:
+            raise CnnlabError(f"tracker partial_area {self.partial_area} is out of range; expected [0, 1)")
+        if self.fuse_scores not in (0, 1):
+            raise CnnlabError(f"tracker fuse_scores {self.fuse_scores} must be 0 or 1")
+        if not 0 < self.birth_iou <= 1:
+            raise CnnlabError(f"tracker birth_iou {self.birth_iou} is out of range; expected (0, 1]")
         if self.min_hits < 1 or self.max_age < 0:
             raise CnnlabError(f"tracker min_hits {self.min_hits} must be >= 1 and max_age {self.max_age} >= 0")
         return self
+
+
+def parse_tracker_options(items) -> TrackerConfig:
+    """``["high_score=0.6", "min_hits=3", ...]`` (``--tracker KEY=VALUE``) -> a checked :class:`TrackerConfig`.
+
+    >>> parse_tracker_options(["min_hits=3", "buffer=0.5"]).min_hits
+    3
+    """
+    from dataclasses import fields
+
+    from cnnlab.errors import did_you_mean, short_repr
+
+    kinds = {f.name: f.type for f in fields(TrackerConfig)}
+    values: dict = {}
+    for item in items or []:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CnnlabError(f"--tracker {short_repr(item)} must be KEY=VALUE, e.g. --tracker min_hits=3")
+        if key not in kinds:
+            raise CnnlabError(f"--tracker: unknown option {short_repr(key)}; {did_you_mean(key, kinds)}")
+        if key in values:
+            raise CnnlabError(f"--tracker {key} is given twice")
+        try:
+            value = int(text) if kinds[key] in ("int", int) else float(text)
+        except ValueError:
+            kind = "an integer" if kinds[key] in ("int", int) else "a number"
+            raise CnnlabError(f"--tracker {key}={short_repr(text)} must be {kind}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise CnnlabError(f"--tracker {key}={short_repr(text)} must be a finite number")
+        values[key] = value
+    return TrackerConfig(**values).check()
 
 
 class Tracker:
@@ -226,7 +292,10 @@ class Tracker:
         for t in self.tracks:
             t.detection = None
         kept = np.zeros(len(scores), dtype=bool)
-        kept[dedupe(boxes, scores, cfg.dedupe_iou)] = True
+        keep = dedupe(boxes, scores, cfg.dedupe_iou)
+        kept[keep] = True
+        if cfg.fuse_scores and len(keep):
+            scores = fused_scores(boxes, scores, keep, cfg.dedupe_iou)
         high = np.flatnonzero(kept & (scores >= cfg.high_score))
         low = np.flatnonzero(kept & (scores >= cfg.low_score) & (scores < cfg.high_score))
 
@@ -248,7 +317,10 @@ class Tracker:
         used = set()
         for r, d in matched:
             t = self.tracks[r]
-            t.kf.update(boxes[d])
+            area = float(np.prod(np.clip(boxes[d, 2:] - boxes[d, :2], 0, None)))
+            if not cfg.partial_area or area >= cfg.partial_area * t.area:
+                t.kf.update(boxes[d])
+                t.area = area if not t.area else 0.9 * t.area + 0.1 * area  # slow: a hiding box drops below it
             t.box, t.score, t.detection = boxes[d].copy(), float(scores[d]), d
             t.classes[classes[d]] += 1
             t.last_class = classes[d]
@@ -265,10 +337,13 @@ class Tracker:
                 if not t.confirmed or t.misses > cfg.max_age:
                     continue  # a tentative track missed once, or a confirmed one missed too long, dies
             survivors.append(t)
+        live = np.array([t.box for t in survivors]).reshape(-1, 4)
         for d in high:  # birth: unmatched high-score detections
-            if int(d) not in used:
+            if int(d) not in used and not (cfg.birth_iou < 1 and len(live)
+                                           and iou_matrix(boxes[d][None], live).max() >= cfg.birth_iou):
                 t = Track(KalmanBox(boxes[d]), boxes[d].copy(), float(scores[d]), Counter({classes[d]: 1}),
-                          classes[d], detection=int(d))
+                          classes[d], detection=int(d),
+                          area=float(np.prod(np.clip(boxes[d, 2:] - boxes[d, :2], 0, None))))
                 if cfg.min_hits <= 1:
                     t.track_id, self.next_id = self.next_id, self.next_id + 1
                 survivors.append(t)
