@@ -26,7 +26,7 @@ COMMON = {
     "predict": {"help", "run_dir", "images", "json", "func", "command"},
 }
 VIDEO_OPTIONS = {"video", "every", "start", "duration", "batch", "track", "count_line", "count_region", "fps",
-                 "mot_gt", "threads", "counts"}  # a video's own options (cnnlab.commands._video)
+                 "mot_gt", "threads", "counts", "tracker"}  # a video's own options (cnnlab.commands._video)
 
 
 def _dests(command: str) -> set[str]:

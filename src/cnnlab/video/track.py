@@ -36,11 +36,11 @@ so one misclassified frame does not change what is counted.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, did_you_mean, short_repr
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -240,10 +240,6 @@ def parse_tracker_options(items) -> TrackerConfig:
     >>> parse_tracker_options(["min_hits=3", "buffer=0.5"]).min_hits
     3
     """
-    from dataclasses import fields
-
-    from cnnlab.errors import did_you_mean, short_repr
-
     kinds = {f.name: f.type for f in fields(TrackerConfig)}
     values: dict = {}
     for item in items or []:
