@@ -112,7 +112,10 @@ def _report(line: str) -> None:
     """
     if _torchrun_rank() != "" and not _first_to_claim(line):
         return
-    print(line, file=sys.stderr)
+    # one write with its newline: print() writes the two apart, and two ranks' lines sharing the
+    # launcher's stderr could then run together (seen on a loaded CI machine)
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _launch_key() -> str | None:
