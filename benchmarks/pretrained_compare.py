@@ -8,20 +8,26 @@ Imagenette-pretrained ConvNet of the transfer study (their own runs, cited by fi
 
     python benchmarks/pretrained_compare.py --work runs/compare    # trains what --work lacks (~1 h)
 
-Writes ``benchmarks/results/pretrained-compare-*.json`` and ``benchmarks/pretrained_compare.png``.
+Writes ``benchmarks/results/pretrained-compare-*.json`` and ``docs/images/manual/pretrained_compare.png``
+(the transfer manual's plot).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from transfer_study import cli  # noqa: E402  (a sibling benchmark script: `cnnlab ARGS --json` -> its JSON)
+
+from cnnlab.bench.results_io import write_result  # noqa: E402
+from cnnlab.fileio import atomic_path  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
+DOCS_IMAGES = HERE.parent / "docs" / "images" / "manual"
 NETWORKS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 # Measured elsewhere in the project, on the same 3,925 Imagenette validation photos (no ImageNet weights).
 NOT_IMAGENET = [
@@ -30,14 +36,6 @@ NOT_IMAGENET = [
     {"network": "ConvNet pretrained on Imagenette (folder-convnet, 32 px, 15 epochs)", "test_accuracy": 0.7664,
      "train_seconds": 159.7, "parameters": 391_000, "source": "benchmarks/results/transfer-study-20261130-032353.json"},
 ]
-
-
-def cli(*args: str) -> dict:
-    """``cnnlab ARGS --json`` -> its JSON; fails loudly."""
-    done = subprocess.run([sys.executable, "-m", "cnnlab.cli", *args, "--json"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"failed: cnnlab {' '.join(args)}\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout)
 
 
 def measure(network: str, work: Path) -> dict:
@@ -70,22 +68,20 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("Imagenette test accuracy (3,925 photos)")
     ax.set_title("ImageNet weights (blue) vs none (grey), 2-core CPU", fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=Path("runs/compare"))
     ap.add_argument("--out-dir", type=Path, default=HERE / "results")
-    ap.add_argument("--plot", type=Path, default=HERE / "pretrained_compare.png")
+    ap.add_argument("--plot", type=Path, default=DOCS_IMAGES / "pretrained_compare.png")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     rows = [measure(n, a.work) for n in NETWORKS] + NOT_IMAGENET
-    a.out_dir.mkdir(parents=True, exist_ok=True)
-    path = a.out_dir / f"pretrained-compare-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"rows": rows, "machine": {"cpus": os.cpu_count()}}, indent=2) + "\n")
+    path = write_result("pretrained-compare", {"rows": rows}, a.out_dir)
     plot(rows, a.plot)
     print("| network | test accuracy | parameters | MACs at 160 px | training seconds |")
     print("|---|---:|---:|---:|---:|")

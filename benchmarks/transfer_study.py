@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from cnnlab.bench.results_io import write_result
+from cnnlab.fileio import atomic_path
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("probe", "last-k", "full-ld", "scratch")
@@ -68,11 +70,18 @@ def in1k_budget(per_class: int) -> tuple[int, int]:
     return {10: (32, 30), 100: (64, 10), 1000: (64, 2)}[per_class]
 
 
-def in1k_cell(method: str, per_class: int, seed: int, feats: Path, work: Path) -> dict:
-    batch, epochs = in1k_budget(per_class)
+def train_cell(method: str, per_class: int, seed: int, batch: int, work: Path, args: list[str]) -> dict:
+    """One cell: ``cnnlab train ARGS`` on ``per_class`` x 10 CIFAR-10 photos, no validation split, one thread."""
     common = [f"data.limit_train={per_class * 10}", "data.val=none", f"data.batch_size={batch}",
               f"train.seed={seed}", "train.threads=1", "train.plots=false", "train.early_stopping.patience=null"]
-    out = work / f"{method}-{per_class}-s{seed}"
+    summary = cli(*args, *common, "--out", str(work / f"{method}-{per_class}-s{seed}"), "--overwrite")
+    return {"method": method, "per_class": per_class, "seed": seed, "test_accuracy": summary["test_accuracy"],
+            "train_seconds": summary["train_seconds"], "wall_seconds": summary["wall_seconds"],
+            "epochs": summary["epochs"], "steps": summary["steps"]}
+
+
+def in1k_cell(method: str, per_class: int, seed: int, feats: Path, work: Path) -> dict:
+    batch, epochs = in1k_budget(per_class)
     if method == "in1k-probe":
         args = ["train", "imagenette-probe", "data.name=cifar10-jpeg", "data.image_size=96",
                 f"model.features_from={feats}", f"train.epochs={budget(per_class)[1] * 2}", "optim.lr=0.01"]
@@ -80,17 +89,11 @@ def in1k_cell(method: str, per_class: int, seed: int, feats: Path, work: Path) -
         args = ["train", "cifar10-finetune", f"train.epochs={epochs}"]
         if method == "in1k-full-ld":
             args += ["model.freeze_k=0"]
-    summary = cli(*args, *common, "--out", str(out), "--overwrite")
-    return {"method": method, "per_class": per_class, "seed": seed, "test_accuracy": summary["test_accuracy"],
-            "train_seconds": summary["train_seconds"], "wall_seconds": summary["wall_seconds"],
-            "epochs": summary["epochs"], "steps": summary["steps"]}
+    return train_cell(method, per_class, seed, batch, work, args)
 
 
 def cell(method: str, per_class: int, seed: int, pretrain: Path, feats: Path, work: Path) -> dict:
     batch, epochs = budget(per_class)
-    common = [f"data.limit_train={per_class * 10}", "data.val=none", f"data.batch_size={batch}",
-              f"train.seed={seed}", "train.threads=1", "train.plots=false", "train.early_stopping.patience=null"]
-    out = work / f"{method}-{per_class}-s{seed}"
     if method == "probe":
         args = ["train", "cifar10-baseline", f"model.features_from={feats}", f"train.epochs={epochs * 2}",
                 "optim.name=adamw", "optim.lr=0.01", "optim.weight_decay=1e-4", "schedule.name=cosine"]
@@ -103,10 +106,7 @@ def cell(method: str, per_class: int, seed: int, pretrain: Path, feats: Path, wo
             args += [f"model.weights={pretrain}", "optim.layer_decay=0.5", "optim.lr=1e-3"]
         else:
             args += ["optim.lr=3e-3"]
-    summary = cli(*args, *common, "--out", str(out), "--overwrite")
-    return {"method": method, "per_class": per_class, "seed": seed, "test_accuracy": summary["test_accuracy"],
-            "train_seconds": summary["train_seconds"], "wall_seconds": summary["wall_seconds"],
-            "epochs": summary["epochs"], "steps": summary["steps"]}
+    return train_cell(method, per_class, seed, batch, work, args)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -134,9 +134,9 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
 
 
 def table(rows: list[dict]) -> list[str]:
@@ -166,9 +166,7 @@ def merge(paths: list[Path], out_dir: Path, plot_path: Path) -> None:
         rows += part["rows"]
         parts.append({"file": path.name, "pretrain": part.get("pretrain"),
                       "feature_cache_seconds": part.get("feature_cache_seconds")})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"transfer-study-merged-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"parts": parts, "rows": rows}, indent=2) + "\n")
+    path = write_result("transfer-study-merged", {"parts": parts, "rows": rows}, out_dir)
     plot(rows, plot_path)
     print("\n".join(table(rows)))
     print(f"wrote {path} and {plot_path}", file=sys.stderr)
@@ -220,13 +218,10 @@ def main() -> None:
     payload = {"pretrain": ({"weights": "efficientnet_lite0.in1k", "image_size": 96} if a.imagenet else
                             {"run": str(a.pretrain), "test_accuracy": pre.get("test_accuracy"),
                              "train_seconds": pre.get("train_seconds"), "dataset": pre.get("dataset")}),
-               "feature_cache_seconds": round(feature_seconds, 1), "rows": rows,
-               "machine": {"cpus": os.cpu_count(), "platform": sys.platform}}
+               "feature_cache_seconds": round(feature_seconds, 1), "rows": rows}
     if a.previous:
         payload["previous"] = str(a.previous)
-    a.out_dir.mkdir(parents=True, exist_ok=True)
-    path = a.out_dir / f"transfer-study-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path = write_result("transfer-study", payload, a.out_dir)
     every = rows + (json.loads(a.previous.read_text())["rows"] if a.previous else [])
     plot(every, a.plot)
     print("\n".join(table(every)))

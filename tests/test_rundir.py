@@ -6,7 +6,8 @@ import os
 import pytest
 
 from cnnlab.errors import CnnlabError
-from cnnlab.rundir import MARKER, check_out_dir, is_run_dir, lock_holder, lock_run_dir, open_run_dir
+from cnnlab.rundir import (MARKER, check_out_dir, is_run_dir, lock_holder, lock_run_dir, open_run_dir, output_kind,
+                           staged_run_dir)
 
 
 def test_a_new_run_directory_is_marked_and_locked(tmp_path):
@@ -83,3 +84,43 @@ def test_an_existing_directory_suggests_resume_only_where_the_command_has_it(tmp
         with open_run_dir(out, kind="predict"):
             pass
     assert "--resume" not in str(predict.value)
+
+
+def test_a_staged_folder_replaces_the_old_one_only_once_it_is_complete(tmp_path):
+    out = tmp_path / "scenes"
+    with staged_run_dir(out, kind="scenes", last=("scenes.json",)) as staging:
+        (staging / "a.png").write_bytes(b"old")
+        (staging / "scenes.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == [".cnnlab-run", "a.png", "scenes.json"]
+    with pytest.raises(KeyboardInterrupt):  # a failure part-way: the old folder stays as it was
+        with staged_run_dir(out, overwrite=True, kind="scenes") as staging:
+            (staging / "a.png").write_bytes(b"new")
+            assert not staging.is_relative_to(out)
+            raise KeyboardInterrupt
+    assert (out / "a.png").read_bytes() == b"old" and output_kind(out) == "scenes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenes"]  # no staging folder left
+    with staged_run_dir(out, overwrite=True, kind="scenes") as staging:
+        (staging / "b.png").write_bytes(b"new")
+    assert sorted(p.name for p in out.iterdir()) == [".cnnlab-run", "b.png"]
+
+
+def test_a_staged_folder_follows_the_output_policy(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(CnnlabError, match="--overwrite"):
+        with staged_run_dir(mine, kind="scenes") as staging:
+            (staging / "x").write_text("x")
+    with pytest.raises(CnnlabError, match="not a cnnlab run directory"):
+        with staged_run_dir(mine, overwrite=True, kind="scenes") as staging:
+            (staging / "x").write_text("x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"] and (mine / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("name", ["cnnlab.rundir", "cnnlab.fileio"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

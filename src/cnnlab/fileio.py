@@ -63,6 +63,20 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
+# Files of a folder that is being built whole under a hidden name (rundir.staged_run_dir, a cache
+# folder renamed into place) need no temporary name nor fsync each: nobody reads the folder before
+# it is moved in, and a failure removes it. Skipping 14,000 fsyncs took make-scenes' default 7,000
+# scenes from 74 s to ~8 s here. Anywhere else, use the atomic writers above.
+def write_staged_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` inside a staging folder (see above: not atomic on its own)."""
+    Path(path).write_bytes(data)
+
+
+def write_staged_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` inside a staging folder (see above)."""
+    write_staged_bytes(path, text.encode("utf-8"))
+
+
 # ---------------------------------------------------------------- marks: which cnnlab output a file is
 
 MARK_KEY = "cnnlab"  # PNG text chunk keyword; HTML <meta name="generator" content="cnnlab KIND">

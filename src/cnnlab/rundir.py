@@ -14,6 +14,8 @@ place before anything else is written there, and is held under an exclusive
   renamed), or empties a marked one while holding its lock, and keeps the lock
   until the ``with`` block ends. A second process gets a one-line error naming
   the PID that holds it.
+- :func:`staged_run_dir` builds a folder whole under a hidden name and moves it in through
+  :func:`open_run_dir` at the end (generated datasets: all or nothing, the old one kept until then).
 - :func:`lock_run_dir` holds an existing run (``--resume``) the same way.
 
 Every output has a *kind*: the command that made it (``train``, ``sweep``,
@@ -500,6 +502,42 @@ def open_run_dir(path: str | os.PathLike, *, overwrite: bool = False, kind: str 
         raise
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def staged_run_dir(path: str | os.PathLike, *, overwrite: bool = False, kind: str, inputs=(),
+                   last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Build an output folder whole in a hidden sibling, then move it into ``path`` (opened by :func:`open_run_dir`).
+
+    The block writes into the yielded staging folder (with :func:`cnnlab.fileio.write_staged_bytes`:
+    nobody reads it meanwhile). Only when the block succeeds is ``path`` created or, with
+    ``overwrite``, its old content replaced; entries named in ``last`` move in last (a manifest
+    that says the folder is complete). An error or Ctrl-C removes the staging folder and leaves
+    ``path`` as it was.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "scenes"
+    >>> with staged_run_dir(out, kind="scenes", last=("scenes.json",)) as staging:
+    ...     _ = (staging / "scenes.json").write_text("{}")
+    ...     out.exists()
+    False
+    >>> sorted(p.name for p in out.iterdir())
+    ['.cnnlab-run', 'scenes.json']
+    """
+    path = Path(path)
+    check_out_dir(path, overwrite, kind=kind, inputs=inputs)  # refused before any work; open_run_dir checks again
+    staging = path.parent / f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise CnnlabError(f"cannot write next to --out {path}: {exc.strerror or exc}; choose a writable place") from None
+    try:
+        yield staging
+        with open_run_dir(path, overwrite=overwrite, kind=kind, inputs=inputs) as run:
+            for entry in sorted(staging.iterdir(), key=lambda p: p.name in last):
+                os.rename(entry, run / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager

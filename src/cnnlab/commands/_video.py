@@ -15,7 +15,7 @@ from pathlib import Path
 from cnnlab.commands.common import notice, print_json
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import write_json_atomic
-from cnnlab.rundir import check_out_dir, check_out_file, open_run_dir
+from cnnlab.rundir import check_out_dir, check_out_file, open_run_dir, staged_run_dir
 from cnnlab.version import __version__
 
 # why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
@@ -101,8 +101,6 @@ def run_video(args) -> int:
         raise CnnlabError("--overwrite replaces --out; give --out")
     from cnnlab.video.track import parse_tracker_options
 
-    if args.tracker and not args.track:
-        raise CnnlabError("--tracker sets the tracker's options: add --track")
     tracker = parse_tracker_options(args.tracker) if args.tracker else None
     job = open_job(args.run_dir, args.images[0], k=3 if args.top_k is None else args.top_k,
                    score_threshold=args.score_threshold,
@@ -208,6 +206,7 @@ def add_make_video(inner) -> None:
 def run_make_frame_scenes(args) -> int:
     """``make-video mnist --scenes``: the video's kind of frames as a VOC folder (cnnlab.video.frame_scenes)."""
     from cnnlab.data.locate import load_idx_dataset
+    from cnnlab.data.scenes import MANIFEST
     from cnnlab.video.frame_scenes import write_frame_scenes
 
     for name in ("train", "test"):
@@ -215,8 +214,8 @@ def run_make_frame_scenes(args) -> int:
             raise CnnlabError(f"--{name} {getattr(args, name)} is out of range; expected 1 to 1,000,000 frames")
     check_out_dir(args.out, args.overwrite, kind="scenes")
     mnist = load_idx_dataset("mnist", args.data_dir)
-    with open_run_dir(args.out, overwrite=args.overwrite, kind="scenes", remove_on_error=True) as out:
-        manifest = write_frame_scenes(out, mnist, args.train, args.test, args.seed, args.size, args.amodal)
+    with staged_run_dir(args.out, overwrite=args.overwrite, kind="scenes", last=(MANIFEST,)) as staging:
+        manifest = write_frame_scenes(staging, mnist, args.train, args.test, args.seed, args.size, args.amodal)
     summary = {"out": str(args.out), **manifest["params"], "boxes": manifest["boxes"]}
     if args.json:
         print_json(summary)

@@ -12,7 +12,7 @@ from pathlib import Path
 from cnnlab.commands.common import notice, print_json
 from cnnlab.errors import CnnlabError
 from cnnlab.fileio import atomic_path, png_metadata
-from cnnlab.rundir import check_out_dir, check_out_file, open_run_dir
+from cnnlab.rundir import check_out_dir, check_out_file, staged_run_dir
 
 # why the cnnlab imports inside functions: `cnnlab --help` imports every command module; the library loads on use
 
@@ -126,33 +126,19 @@ def _save_preview(fig, out: Path) -> None:
 
 
 def run_make_scenes(args) -> int:
-    import os
-    import shutil
     import time
-    import uuid
 
     from cnnlab.data.locate import load_idx_dataset
-    from cnnlab.data.scenes import SceneParams, generate_scenes, parse_digits
+    from cnnlab.data.scenes import MANIFEST, SceneParams, generate_scenes, parse_digits
     params = SceneParams(size=args.size, digits=parse_digits(args.digits), train=args.train, test=args.test,
                          seed=args.seed, clutter=args.clutter, format=args.format).check()
     out = Path(args.out)
     check_out_dir(out, args.overwrite, kind="scenes")
     mnist = load_idx_dataset("mnist", args.data_dir)
     start = time.perf_counter()
-    # Every file is written into a hidden sibling first and moved in at the end: a failure or
-    # Ctrl-C leaves no half-written dataset behind (the hidden folder is removed).
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    try:
-        staging.mkdir(parents=True)
-    except OSError as exc:
-        raise CnnlabError(f"cannot write next to --out {out}: {exc.strerror or exc}; choose a writable place") from None
-    try:
+    # built in a hidden sibling and moved in at the end: a failure or Ctrl-C leaves no half-written dataset
+    with staged_run_dir(out, overwrite=args.overwrite, kind="scenes", last=(MANIFEST,)) as staging:
         manifest = generate_scenes(staging, mnist, params, progress=not args.json)
-        with open_run_dir(out, overwrite=args.overwrite, kind="scenes") as run:
-            for entry in sorted(staging.iterdir(), key=lambda p: p.name == "scenes.json"):  # manifest last
-                os.rename(entry, run / entry.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     objects = [o for objs in manifest["images"].values() for o in objs]
     summary = {"out": str(out), "format": params.format, "size": params.size, "digits": list(params.digits),
                "seed": params.seed, "clutter": params.clutter, "train": params.train, "test": params.test,

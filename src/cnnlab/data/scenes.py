@@ -46,6 +46,7 @@ from cnnlab.data.formats.voc import read_voc
 from cnnlab.data.locate import load_idx_dataset
 from cnnlab.data.registry import register_dataset
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import write_staged_bytes, write_staged_text
 
 GENERATOR_VERSION = 1  # bump when the drawing changes, so cached scenes are regenerated
 SCALE_RANGE = (0.5, 2.0)
@@ -251,40 +252,35 @@ def check_output_size(out: Path, mnist, params: SceneParams) -> int:
     return need
 
 
-# Plain writes, not fileio's atomic ones: the scenes folder is built whole under a temporary name
-# and moved into place (scenes_root renames it; `cnnlab data make-scenes` stages it in a hidden
-# sibling folder), so no reader ever sees a half-written file -- and skipping 14,000 fsyncs
-# took the default 7,000 scenes from 74 s to ~8 s here.
-def _write_plain_text(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
-
-
-def _write_plain_json(path: Path, obj) -> None:
-    _write_plain_text(path, json.dumps(obj, indent=1) + "\n")
+def _write_json(path: Path, obj) -> None:
+    write_staged_text(path, json.dumps(obj, indent=1) + "\n")
 
 
 def start_voc_folder(out: Path, classes) -> None:
-    """The VOC layout's folders and ``classes.txt`` in ``out`` (plain writes: build ``out`` staged, see above)."""
+    """The VOC layout's folders and ``classes.txt`` in the staging folder ``out`` (rundir.staged_run_dir)."""
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    _write_plain_text(out / "classes.txt", "\n".join(classes) + "\n")
+    write_staged_text(out / "classes.txt", "\n".join(classes) + "\n")
 
 
 def write_voc_image(out: Path, image_id: str, image: np.ndarray, size: int, objects: list[dict]) -> None:
     """``JPEGImages/ID.png`` and ``Annotations/ID.xml`` (objects ``{"box": [x1, y1, x2, y2], "label": d}``)."""
     filename = f"{image_id}.png"
-    (out / "JPEGImages" / filename).write_bytes(_png(image))
-    _write_plain_text(out / "Annotations" / f"{image_id}.xml", _voc_xml(filename, size, objects))
+    write_staged_bytes(out / "JPEGImages" / filename, _png(image))
+    write_staged_text(out / "Annotations" / f"{image_id}.xml", _voc_xml(filename, size, objects))
 
 
 def write_voc_split(out: Path, split: str, ids: list[str]) -> None:
     """``ImageSets/Main/SPLIT.txt``: the split's image ids, one a line."""
-    _write_plain_text(out / "ImageSets" / "Main" / f"{split}.txt", "\n".join(ids) + "\n")
+    write_staged_text(out / "ImageSets" / "Main" / f"{split}.txt", "\n".join(ids) + "\n")
+
+
+MANIFEST = "scenes.json"
 
 
 def write_manifest(out: Path, manifest: dict) -> None:
     """``scenes.json``, written last: a folder without it was not finished."""
-    _write_plain_json(out / "scenes.json", manifest)
+    _write_json(out / MANIFEST, manifest)
 
 
 def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = False) -> dict:
@@ -292,8 +288,8 @@ def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = Fals
 
     ``mnist`` is ``(train_x, train_y, test_x, test_y)`` as from
     :func:`cnnlab.data.locate.load_idx_dataset`. ``scenes.json`` is written last. The files are
-    written plainly, not atomically: build ``out`` under a temporary name and rename it into place
-    (as :func:`scenes_root` does) so that no reader sees it half-written.
+    staged writes (:func:`cnnlab.fileio.write_staged_bytes`): ``out`` is built under a hidden name
+    and moved into place whole (:func:`cnnlab.rundir.staged_run_dir`, :func:`scenes_root`).
     """
     check_output_size(out, mnist, params)  # before the first file: an impossible size is one line
     train_x, train_y, test_x, test_y = mnist
@@ -321,7 +317,7 @@ def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = Fals
             if params.format == "voc":
                 write_voc_image(out, image_id, image, params.size, objects)
             else:
-                (out / split / filename).write_bytes(_png(image))
+                write_staged_bytes(out / split / filename, _png(image))
                 coco["images"].append({"id": i, "file_name": filename, "width": params.size, "height": params.size})
                 for o in objects:
                     x1, y1, x2, y2 = o["box"]
@@ -334,7 +330,7 @@ def generate_scenes(out: Path, mnist, params: SceneParams, progress: bool = Fals
         if params.format == "voc":
             write_voc_split(out, split, ids)
         else:
-            _write_plain_json(out / "annotations" / f"instances_{split}.json", coco)
+            _write_json(out / "annotations" / f"instances_{split}.json", coco)
     write_manifest(out, manifest)
     return manifest
 

@@ -66,8 +66,8 @@ def write_frame_scenes(out: Path, mnist, train: int = 6000, test: int = 1000, se
                        amodal: bool = False) -> dict:
     """Write the VOC folder into the (empty, existing) ``out``; returns the manifest (``scenes.json``, written last).
 
-    ``out`` is a folder the output policy opened (``cnnlab data make-video --scenes``: removed if
-    this fails part-way), so the files are written plainly, as :mod:`cnnlab.data.scenes` writes its own.
+    ``out`` is a staging folder (:func:`cnnlab.rundir.staged_run_dir`: moved into ``--out`` whole
+    once this returns), so the files are staged writes, as :mod:`cnnlab.data.scenes` writes its own.
     """
     train_x, train_y, test_x, test_y = mnist
     out = Path(out)

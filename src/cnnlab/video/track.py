@@ -43,6 +43,15 @@ import numpy as np
 from cnnlab.errors import CnnlabError, did_you_mean, short_repr
 
 
+def box_areas(boxes: np.ndarray) -> np.ndarray:
+    """Areas of boxes (N, 4) x1, y1, x2, y2 -> (N,); an inverted box has area 0.
+
+    >>> box_areas(np.array([[0, 0, 2, 3.], [5, 5, 4, 6.]])).tolist()
+    [6.0, 0.0]
+    """
+    return np.clip(boxes[:, 2:] - boxes[:, :2], 0, None).prod(-1)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4) -> (N, M); boxes x1, y1, x2, y2.
 
@@ -54,45 +63,45 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     lt = np.maximum(a[:, None, :2], b[None, :, :2])  # (N, M, 2)
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.clip(rb - lt, 0, None).prod(-1)  # (N, M)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
+    union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def dedupe(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+def dedupe(overlaps: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     """Indices of the detections kept by class-agnostic greedy NMS at ``iou``, best first.
 
-    >>> dedupe(np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30.]]), np.array([0.6, 0.9, 0.5]), 0.7).tolist()
+    ``overlaps`` is the detections' IoU with each other (D, D), :func:`iou_matrix` of the boxes.
+
+    >>> boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30.]])
+    >>> dedupe(iou_matrix(boxes, boxes), np.array([0.6, 0.9, 0.5]), 0.7).tolist()
     [1, 2]
     """
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
-    overlaps = iou_matrix(boxes, boxes)
     for i in order:
         if all(overlaps[i, j] < iou for j in keep):
             keep.append(int(i))
     return np.array(keep, dtype=int)
 
 
-def fused_scores(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, iou: float) -> np.ndarray:
+def fused_scores(overlaps: np.ndarray, scores: np.ndarray, keep: np.ndarray, iou: float) -> np.ndarray:
     """``scores`` with each kept box's score raised to the sum (at most 1) of the boxes it absorbed at ``iou``.
 
     Per-class NMS leaves one box per class on an object whose class is unclear; each box's score
     is then the object's confidence times one class's share, and none may reach the tracker's
     thresholds although the object is certain. Each dropped box is counted once, towards the best kept
-    box it overlaps.
+    box it overlaps. ``overlaps`` (D, D) and ``keep`` are :func:`dedupe`'s input and output.
 
-    >>> fused_scores(np.array([[0, 0, 10, 10], [0, 0, 10, 11.]]), np.array([0.3, 0.25]), np.array([0]), 0.7).tolist()
+    >>> boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 11.]])
+    >>> fused_scores(iou_matrix(boxes, boxes), np.array([0.3, 0.25]), np.array([0]), 0.7).tolist()
     [0.55, 0.25]
     """
     out = scores.astype(float).copy()
     dropped = np.setdiff1d(np.arange(len(scores)), keep)
     if len(dropped) == 0:
         return out
-    overlaps = iou_matrix(boxes[dropped], boxes[keep])  # (dropped, kept)
-    for row, d in enumerate(dropped):
-        near = np.flatnonzero(overlaps[row] >= iou)
+    for d in dropped:
+        near = np.flatnonzero(overlaps[d, keep] >= iou)  # positions in keep
         if len(near):
             k = keep[near[np.argmax(scores[keep[near]])]]
             out[k] = min(1.0, out[k] + scores[d])
@@ -287,11 +296,13 @@ class Tracker:
         predicted = np.array([t.kf.predict() for t in self.tracks]).reshape(-1, 4)  # (T, 4)
         for t in self.tracks:
             t.detection = None
+        areas = box_areas(boxes)  # (D,)
+        overlaps = iou_matrix(boxes, boxes)  # (D, D)
         kept = np.zeros(len(scores), dtype=bool)
-        keep = dedupe(boxes, scores, cfg.dedupe_iou)
+        keep = dedupe(overlaps, scores, cfg.dedupe_iou)
         kept[keep] = True
         if cfg.fuse_scores and len(keep):
-            scores = fused_scores(boxes, scores, keep, cfg.dedupe_iou)
+            scores = fused_scores(overlaps, scores, keep, cfg.dedupe_iou)
         high = np.flatnonzero(kept & (scores >= cfg.high_score))
         low = np.flatnonzero(kept & (scores >= cfg.low_score) & (scores < cfg.high_score))
 
@@ -313,7 +324,7 @@ class Tracker:
         used = set()
         for r, d in matched:
             t = self.tracks[r]
-            area = float(np.prod(np.clip(boxes[d, 2:] - boxes[d, :2], 0, None)))
+            area = float(areas[d])
             if not cfg.partial_area or area >= cfg.partial_area * t.area:
                 t.kf.update(boxes[d])
                 t.area = area if not t.area else 0.9 * t.area + 0.1 * area  # slow: a hiding box drops below it
@@ -334,12 +345,11 @@ class Tracker:
                     continue  # a tentative track missed once, or a confirmed one missed too long, dies
             survivors.append(t)
         live = np.array([t.box for t in survivors]).reshape(-1, 4)
-        for d in high:  # birth: unmatched high-score detections
-            if int(d) not in used and not (cfg.birth_iou < 1 and len(live)
-                                           and iou_matrix(boxes[d][None], live).max() >= cfg.birth_iou):
+        near_live = iou_matrix(boxes[high], live).max(1, initial=0.0) if cfg.birth_iou < 1 else np.zeros(len(high))
+        for d, near in zip(high, near_live):  # birth: unmatched high-score detections not on a live track
+            if int(d) not in used and not (cfg.birth_iou < 1 and near >= cfg.birth_iou):
                 t = Track(KalmanBox(boxes[d]), boxes[d].copy(), float(scores[d]), Counter({classes[d]: 1}),
-                          classes[d], detection=int(d),
-                          area=float(np.prod(np.clip(boxes[d, 2:] - boxes[d, :2], 0, None))))
+                          classes[d], detection=int(d), area=float(areas[d]))
                 if cfg.min_hits <= 1:
                     t.track_id, self.next_id = self.next_id, self.next_id + 1
                 survivors.append(t)
