@@ -104,9 +104,9 @@ class SameConv2d(nn.Conv2d):
         k = self.kernel_size[0]
         (top, bottom), (left, right) = same_pads(x.shape[-2], k), same_pads(x.shape[-1], k)
         if top == bottom and left == right:
-            return F.conv2d(x, self.weight, None, 2, (top, left), 1, self.groups)
+            return F.conv2d(x, self.weight, self.bias, 2, (top, left), 1, self.groups)
         x = F.pad(x, (left, right, top, bottom))  # (N, C, H + k - 2, W + k - 2) on even sides
-        return F.conv2d(x, self.weight, None, 2, 0, 1, self.groups)
+        return F.conv2d(x, self.weight, self.bias, 2, 0, 1, self.groups)  # bias: None unless BN was folded in
 
 
 def same_pads(side: int, kernel: int, stride: int = 2) -> tuple[int, int]:
