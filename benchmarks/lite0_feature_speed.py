@@ -62,15 +62,13 @@ def main() -> None:
                     if r:
                         times[name].append(time.perf_counter() - t0)
             rate = {name: round(a.images / statistics.median(t), 1) for name, t in times.items()}
-            rows.append({"batch": batch, "images_per_second": rate,
-                         "folded_channels_last_vs_nchw_256": None})
-    base = rows[0]["images_per_second"]["nchw"] if rows and rows[0]["batch"] == 256 else None
+            rows.append({"batch": batch, "images_per_second": rate})
+    base = next((r["images_per_second"]["nchw"] for r in rows if r["batch"] == 256), None)  # the old path
     print(f"| batch | {' | '.join(nets)} | best vs NCHW at 256 |")
     print("|---:|" + "---:|" * (len(nets) + 1))
     for row in rows:
         r = row["images_per_second"]
-        if base:
-            row["folded_channels_last_vs_nchw_256"] = round(r["folded_channels_last"] / base, 2)
+        row["folded_channels_last_vs_nchw_256"] = round(r["folded_channels_last"] / base, 2) if base else None
         print(f"| {row['batch']} | " + " | ".join(f"{r[n]:.1f}" for n in nets)
               + f" | {row['folded_channels_last_vs_nchw_256'] or '-'}x |")
     print(f"max |folded - plain| on 8 images' features: {diff:.1e}")

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from cnnlab.errors import CnnlabError
+from cnnlab.fileio import write_staged_bytes, write_staged_text
 from cnnlab.rundir import (MARKER, check_out_dir, is_run_dir, lock_holder, lock_run_dir, open_run_dir, output_kind,
                            staged_run_dir)
 
@@ -89,18 +90,18 @@ def test_an_existing_directory_suggests_resume_only_where_the_command_has_it(tmp
 def test_a_staged_folder_replaces_the_old_one_only_once_it_is_complete(tmp_path):
     out = tmp_path / "scenes"
     with staged_run_dir(out, kind="scenes", last=("scenes.json",)) as staging:
-        (staging / "a.png").write_bytes(b"old")
-        (staging / "scenes.json").write_text("{}")
+        write_staged_bytes(staging / "a.png", b"old")
+        write_staged_text(staging / "scenes.json", "{}")
     assert sorted(p.name for p in out.iterdir()) == [".cnnlab-run", "a.png", "scenes.json"]
     with pytest.raises(KeyboardInterrupt):  # a failure part-way: the old folder stays as it was
         with staged_run_dir(out, overwrite=True, kind="scenes") as staging:
-            (staging / "a.png").write_bytes(b"new")
+            write_staged_bytes(staging / "a.png", b"new")
             assert not staging.is_relative_to(out)
             raise KeyboardInterrupt
     assert (out / "a.png").read_bytes() == b"old" and output_kind(out) == "scenes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scenes"]  # no staging folder left
     with staged_run_dir(out, overwrite=True, kind="scenes") as staging:
-        (staging / "b.png").write_bytes(b"new")
+        write_staged_bytes(staging / "b.png", b"new")
     assert sorted(p.name for p in out.iterdir()) == [".cnnlab-run", "b.png"]
 
 
@@ -110,10 +111,10 @@ def test_a_staged_folder_follows_the_output_policy(tmp_path):
     (mine / "notes.txt").write_text("keep")
     with pytest.raises(CnnlabError, match="--overwrite"):
         with staged_run_dir(mine, kind="scenes") as staging:
-            (staging / "x").write_text("x")
+            write_staged_text(staging / "x", "x")
     with pytest.raises(CnnlabError, match="not a cnnlab run directory"):
         with staged_run_dir(mine, overwrite=True, kind="scenes") as staging:
-            (staging / "x").write_text("x")
+            write_staged_text(staging / "x", "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"] and (mine / "notes.txt").read_text() == "keep"
 
 
@@ -124,3 +125,10 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_staged_write_never_replaces_a_file(tmp_path):
+    (tmp_path / "user.txt").write_text("keep")
+    with pytest.raises(FileExistsError):
+        write_staged_text(tmp_path / "user.txt", "new")
+    assert (tmp_path / "user.txt").read_text() == "keep"

@@ -68,8 +68,13 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 # it is moved in, and a failure removes it. Skipping 14,000 fsyncs took make-scenes' default 7,000
 # scenes from 74 s to ~8 s here. Anywhere else, use the atomic writers above.
 def write_staged_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` inside a staging folder (see above: not atomic on its own)."""
-    Path(path).write_bytes(data)
+    """Create ``path`` holding ``data`` inside a staging folder (see above: not atomic on its own).
+
+    The file must not exist (``FileExistsError``): a staging folder is new, so a staged write never
+    replaces anything, even if handed a wrong path.
+    """
+    with open(path, "xb") as fh:
+        fh.write(data)
 
 
 def write_staged_text(path: str | os.PathLike, text: str) -> None:

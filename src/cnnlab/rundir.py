@@ -517,8 +517,9 @@ def staged_run_dir(path: str | os.PathLike, *, overwrite: bool = False, kind: st
 
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "scenes"
+    >>> from cnnlab.fileio import write_staged_text
     >>> with staged_run_dir(out, kind="scenes", last=("scenes.json",)) as staging:
-    ...     _ = (staging / "scenes.json").write_text("{}")
+    ...     write_staged_text(staging / "scenes.json", "{}")
     ...     out.exists()
     False
     >>> sorted(p.name for p in out.iterdir())
@@ -528,12 +529,14 @@ def staged_run_dir(path: str | os.PathLike, *, overwrite: bool = False, kind: st
     check_out_dir(path, overwrite, kind=kind, inputs=inputs)  # refused before any work; open_run_dir checks again
     staging = path.parent / f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     try:
-        staging.mkdir(parents=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()  # exclusive: an existing name fails, so the folder removed below is always the one made here
     except OSError as exc:
         raise CnnlabError(f"cannot write next to --out {path}: {exc.strerror or exc}; choose a writable place") from None
     try:
         yield staging
-        with open_run_dir(path, overwrite=overwrite, kind=kind, inputs=inputs) as run:
+        # remove_on_error: a move failing half-way leaves no half folder (the old content was ours, already cleared)
+        with open_run_dir(path, overwrite=overwrite, kind=kind, inputs=inputs, remove_on_error=True) as run:
             for entry in sorted(staging.iterdir(), key=lambda p: p.name in last):
                 os.rename(entry, run / entry.name)
     finally:

@@ -90,7 +90,7 @@ class Backbone:
 
     def __post_init__(self) -> None:
         # What computes the features: batch norm folded and channels-last (cnnlab.models.inference:
-        # about 7x the old NCHW path on Lite0 here); self.model stays as loaded, for its digest.
+        # 2-3x the old NCHW path on Lite0 here); self.model stays as loaded, for its digest.
         self.fast = inference_copy(self.model)
         self.stages: list[nn.Module] = []
         if self.layer is not None:
@@ -227,13 +227,14 @@ def build_cache(spec: dict[str, Any], data_cfg, out: str | Path, *, layer: str |
     data = data if data is not None else load_dataset(data_cfg)
     mean, std = _stats(backbone, data)
     transform = _transform(backbone, mean, std)
-    key = cache_key(weights_digest(backbone.model), layer, data_digest(data), transform)
+    weights_sha, data_sha = weights_digest(backbone.model), data_digest(data)  # once: data_digest hashes every image
+    key = cache_key(weights_sha, layer, data_sha, transform)
     if existing is not None:
         if existing.get("key") == key and all((out / f"{s}_{p}.npy").is_file() for s in SPLITS for p in "xy"):
             say(f"feature cache {out} is up to date (key {key[:12]}); reused")
             return existing
-        what = [w for w, same in (("weights", existing.get("weights_digest") == weights_digest(backbone.model)),
-                                  ("data", existing.get("data_digest") == data_digest(data)),
+        what = [w for w, same in (("weights", existing.get("weights_digest") == weights_sha),
+                                  ("data", existing.get("data_digest") == data_sha),
                                   ("transform", existing.get("transform") == transform),
                                   ("layer", existing.get("layer") == layer)) if not same]
         say(f"notice: feature cache {out} was made for other {', '.join(what) or 'inputs'}; rebuilding it")
@@ -262,7 +263,7 @@ def build_cache(spec: dict[str, Any], data_cfg, out: str | Path, *, layer: str |
             counts[split] = n
         seconds = time.perf_counter() - t0
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key, "backbone": spec, "layer": layer,
-                "weights_digest": weights_digest(backbone.model), "data_digest": data_digest(data),
+                "weights_digest": weights_sha, "data_digest": data_sha,
                 "dataset": data.name, "classes": list(data.classes), "transform": transform,
                 "feature_dim": dims, "counts": counts, "seconds": round(seconds, 3)}
         write_json_atomic(out / "meta.json", meta)
