@@ -31,20 +31,31 @@ def test_profile_pins_parameters_and_macs(capsys):
 
 
 def test_same_padding_is_tensorflows_grid():
-    """A strided conv on an even side pads (0, 1) for k=3 and (1, 2) for k=5; on an odd side symmetrically."""
+    """A strided conv on an even side pads (0, 1) for k=3 and (1, 2) for k=5; on an odd side symmetrically.
+
+    The reference pads the input explicitly; SameConv2d grows its kernel instead: outputs and gradients agree.
+    """
     import torch.nn.functional as F
 
     from cnnlab.models.efficientnet_lite import SameConv2d, same_pads
 
     torch.manual_seed(0)
     for k in (3, 5):
-        conv = SameConv2d(2, 3, k, stride=2)
-        for side in (16, 15):
-            x = torch.randn(1, 2, side, side)
-            before, after = same_pads(side, k)
-            expected = F.conv2d(F.pad(x, (before, after, before, after)), conv.weight, stride=2)
-            torch.testing.assert_close(conv(x), expected)
-            assert expected.shape[-1] == -(-side // 2)
+        for groups in (1, 2):
+            conv = SameConv2d(2, 4, k, stride=2, groups=groups)
+            for h, w in ((16, 16), (15, 15), (16, 15), (15, 2)):
+                x = torch.randn(2, 2, h, w, requires_grad=True)
+                (top, bottom), (left, right) = same_pads(h, k), same_pads(w, k)
+                expected = F.conv2d(F.pad(x, (left, right, top, bottom)), conv.weight, stride=2, groups=groups)
+                got = conv(x)
+                torch.testing.assert_close(got, expected)
+                assert got.shape[-2:] == (-(-h // 2), -(-w // 2))
+                # the zero tap the even side adds takes no gradient: weight and input gradients are SAME's
+                g = torch.randn_like(got)
+                ref_gx, ref_gw = torch.autograd.grad(expected, (x, conv.weight), g)
+                gx, gw = torch.autograd.grad(got, (x, conv.weight), g)
+                torch.testing.assert_close(gx, ref_gx)
+                torch.testing.assert_close(gw, ref_gw)
     assert [same_pads(16, 3), same_pads(16, 5), same_pads(15, 3)] == [(0, 1), (1, 2), (1, 1)]
 
 

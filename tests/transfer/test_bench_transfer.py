@@ -33,7 +33,10 @@ def test_lite0_rows_time_the_same_network_built_by_timm(monkeypatch):
     assert f["cnnlab_vs_reference"] == round(f["cnnlab_images_per_second"] / f["reference_images_per_second"], 2)
     assert [r["batch"] for r in block["inference"]] == [1, 2]
     assert all(r["onnxruntime_images_per_second"] > 0 and r["reference_torch_images_per_second"] > 0
-               for r in block["inference"])
+               and r["torch_folded_images_per_second"] > 0 for r in block["inference"])
+    for r in block["inference"]:  # the row's rate is the fastest of cnnlab's three PyTorch paths, named
+        rates = {k: r[f"torch_{k}_images_per_second"] for k in ("nchw", "channels_last", "folded")}
+        assert r["torch_layout"] in rates and r["torch_images_per_second"] == max(rates.values())
     table = "\n".join(lite0.format_lite0(block))
     assert "reference, plain loop (NCHW)" in table and "ONNX Runtime images/s" in table
 

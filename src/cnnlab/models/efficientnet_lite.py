@@ -83,7 +83,10 @@ class SameConv2d(nn.Conv2d):
     Stride 1 with an odd kernel: symmetric ``k // 2`` zeros, which is SAME, done by the conv itself.
     Stride 2: SAME pads ``k - 1`` zeros on an odd side (``k//2`` each: again the conv's own padding)
     but ``k - 2`` on an even side, ``k//2 - 1`` before and ``k//2`` after -- a grid one pixel off
-    torch's -- so only then is the input padded explicitly (a copy) before an unpadded conv.
+    torch's. Rather than copy the whole input into a padded tensor, the kernel grows by one zero tap
+    at the start of that axis and the conv pads ``k//2`` on both sides: its windows start one pixel
+    earlier, on a zero weight, so each output sums exactly the pixels SAME's window holds. Only the
+    small weight is copied, and the gradient reaches only the real taps.
 
     >>> conv = SameConv2d(1, 1, 3, stride=2)
     >>> conv(torch.zeros(1, 1, 224, 224)).shape[-2:], conv(torch.zeros(1, 1, 15, 15)).shape[-2:]
@@ -101,12 +104,14 @@ class SameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride[0] == 1:
             return super().forward(x)
-        k = self.kernel_size[0]
-        (top, bottom), (left, right) = same_pads(x.shape[-2], k), same_pads(x.shape[-1], k)
-        if top == bottom and left == right:
-            return F.conv2d(x, self.weight, self.bias, 2, (top, left), 1, self.groups)
-        x = F.pad(x, (left, right, top, bottom))  # (N, C, H + k - 2, W + k - 2) on even sides
-        return F.conv2d(x, self.weight, self.bias, 2, 0, 1, self.groups)  # bias: None unless BN was folded in
+        # an even side needs SAME's window one pixel later than the conv's own: one zero tap before it
+        top, left = 1 - x.shape[-2] % 2, 1 - x.shape[-1] % 2
+        if torch.onnx.is_in_onnx_export():  # the exporter needs a kernel of known shape: pad the input instead
+            (top, bottom), (left, right) = same_pads(x.shape[-2], self.kernel_size[0]), same_pads(x.shape[-1],
+                                                                                                  self.kernel_size[1])
+            return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, 2, 0, 1, self.groups)
+        weight = F.pad(self.weight, (left, 0, top, 0)) if top or left else self.weight  # (out, in/groups, kh, kw)
+        return F.conv2d(x, weight, self.bias, 2, self.padding, 1, self.groups)  # bias: None unless BN was folded
 
 
 def same_pads(side: int, kernel: int, stride: int = 2) -> tuple[int, int]:
