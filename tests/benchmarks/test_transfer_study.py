@@ -21,15 +21,36 @@ def test_every_cell_trains_on_its_subset_with_the_shared_options(script, monkeyp
 
     monkeypatch.setattr(script, "cli", fake_cli)
     row = script.in1k_cell("in1k-full-ld", 10, 2, tmp_path / "feats", tmp_path)
+    head = script.in1k_cell("in1k-head", 10, 0, tmp_path / "feats", tmp_path, image_size=160)
     scratch = script.cell("scratch", 100, 1, tmp_path / "pre", tmp_path / "feats", tmp_path)
     assert row == {"method": "in1k-full-ld", "per_class": 10, "seed": 2, "test_accuracy": 0.5, "train_seconds": 3.0,
-                   "wall_seconds": 4.0, "epochs": 2, "steps": 20}
+                   "wall_seconds": 4.0, "epochs": 2, "steps": 20, "image_size": 96}
     assert scratch["method"] == "scratch" and scratch["per_class"] == 100
-    full, plain = calls
-    assert full[:3] == ("train", "cifar10-finetune", "train.epochs=30") and "model.freeze_k=0" in full
+    full, head_args, plain = calls
+    # full fine-tuning frees every stage; freeze_k=K keeps K stages trainable, so the head-only arm is K=0
+    assert full[:3] == ("train", "cifar10-finetune", "train.epochs=30") and "model.freeze=none" in full
+    assert not any(a.startswith("model.freeze_k") for a in full)
+    assert "model.freeze_k=0" in head_args and "data.image_size=160" in head_args
+    assert head_args[-3:] == ("--out", str(tmp_path / "in1k-head-160px-10-s0"), "--overwrite")
+    assert script.label(head) == "in1k-head @160px" and script.label(row) == "in1k-full-ld"
     assert {"data.limit_train=100", "data.batch_size=32", "train.seed=2"} <= set(full)
     assert {"data.limit_train=1000", "data.batch_size=64", "train.seed=1", "optim.lr=3e-3"} <= set(plain)
     assert full[-3:] == ("--out", str(tmp_path / "in1k-full-ld-10-s2"), "--overwrite")
+
+
+def test_full_fine_tuning_trains_every_parameter_and_the_head_arm_only_the_head():
+    """The arms' overrides do what their names say on the real preset (the built model, weights not loaded)."""
+    from cnnlab.classify.task import build_classifier
+    from cnnlab.config import load_config
+
+    counts = {}
+    for method, extra in (("in1k-full-ld", ["model.freeze=none"]), ("in1k-head", ["model.freeze_k=0"])):
+        cfg = load_config("cifar10-finetune", extra)
+        model = build_classifier(cfg, (3, 96, 96), 10, pretrained=False)
+        counts[method] = (sum(p.numel() for p in model.parameters() if p.requires_grad),
+                          sum(p.numel() for p in model.parameters()))
+    assert counts["in1k-full-ld"][0] == counts["in1k-full-ld"][1]
+    assert counts["in1k-head"][0] == 1280 * 10 + 10
 
 
 def test_merge_gives_one_table_one_record_and_one_plot(script, tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -61,6 +63,10 @@ def test_frozen_batch_norm_statistics_and_weights_are_unchanged_after_training(m
     train_cli("train", "mnist-fast", f"model.weights={mnist_run}", "model.freeze_k=1", "data.limit_train=512",
               "train.plots=false", "--out", tmp_path / "ft", "--quiet")
     after = _state(tmp_path / "ft")
+    summary = json.loads((tmp_path / "ft" / "summary.json").read_text())
+    model = load_run(tmp_path / "ft").model
+    counted = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("features.2.", "head.")))
+    assert summary["trainable_params_at_start"] == counted < summary["params"]
     frozen = [k for k in before if k.startswith(("features.0.", "features.1."))]
     trained = [k for k in before if k.startswith(("features.2.", "head."))]
     assert any("running_mean" in k for k in frozen) and any("running_var" in k for k in frozen)

@@ -242,6 +242,9 @@ def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, 
         if stored is not None:
             _resume(trainer, run_dir, stored, user_cfg, strategy)
         params = sum(p.numel() for p in model.parameters())
+        # what trains from the first step (model.freeze*, before any train.unfreeze_every): a summary that
+        # says "head only" when a recipe meant "everything" catches the mistake at once
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         if not quiet:
             trainer.notice(_start_line(cfg, task, loaded, params, strategy, batch_size, run_dir))
         extra_phases = task.before_fit(trainer, loaded, notice)
@@ -250,6 +253,7 @@ def run_training(cfg: Config, task: Task, strategy: Strategy, run_dir: Path, *, 
         trainer.fit()
         phases["loop"] = time.perf_counter() - t0
         summary = _summarise(cfg, task, strategy, trainer, loaded, params, batch_size, run_dir, extra_phases)
+        summary["trainable_params_at_start"] = trainable
         _test(cfg, task, trainer, loaded, summary, phases, meta, all_callbacks)
         phases.update(train_steps=trainer.train_seconds, validate=trainer.val_seconds,
                       checkpoints=trainer.checkpoint_seconds)
