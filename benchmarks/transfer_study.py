@@ -136,7 +136,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     for arm in arms(rows):
         xs, ys, es = [], [], []
         for n in sorted({r["per_class"] for r in rows}):
@@ -153,7 +153,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_title("ImageNet Lite0 (96 px) and Imagenette ConvNet (32 px) -> CIFAR-10 (JPEG)" if imagenet
                  else "Imagenette-pretrained ConvNet -> CIFAR-10 (JPEG), 32x32", fontsize=9 if imagenet else None)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the axes: ten arms
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
