@@ -24,7 +24,6 @@ import argparse
 import copy
 
 import torch
-import torch.nn.functional as F
 
 from cnnlab.bench.lite0 import _train_step, interleaved
 from cnnlab.bench.results_io import write_result
@@ -36,11 +35,7 @@ class InputPadConv(lite.SameConv2d):
     """SameConv2d as it was: an even side's SAME zeros copied into a padded input before the conv."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride[0] == 1:
-            return torch.nn.Conv2d.forward(self, x)
-        (top, bottom), (left, right) = lite.same_pads(x.shape[-2], self.kernel_size[0]), \
-            lite.same_pads(x.shape[-1], self.kernel_size[1])
-        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, 2, 0, 1, self.groups)
+        return torch.nn.Conv2d.forward(self, x) if self.stride[0] == 1 else self.conv_padded_input(x)
 
 
 def main() -> None:

@@ -107,11 +107,15 @@ class SameConv2d(nn.Conv2d):
         # an even side needs SAME's window one pixel later than the conv's own: one zero tap before it
         top, left = 1 - x.shape[-2] % 2, 1 - x.shape[-1] % 2
         if torch.onnx.is_in_onnx_export():  # the exporter needs a kernel of known shape: pad the input instead
-            (top, bottom), (left, right) = same_pads(x.shape[-2], self.kernel_size[0]), same_pads(x.shape[-1],
-                                                                                                  self.kernel_size[1])
-            return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, 2, 0, 1, self.groups)
+            return self.conv_padded_input(x)
         weight = F.pad(self.weight, (left, 0, top, 0)) if top or left else self.weight  # (out, in/groups, kh, kw)
         return F.conv2d(x, weight, self.bias, 2, self.padding, 1, self.groups)  # bias: None unless BN was folded
+
+    def conv_padded_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The stride-2 SAME conv done the plain way: SAME's zeros copied into the input, an unpadded conv."""
+        (top, bottom), (left, right) = same_pads(x.shape[-2], self.kernel_size[0]), same_pads(x.shape[-1],
+                                                                                              self.kernel_size[1])
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, 2, 0, 1, self.groups)
 
 
 def same_pads(side: int, kernel: int, stride: int = 2) -> tuple[int, int]:
