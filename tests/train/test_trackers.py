@@ -44,6 +44,8 @@ def read_wandb_log(path):
             pos += space
             continue
         chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if len(chunk) < length:  # polled while wandb is still writing this record: it is not there yet
+            break
         if kind == 1:
             out.append(chunk)
         elif kind == 2:
